@@ -1,0 +1,168 @@
+"""The `dfkd` command line.
+
+    dfkd quickstart [--out DIR]                       digits teacher + data-free student, minutes on a CPU
+    dfkd train-teacher [--dataset D] [--arch A] [--config F] [--set k=v]...
+    dfkd distill [--method M] [--config F] [--set k=v]...
+    dfkd list [methods|models|datasets|sources|schedules|terms|views]
+    dfkd options [distill|train-teacher]              every config key with its default and meaning
+
+Bad input prints one line on stderr and exits with status 2 (3 for a non-finite loss).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import DfkdError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        sys.stderr.write(f"dfkd: error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+def _common(p: argparse.ArgumentParser, config: bool = True) -> None:
+    if config:
+        p.add_argument("--config", metavar="FILE", help="YAML config file")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted override, repeatable (e.g. --set distill.rounds=50)")
+    p.add_argument("--out", help="output directory (config key: out)")
+    p.add_argument("--data-root", help="where datasets live (data.root; default $DFKD_DATA_ROOT or ./data)")
+    p.add_argument("--download", action="store_true", help="download a missing torchvision dataset")
+    p.add_argument("--tracking", choices=["offline", "online", "disabled"], help="W&B mode (tracking.mode)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _shorthands(args) -> list[str]:
+    sets = []
+    if args.out:
+        sets.append(f"out={args.out}")
+    if args.data_root:
+        sets.append(f"data.root={args.data_root}")
+    if args.download:
+        sets.append("data.download=true")
+    if args.tracking:
+        sets.append(f"tracking.mode={args.tracking}")
+    return sets + list(args.sets)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="dfkd", description="Data-free and adversarial knowledge distillation.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    q = sub.add_parser("quickstart", help="train a digits teacher and distil a student data-free (CPU, minutes)",
+                       description="Train (or reuse) a teacher on the embedded digits data, run a data-free "
+                                   "distillation, print a short summary. Run directories go under --out.")
+    q.add_argument("--method", default="dfad", help="method recipe (default dfad)")
+    q.add_argument("--seed", type=int, default=0)
+    _common(q, config=False)
+    q.set_defaults(out="runs/quickstart")
+
+    t = sub.add_parser("train-teacher", help="train a teacher with the dataset's recipe",
+                       description="Supervised teacher training; writes OUT/DATASET{SIZE}-ARCH-sSEED/teacher.pt "
+                                   "with its config, test accuracy and sha256.")
+    t.add_argument("--dataset", help="dataset (data.name)")
+    t.add_argument("--arch", help="architecture (arch)")
+    _common(t)
+
+    d = sub.add_parser("distill", help="data-free distillation with a method recipe",
+                       description="Data-free distillation: defaults <- method recipe <- --config <- --set.")
+    d.add_argument("--method", help="method recipe (see `dfkd list methods`)")
+    _common(d)
+
+    ls = sub.add_parser("list", help="list registered methods, models, datasets, ...")
+    ls.add_argument("what", nargs="?", default="all",
+                    choices=["all", "methods", "models", "datasets", "sources", "schedules", "terms", "views"])
+
+    o = sub.add_parser("options", help="every config key with its type, default and meaning")
+    o.add_argument("which", nargs="?", default="distill", choices=["distill", "train-teacher"])
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except DfkdError as e:
+        sys.stderr.write(f"dfkd: error: {e}\n")
+        return e.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("dfkd: interrupted\n")
+        return 130
+
+
+def _dispatch(args) -> int:
+    if args.command == "list":
+        return _list(args.what)
+    if args.command == "options":
+        return _options(args.which)
+    if args.command == "quickstart":
+        from .quickstart import quickstart
+
+        return quickstart(out=args.out, method=args.method, seed=args.seed, sets=_shorthands(args),
+                          quiet=args.quiet)
+    if args.command == "train-teacher":
+        from .teacher import build_teacher_config, train_teacher
+
+        sets = _shorthands(args)
+        if args.dataset:
+            sets.insert(0, f"data.name={args.dataset}")
+        if args.arch:
+            sets.insert(0, f"arch={args.arch}")
+        cfg = build_teacher_config(args.config, sets)
+        path, acc = train_teacher(cfg, quiet=args.quiet)
+        print(f"teacher {cfg.arch} on {cfg.data.name}: test accuracy {acc:.2f}% -> {path}")
+        return 0
+    if args.command == "distill":
+        from .methods import build_config
+        from .runs import distill
+
+        cfg = build_config(args.config, _shorthands(args), method=args.method)
+        run_dir, summary = distill(cfg, quiet=args.quiet)
+        print(json.dumps({k: v for k, v in summary.items() if k != "curve"}, indent=2))
+        print(f"run directory: {run_dir}")
+        return 0
+    raise AssertionError(args.command)
+
+
+def _list(what: str) -> int:
+    from generators import SOURCES
+
+    from .data import DATASETS
+    from .methods import METHODS
+    from .models import model_names
+    from .objective import TERMS
+    from .synthesizers import SCHEDULES
+    from .views import VIEWS
+
+    tables = {
+        "methods": [(n, METHODS.get(n).doc.split("\n")[0]) for n in METHODS],
+        "models": [(n, "") for n in model_names()],
+        "datasets": [(n, DATASETS.get(n).doc) for n in DATASETS],
+        "sources": [(n, (SOURCES.get(n).__doc__ or "").strip()) for n in SOURCES],
+        "schedules": [(n, (SCHEDULES.get(n).__doc__ or "").strip().split("\n")[0]) for n in SCHEDULES],
+        "terms": [(n, TERMS.get(n).doc) for n in TERMS],
+        "views": [(n, (VIEWS.get(n).__doc__ or "").strip()) for n in VIEWS],
+    }
+    for name, rows in tables.items():
+        if what not in ("all", name):
+            continue
+        print(f"{name}:")
+        for key, doc in rows:
+            print(f"  {key:<22} {doc}".rstrip())
+    return 0
+
+
+def _options(which: str) -> int:
+    from .config import Config, TeacherTrainConfig, options
+
+    for key, tp, default, help_ in options(Config if which == "distill" else TeacherTrainConfig):
+        print(f"{key:<28} {tp:<12} {default!s:<14} {help_}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

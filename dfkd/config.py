@@ -1,0 +1,321 @@
+"""Typed, plain configuration: dataclasses filled from YAML plus dotted `--set key=value` overrides.
+
+Layering (later wins): the dataclass defaults, the method's recipe (`dfkd.methods`), the YAML file,
+then each `--set`. Unknown keys, wrong types and out-of-range values raise `DfkdError` naming the
+key and, for unknown keys, the closest valid one. Every field carries its help text, so
+`dfkd options` documents every option from this one file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import DfkdError
+from .registry import suggest
+
+
+def opt(default, help: str, *, min=None, max=None, choices=None):
+    """A config field with its documentation and its allowed range or choices."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    if dataclasses.is_dataclass(default):
+        return field(default_factory=lambda d=default: dataclasses.replace(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class OptimConfig:
+    name: str = opt("sgd", "optimizer", choices=["sgd", "adam"])
+    lr: float = opt(0.1, "learning rate", min=0.0)
+    momentum: float = opt(0.9, "SGD momentum", min=0.0, max=1.0)
+    betas: list[float] = opt([0.9, 0.999], "Adam betas")
+    weight_decay: float = opt(5e-4, "L2 weight decay", min=0.0)
+    schedule: str = opt("cosine", "learning-rate schedule over the whole run",
+                        choices=["cosine", "step", "constant"])
+    milestones: list[float] = opt([0.5, 0.75], "step schedule: fractions of the run where lr is multiplied by gamma")
+    gamma: float = opt(0.1, "step schedule: multiplier at each milestone", min=0.0)
+
+
+@dataclass
+class DataConfig:
+    name: str = opt("digits", "dataset (see `dfkd list datasets`)")
+    root: str | None = opt(None, "where datasets live; default $DFKD_DATA_ROOT, else ./data")
+    download: bool = opt(False, "download a missing torchvision dataset (needs network)")
+    image_size: int | None = opt(None, "input resolution; default: the dataset's own (digits 16, MNIST 32)", min=4)
+    num_workers: int = opt(0, "data-loader workers for real-data loading", min=0)
+    mean: list[float] | None = opt(None, "imagefolder only: per-channel normalisation mean (default ImageNet's)")
+    std: list[float] | None = opt(None, "imagefolder only: per-channel normalisation std (default ImageNet's)")
+    num_classes: int | None = opt(None, "imagefolder only: number of classes (default: folders found)", min=2)
+
+
+@dataclass
+class TeacherConfig:
+    arch: str = opt("cnn", "teacher architecture (see `dfkd list models`)")
+    checkpoint: str = opt("auto", "teacher checkpoint path; 'auto' trains (or reuses) one under OUT/teachers")
+
+
+@dataclass
+class StudentConfig:
+    arch: str = opt("cnn_small", "student architecture (see `dfkd list models`)")
+    optim: OptimConfig = opt(OptimConfig(), "student optimizer")
+
+
+@dataclass
+class SourceConfig:
+    name: str = opt("dcgan", "input source: a generator architecture (see `dfkd list sources`)")
+    nz: int = opt(100, "latent dimension of the generator", min=1)
+    width: int = opt(128, "channels of the generator's first feature map", min=1)
+    optim: OptimConfig = opt(OptimConfig(name="adam", lr=1e-3, betas=[0.5, 0.999], weight_decay=0.0),
+                             "generator optimizer")
+
+
+@dataclass
+class SynthConfig:
+    schedule: str = opt("persistent", "how the source is kept across rounds (see `dfkd list schedules`)")
+    g_steps: int = opt(1, "source optimisation steps per round", min=0)
+    batch_size: int = opt(256, "synthesized batch size", min=1)
+
+
+@dataclass
+class ObjectiveConfig:
+    generator: dict[str, float] = opt({}, "weights of the source's loss terms, set by the method "
+                                          "(see `dfkd list terms`)")
+    student: dict[str, float] = opt({}, "weights of the student's loss terms, set by the method")
+    temperature: float = opt(1.0, "softmax temperature of KL/JS terms", min=1e-6)
+
+
+@dataclass
+class DistillConfig:
+    rounds: int = opt(200, "synthesis rounds (each: g_steps source steps, then kd_steps student steps)", min=1)
+    kd_steps: int = opt(5, "student steps per round", min=1)
+    batch: str = opt("fresh", "student inputs: 'fresh' samples a new batch per step, 'reuse' trains on "
+                              "the round's synthesized batch (DAFL, ZSKT)", choices=["fresh", "reuse"])
+    eval_every: int = opt(20, "evaluate the student on the test split every N rounds (and at the end)", min=1)
+
+
+@dataclass
+class TrackingConfig:
+    mode: str = opt("offline", "Weights & Biases mode; offline needs no network (`wandb sync` later)",
+                    choices=["offline", "online", "disabled"])
+    project: str = opt("dfkd", "W&B project")
+    entity: str | None = opt(None, "W&B entity (user or team)")
+    group: str | None = opt(None, "W&B group (e.g. the table a run belongs to)")
+    tags: list[str] = opt([], "W&B tags")
+    log_every: int = opt(10, "write averaged losses every N rounds", min=1)
+
+
+@dataclass
+class Config:
+    """A data-free distillation run (`dfkd distill`)."""
+
+    method: str = opt("dfad", "recipe that sets the defaults below (see `dfkd list methods`)")
+    seed: int = opt(0, "random seed")
+    device: str = opt("auto", "cpu, cuda, cuda:N, or auto (cuda when available)")
+    out: str = opt("runs", "directory under which run directories are created")
+    run_name: str | None = opt(None, "run directory name; default METHOD-DATASET-TEACHER-STUDENT-sSEED-TIME")
+    data: DataConfig = opt(DataConfig(), "dataset (only its test split is read in data-free runs)")
+    teacher: TeacherConfig = opt(TeacherConfig(), "frozen teacher")
+    student: StudentConfig = opt(StudentConfig(), "student")
+    source: SourceConfig = opt(SourceConfig(), "input source")
+    synth: SynthConfig = opt(SynthConfig(), "synthesis schedule")
+    objective: ObjectiveConfig = opt(ObjectiveConfig(), "loss terms")
+    distill: DistillConfig = opt(DistillConfig(), "the distillation loop")
+    tracking: TrackingConfig = opt(TrackingConfig(), "tracking")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = opt(30, "training epochs", min=1)
+    batch_size: int = opt(64, "batch size", min=1)
+    augment: bool = opt(True, "random crop (+ flip on natural images) during training")
+    optim: OptimConfig = opt(OptimConfig(lr=0.05), "optimizer")
+
+
+@dataclass
+class TeacherTrainConfig:
+    """Teacher training (`dfkd train-teacher`): a supervised run on the real training split."""
+
+    seed: int = opt(0, "random seed")
+    device: str = opt("auto", "cpu, cuda, cuda:N, or auto")
+    out: str = opt("runs/teachers", "directory for the checkpoint and run files")
+    data: DataConfig = opt(DataConfig(), "dataset")
+    arch: str = opt("cnn", "architecture (see `dfkd list models`)")
+    train: TrainConfig = opt(TrainConfig(), "training recipe")
+    tracking: TrackingConfig = opt(TrackingConfig(), "tracking")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """A new dict: `over` merged into `base`, nested dicts merged key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_set(item: str) -> dict:
+    """'a.b.c=1e-3' -> {'a': {'b': {'c': <value>}}}; the value is read as YAML ('[1, 2]', 'true', 'null')."""
+    if "=" not in item:
+        raise DfkdError(f"--set '{item}' needs the form key=value (e.g. --set distill.rounds=50)")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise DfkdError(f"--set '{item}': empty key part; use dotted keys like student.optim.lr=0.1")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    out: dict = {}
+    node = out
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise DfkdError(f"config file '{p}' not found; pass an existing YAML file to --config")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DfkdError(f"config file '{p}' is not valid YAML ({first}); fix the file") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise DfkdError(f"config file '{p}' must hold a mapping of keys, not a {type(data).__name__}")
+    return data
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def _coerce(value: Any, tp, path: str):
+    """Check (and gently convert: '1e-3' -> 0.001, 3 -> 3.0) a value against a type annotation."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], path)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise DfkdError(f"config key '{path}' must be a mapping of its sub-keys, got {value!r}")
+        return from_dict(tp, value, prefix=path + ".")
+    if origin is list:
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise DfkdError(f"config key '{path}' must be a list, got {value!r}")
+        return [_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise DfkdError(f"config key '{path}' must be a mapping, got {value!r}")
+        return {str(k): _coerce(v, args[1], f"{path}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise DfkdError(f"config key '{path}' must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise DfkdError(f"config key '{path}' must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out = float(value)
+        elif isinstance(value, str):
+            try:
+                out = float(value)
+            except ValueError:
+                raise DfkdError(f"config key '{path}' must be a number, got {value!r}") from None
+        else:
+            raise DfkdError(f"config key '{path}' must be a number, got {value!r}")
+        if not math.isfinite(out):
+            raise DfkdError(f"config key '{path}' must be finite, got {value!r}")
+        return out
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise DfkdError(f"config key '{path}' must be a string, got {value!r}")
+    raise TypeError(f"unsupported config type {tp} at {path}")
+
+
+def _check_range(value, meta: dict, path: str) -> None:
+    if value is None:
+        return
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise DfkdError(f"config key '{path}' is '{value}'{suggest(value, choices)}; "
+                        f"choose one of: {', '.join(choices)}")
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and value < lo:
+        raise DfkdError(f"config key '{path}' is {value}; it must be >= {lo}")
+    if hi is not None and value > hi:
+        raise DfkdError(f"config key '{path}' is {value}; it must be <= {hi}")
+
+
+def from_dict(cls, data: dict, prefix: str = ""):
+    """Build dataclass `cls` from a plain dict, rejecting unknown keys with a suggestion."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            raise DfkdError(f"unknown config key '{prefix}{key}'{suggest(key, known)}; "
+                            f"valid keys here: {', '.join(known)}")
+    kwargs = {}
+    for name, f in known.items():
+        if name not in data:
+            continue
+        value = _coerce(data[name], hints[name], prefix + name)
+        _check_range(value, f.metadata, prefix + name)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def to_dict(cfg) -> dict:
+    return asdict(cfg)
+
+
+def options(cls, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """(dotted key, type, default, help) for every leaf option of a config class."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    defaults = cls()
+    for f in fields(cls):
+        tp = hints[f.name]
+        default = getattr(defaults, f.name)
+        if dataclasses.is_dataclass(tp):
+            rows += options(tp, prefix + f.name + ".")
+            continue
+        help_ = f.metadata.get("help", "")
+        if f.metadata.get("choices"):
+            help_ += f" [{' | '.join(f.metadata['choices'])}]"
+        rows.append((prefix + f.name, _type_name(tp), default, help_))
+    return rows
+
+
+def dump_yaml(cfg) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+

@@ -1,0 +1,218 @@
+"""Dataset registry: the embedded digits, torchvision benchmarks and any ImageFolder.
+
+Every split goes through `load_split(cfg, split)`, the one place real data is read. Data-free runs
+call it for the "test" split only (evaluation); tests assert that.
+
+Images come out normalised with fixed per-dataset constants: (N, C, H, W) float tensors and integer
+labels. Missing torchvision datasets raise `DfkdError` naming where they were looked for; they are
+downloaded only when `data.download` is true.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from .config import DataConfig
+from .errors import DfkdError
+from .registry import Registry
+
+DATASETS = Registry("dataset")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    num_classes: int
+    in_channels: int
+    image_size: int  # default resolution (data.image_size overrides)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    flip: bool  # horizontal flips are label-preserving (natural images, not digits)
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    info: DatasetInfo
+    load: object  # (cfg: DataConfig, split: str, size: int, info: DatasetInfo) -> Dataset
+    doc: str
+
+
+def _register(name: str, info: DatasetInfo, doc: str):
+    def add(load):
+        DATASETS.register(name)(DatasetEntry(info, load, doc))
+        return load
+
+    return add
+
+
+def data_root(cfg: DataConfig) -> Path:
+    return Path(cfg.root or os.environ.get("DFKD_DATA_ROOT") or "data").expanduser()
+
+
+def dataset_info(cfg: DataConfig) -> DatasetInfo:
+    """The dataset's shape facts, with `image_size`, `mean`, `std` and classes from the config."""
+    entry = DATASETS.get(cfg.name)
+    info = entry.info
+    size = cfg.image_size or info.image_size
+    mean = tuple(cfg.mean) if cfg.mean else info.mean
+    std = tuple(cfg.std) if cfg.std else info.std
+    classes = cfg.num_classes or info.num_classes
+    if cfg.name == "imagefolder" and not cfg.num_classes:
+        classes = _count_class_dirs(data_root(cfg) / "train")
+    if len(mean) != info.in_channels or len(std) != info.in_channels:
+        raise DfkdError(f"data.mean and data.std need {info.in_channels} values for {cfg.name}")
+    return DatasetInfo(classes, info.in_channels, size, mean, std, info.flip)
+
+
+def load_split(cfg: DataConfig, split: str) -> Dataset:
+    """The `split` ("train" or "test") of the configured dataset, normalised."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    entry = DATASETS.get(cfg.name)
+    info = dataset_info(cfg)
+    return entry.load(cfg, split, info)
+
+
+# ----------------------------------------------------------------------------- digits
+
+
+@_register("digits", DatasetInfo(10, 1, 16, (0.3054,), (0.3190,), flip=False),
+           "scikit-learn's bundled handwritten digits: 1,797 8×8 images, no download; "
+           "fixed stratified split 1,437 train / 360 test; upsampled to data.image_size (16); "
+           "mean/std measured on the 16px training split")
+def _digits(cfg: DataConfig, split: str, info: DatasetInfo) -> Dataset:
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    index = np.arange(len(d.target))
+    train_idx, test_idx = train_test_split(index, test_size=0.2, stratify=d.target, random_state=0)
+    idx = np.sort(train_idx if split == "train" else test_idx)
+    x = torch.tensor(d.images[idx] / 16.0, dtype=torch.float32).unsqueeze(1)
+    if info.image_size != 8:
+        x = F.interpolate(x, size=(info.image_size, info.image_size), mode="bilinear", align_corners=False)
+    x = (x - info.mean[0]) / info.std[0]
+    return TensorDataset(x, torch.tensor(d.target[idx], dtype=torch.long))
+
+
+# ----------------------------------------------------------------------------- torchvision
+
+
+def _transform(info: DatasetInfo, native: int):
+    import torchvision.transforms as T
+
+    steps = [] if info.image_size == native else [T.Resize((info.image_size, info.image_size))]
+    return T.Compose(steps + [T.ToTensor(), T.Normalize(info.mean, info.std)])
+
+
+def _torchvision(cfg: DataConfig, split: str, info: DatasetInfo, cls_name: str, native: int, **kw):
+    import torchvision.datasets as D
+
+    root = data_root(cfg)
+    cls = getattr(D, cls_name)
+    if cls_name == "SVHN":
+        kw["split"] = "train" if split == "train" else "test"
+    else:
+        kw["train"] = split == "train"
+    try:
+        return cls(root=str(root), download=cfg.download, transform=_transform(info, native), **kw)
+    except RuntimeError as e:
+        if "not found" in str(e).lower() or "download" in str(e).lower():
+            raise DfkdError(f"dataset '{cfg.name}' ({split} split) not found under '{root}'; pass "
+                            f"--data-root DIR (or set DFKD_DATA_ROOT) where it lives, or --download "
+                            f"to fetch it") from None
+        raise
+    except OSError as e:
+        raise DfkdError(f"could not read or download dataset '{cfg.name}' under '{root}' ({e}); "
+                        f"check --data-root and the network") from None
+
+
+_NATURAL = dict(flip=True)
+
+
+@_register("mnist", DatasetInfo(10, 1, 32, (0.1307,), (0.3081,), flip=False),
+           "MNIST via torchvision (28×28, resized to 32 as in DAFL/DFAD)")
+def _mnist(cfg, split, info):
+    return _torchvision(cfg, split, info, "MNIST", 28)
+
+
+@_register("fashion_mnist", DatasetInfo(10, 1, 32, (0.2860,), (0.3530,), flip=False),
+           "Fashion-MNIST via torchvision (28×28, resized to 32)")
+def _fashion(cfg, split, info):
+    return _torchvision(cfg, split, info, "FashionMNIST", 28)
+
+
+@_register("svhn", DatasetInfo(10, 3, 32, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), flip=False),
+           "SVHN via torchvision (32×32)")
+def _svhn(cfg, split, info):
+    return _torchvision(cfg, split, info, "SVHN", 32)
+
+
+@_register("cifar10", DatasetInfo(10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), **_NATURAL),
+           "CIFAR-10 via torchvision (32×32)")
+def _cifar10(cfg, split, info):
+    return _torchvision(cfg, split, info, "CIFAR10", 32)
+
+
+@_register("cifar100", DatasetInfo(100, 3, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), **_NATURAL),
+           "CIFAR-100 via torchvision (32×32)")
+def _cifar100(cfg, split, info):
+    return _torchvision(cfg, split, info, "CIFAR100", 32)
+
+
+def _count_class_dirs(path: Path) -> int:
+    if not path.is_dir():
+        raise DfkdError(f"imagefolder: '{path}' is not a directory; data.root must hold train/ and test/ "
+                        f"(or val/) folders with one sub-folder per class")
+    return sum(1 for p in path.iterdir() if p.is_dir())
+
+
+@_register("imagefolder", DatasetInfo(0, 3, 32, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), **_NATURAL),
+           "any ImageFolder tree: DATA_ROOT/{train,test or val}/CLASS/*.jpg (RGB, resized to data.image_size)")
+def _imagefolder(cfg, split, info):
+    import torchvision.datasets as D
+    import torchvision.transforms as T
+
+    root = data_root(cfg)
+    folder = root / "train" if split == "train" else next(
+        (root / s for s in ("test", "val") if (root / s).is_dir()), root / "test")
+    _count_class_dirs(folder)
+    tf = T.Compose([T.Resize((info.image_size, info.image_size)), T.ToTensor(), T.Normalize(info.mean, info.std)])
+    return D.ImageFolder(str(folder), transform=tf)
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+class TensorLoader:
+    """Batches of an in-memory `TensorDataset` by slicing (no per-sample collate); reshuffled
+    every epoch from its own generator when `shuffle`."""
+
+    def __init__(self, ds: TensorDataset, batch_size: int, shuffle: bool, seed: int = 0, device="cpu"):
+        self.tensors = [t.to(device) for t in ds.tensors]
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.tensors[0]) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.tensors[0])
+        order = torch.randperm(n, generator=self.gen) if self.shuffle else torch.arange(n)
+        order = order.to(self.tensors[0].device)
+        for i in range(0, n, self.batch_size):
+            idx = order[i:i + self.batch_size]
+            yield tuple(t[idx] for t in self.tensors)
+
+
+def make_loader(ds: Dataset, batch_size: int, shuffle: bool, cfg: DataConfig, seed: int = 0, device="cpu"):
+    if isinstance(ds, TensorDataset):
+        return TensorLoader(ds, batch_size, shuffle, seed, device)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=cfg.num_workers,
+                      generator=torch.Generator().manual_seed(seed) if shuffle else None,
+                      pin_memory=str(device).startswith("cuda"))

@@ -1,0 +1,127 @@
+"""The one distillation loop every method runs (DESIGN.md):
+
+    for each round:
+        synthesize: the synthesizer optimises its source for g_steps against the source objective
+        distill:    kd_steps times, x = the round's batch ("reuse") or a fresh sample ("fresh");
+                    the student minimises the student objective on student(view_s(x)) vs teacher(view_t(x))
+        evaluate on the real test split, log, checkpoint
+
+Losses stay on the device between log points (no host sync per step); they are averaged and checked
+for NaN/Inf every `tracking.log_every` rounds and before every checkpoint, so a non-finite run stops
+with `NonFiniteError` before anything non-finite is written.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torchvision.utils import make_grid, save_image
+from tqdm import tqdm
+
+from .checkpoint import atomic_torch_save
+from .config import Config, to_dict
+from .errors import NonFiniteError
+from .evaluate import accuracy
+from .objective import Objective, Signals
+from .optim import make_optimizer
+from .tracking import Tracker
+
+
+class Distiller:
+    def __init__(self, cfg: Config, student: nn.Module, synthesizer, probe, student_objective: Objective,
+                 view_t: nn.Module, view_s: nn.Module, test_loader, tracker: Tracker, run_dir: Path,
+                 device: torch.device):
+        self.cfg, self.student, self.synth, self.probe = cfg, student.to(device).train(), synthesizer, probe
+        self.objective, self.view_t, self.view_s = student_objective, view_t, view_s
+        self.test_loader, self.tracker, self.run_dir, self.device = test_loader, tracker, run_dir, device
+        d = cfg.distill
+        self.optimizer, self.scheduler = make_optimizer(student.parameters(), cfg.student.optim,
+                                                        d.rounds * d.kd_steps)
+        self.student_batch = cfg.synth.batch_size
+        self.history: list[tuple[int, float]] = []
+
+    # ------------------------------------------------------------------ one student step
+    def student_step(self, x: Tensor, t_logits: Tensor | None) -> dict[str, Tensor]:
+        if t_logits is None:
+            with torch.no_grad():
+                t_logits = self.probe(self.view_t(x)).t_logits
+        s_logits = self.student(self.view_s(x))
+        loss, parts = self.objective(Signals(x=x, t_logits=t_logits, s_logits=s_logits))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        parts["loss"] = loss.detach()
+        return parts
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, quiet: bool = False) -> dict:
+        cfg, d = self.cfg, self.cfg.distill
+        sums: dict[str, Tensor] = {}
+        best, best_round, acc, last_batch = -1.0, 0, 0.0, None
+        start = time.time()
+        bar = tqdm(range(1, d.rounds + 1), desc=f"{cfg.method} {cfg.teacher.arch}->{cfg.student.arch}",
+                   unit="round", disable=quiet, leave=False)
+        for rnd in bar:
+            batch, g_parts = self.synth.synthesize(self.student)
+            last_batch = batch.x
+            _accumulate(sums, g_parts, "gen/")
+            for k in range(d.kd_steps):
+                if d.batch == "reuse":
+                    s_parts = self.student_step(batch.x, batch.t_logits)
+                else:
+                    s_parts = self.student_step(self.synth.sample(self.student_batch), None)
+                _accumulate(sums, s_parts, "student/", scale=1.0 / d.kd_steps)
+            since_log = (rnd - 1) % cfg.tracking.log_every + 1
+            evaluate = rnd % d.eval_every == 0 or rnd == d.rounds
+            if rnd % cfg.tracking.log_every == 0 or evaluate:
+                metrics = self._averages(sums, since_log, rnd)
+                metrics["lr/student"] = self.optimizer.param_groups[0]["lr"]
+                sums = {}
+                if evaluate:
+                    acc = accuracy(self.student, self.test_loader, self.device, transform=self.view_s)
+                    metrics["student_acc"] = acc
+                    self.history.append((rnd, acc))
+                    if acc > best:
+                        best, best_round = acc, rnd
+                    self._save_samples(last_batch, rnd)
+                    self._checkpoint(rnd, best, best_round)
+                    bar.set_postfix(acc=f"{acc:.2f}", best=f"{best:.2f}")
+                metrics["elapsed_s"] = time.time() - start
+                self.tracker.log(metrics, step=rnd)
+        return {"student_acc": acc, "best_student_acc": best, "best_round": best_round,
+                "wall_time_s": round(time.time() - start, 2)}
+
+    def _averages(self, sums: dict[str, Tensor], rounds: int, rnd: int) -> dict[str, float]:
+        out = {}
+        for k, v in sums.items():
+            value = (v / rounds).item()
+            if value != value or value in (float("inf"), float("-inf")):
+                raise NonFiniteError(
+                    f"non-finite {k} ({value}) by round {rnd}; nothing was written after the last good "
+                    f"checkpoint. Lower the learning rates (student.optim.lr, source.optim.lr) or the term weights")
+            out[k] = value
+        return out
+
+    def _save_samples(self, x: Tensor, rnd: int) -> None:
+        path = self.run_dir / "samples.png"
+        tmp = path.with_name(".samples.png.tmp.png")
+        save_image(make_grid(x[:64].detach().float().cpu(), nrow=8, normalize=True, scale_each=True), tmp)
+        tmp.replace(path)
+        self.tracker.log_image("samples", path, step=rnd)
+
+    def _checkpoint(self, rnd: int, best: float, best_round: int) -> None:
+        atomic_torch_save({
+            "format": "dfkd-run-v1", "round": rnd, "best_student_acc": best, "best_round": best_round,
+            "student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "synthesizer": self.synth.state_dict(),
+            "config": to_dict(self.cfg), "wandb_run_id": self.tracker.run_id,
+        }, self.run_dir / "checkpoint.pt")
+
+
+def _accumulate(sums: dict[str, Tensor], parts: dict[str, Tensor], prefix: str, scale: float = 1.0) -> None:
+    for k, v in parts.items():
+        key = prefix + k
+        sums[key] = sums[key] + v * scale if key in sums else v * scale

@@ -1,0 +1,13 @@
+"""Errors a user can fix. The CLI turns them into one line on stderr and an exit status."""
+
+
+class DfkdError(Exception):
+    """Bad input: unknown name, bad config key or value, missing file or dataset. Exit status 2."""
+
+    exit_code = 2
+
+
+class NonFiniteError(DfkdError):
+    """A loss became NaN or infinite; the run stops before writing anything non-finite. Exit status 3."""
+
+    exit_code = 3

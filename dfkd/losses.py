@@ -1,0 +1,66 @@
+"""Loss functions: small, pure, on tensors. Shapes: logits (N, C), features (N, D) or (N, C, H, W).
+
+Every function returns a scalar tensor (mean over the batch) and is differentiable in all inputs
+that carry gradients, so the same function serves the student step (minimised) and the source
+step (where a term of the objective may be negated to maximise disagreement).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def kl_div(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """KL(p_T || p_S) at temperature T, averaged over the batch and scaled by T² (Hinton et al. 2015).
+
+    p = softmax(logits / T). The T² factor keeps gradient magnitudes comparable across temperatures.
+    """
+    t = temperature
+    log_p_s = F.log_softmax(student_logits / t, dim=1)
+    log_p_t = F.log_softmax(teacher_logits / t, dim=1)
+    return F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True) * (t * t)
+
+
+def l1_logits(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    """Mean absolute difference of logits, mean over batch and classes (DFAD, Fang et al. 2019)."""
+    return (student_logits - teacher_logits).abs().mean()
+
+
+def one_hot_ce(teacher_logits: Tensor) -> Tensor:
+    """Cross-entropy of the teacher against its own arg-max: low when the teacher is confident
+    (the one-hot loss of DAFL, Chen et al. 2019)."""
+    return F.cross_entropy(teacher_logits, teacher_logits.argmax(dim=1))
+
+
+def class_balance(teacher_logits: Tensor) -> Tensor:
+    """Negative entropy of the batch-mean teacher prediction, sum_c p̄_c log p̄_c (natural log).
+
+    Minimising it spreads the batch over the classes: DAFL's information-entropy loss. DAFL's code
+    uses log10; a weight w there equals w / ln(10) here.
+    """
+    p_mean = F.softmax(teacher_logits, dim=1).mean(dim=0)
+    return (p_mean * torch.log(p_mean.clamp_min(1e-12))).sum()
+
+
+def activation_norm(features: Tensor) -> Tensor:
+    """Negative mean absolute activation of (penultimate) features: −mean |f| (DAFL).
+
+    Minimising it asks for inputs that excite the teacher's features strongly."""
+    return -features.abs().mean()
+
+
+def bn_stat_distance(stats: Sequence[tuple[Tensor, Tensor, Tensor, Tensor]]) -> Tensor:
+    """Sum over BN layers of ||μ − running_mean||₂ + ||σ² − running_var||₂
+    (DeepInversion, Yin et al. 2020; DFQ; CMI).
+
+    `stats` holds (batch_mean, batch_var, running_mean, running_var) per BN layer, each (C,).
+    """
+    if len(stats) == 0:
+        raise ValueError("bn_stat_distance needs at least one BatchNorm layer's statistics")
+    total = stats[0][0].new_zeros(())
+    for mean, var, r_mean, r_var in stats:
+        total = total + torch.linalg.vector_norm(mean - r_mean) + torch.linalg.vector_norm(var - r_var)
+    return total

@@ -1,0 +1,93 @@
+"""A weighted objective of named loss terms, built from config, reporting every term.
+
+    obj = Objective({"adv_l1": 1.0, "bn": 0.1}, temperature=1.0)
+    total, parts = obj(signals)        # parts: {"adv_l1": tensor, "bn": tensor} (detached)
+
+Terms live in the `TERMS` registry; each declares which signals it needs ("student" logits,
+teacher "bn" statistics, teacher penultimate "features"), so the loop runs the student forward and
+the hooks only when some weighted term asks for them. Sign convention: every term is *minimised*
+by whoever owns the objective; adversarial terms (`adv_*`) are negated disagreements, so the source
+minimising them maximises the teacher-student gap.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from torch import Tensor
+
+from . import losses
+from .errors import DfkdError
+from .registry import Registry
+
+
+@dataclass
+class Signals:
+    """What one forward pass produced. Shapes: x (N, C, H, W), logits (N, K), features (N, D)."""
+
+    x: Tensor
+    t_logits: Tensor
+    s_logits: Tensor | None = None
+    bn_stats: list = field(default_factory=list)
+    t_features: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Term:
+    fn: Callable[[Signals, float], Tensor]  # (signals, temperature) -> scalar
+    needs: frozenset[str]
+    doc: str
+
+
+TERMS = Registry("loss term")
+
+
+def _term(name: str, doc: str, *needs: str):
+    def add(fn):
+        TERMS.register(name)(Term(fn, frozenset(needs), doc))
+        return fn
+
+    return add
+
+
+_term("kd_kl", "KL(T||S) at the objective's temperature, x T^2", "student")(
+    lambda s, t: losses.kl_div(s.s_logits, s.t_logits, t))
+_term("kd_l1", "L1 between student and teacher logits (DFAD)", "student")(
+    lambda s, t: losses.l1_logits(s.s_logits, s.t_logits))
+_term("adv_l1", "-L1(S, T) logits: maximises disagreement (DFAD)", "student")(
+    lambda s, t: -losses.l1_logits(s.s_logits, s.t_logits))
+_term("adv_kl", "-KL(T||S): maximises disagreement (ZSKT)", "student")(
+    lambda s, t: -losses.kl_div(s.s_logits, s.t_logits, t))
+_term("oh", "one-hot CE of the teacher on its arg-max (DAFL)")(
+    lambda s, t: losses.one_hot_ce(s.t_logits))
+_term("ie", "class balance: negative entropy of the mean teacher prediction (DAFL)")(
+    lambda s, t: losses.class_balance(s.t_logits))
+_term("act", "-mean|penultimate teacher features| (DAFL)", "features")(
+    lambda s, t: losses.activation_norm(s.t_features))
+_term("bn", "distance of batch statistics to the teacher's BN running statistics", "bn")(
+    lambda s, t: losses.bn_stat_distance(s.bn_stats))
+
+
+class Objective:
+    """Weighted sum of registered terms; zero-weighted terms are dropped."""
+
+    def __init__(self, weights: dict[str, float], temperature: float = 1.0, owner: str = "objective"):
+        self.weights = {k: float(w) for k, w in weights.items() if w != 0}
+        self.terms = {k: TERMS.get(k) for k in self.weights}
+        self.temperature = temperature
+        self.needs = frozenset().union(*(t.needs for t in self.terms.values()))
+        if not self.weights:
+            raise DfkdError(f"the {owner} objective has no term with a non-zero weight; "
+                            f"set e.g. objective.{owner}.kd_kl=1 (see `dfkd list terms`)")
+
+    def __call__(self, sig: Signals) -> tuple[Tensor, dict[str, Tensor]]:
+        total = None
+        parts = {}
+        for name, w in self.weights.items():
+            value = self.terms[name].fn(sig, self.temperature)
+            parts[name] = value.detach()
+            total = w * value if total is None else total + w * value
+        return total, parts
+
+    def __repr__(self) -> str:
+        return " + ".join(f"{w:g}*{k}" for k, w in self.weights.items())

@@ -1,0 +1,112 @@
+"""Setting up a data-free distillation run from a `Config`: teacher, student, views, source,
+schedule, objectives, test loader, run directory and tracker, then the loop.
+
+Everything that can be wrong with the input (names, checkpoint, dataset, incompatible terms) is
+checked before the run directory is created, so a bad call leaves nothing behind.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from generators import SOURCES
+
+from .checkpoint import atomic_write_text, load_into, read_model, save_model
+from .config import Config, TeacherTrainConfig, dump_yaml, to_dict
+from .data import dataset_info, load_split, make_loader
+from .distiller import Distiller
+from .errors import DfkdError
+from .evaluate import accuracy
+from .models import build_model, count_params
+from .objective import Objective
+from .runtime import resolve_device, seed_everything
+from .synthesizers import SCHEDULES, TeacherProbe
+from .teacher import build_teacher_config, ensure_teacher
+from .tracking import Tracker
+from .views import build_view
+
+
+def auto_teacher_config(cfg: Config) -> TeacherTrainConfig:
+    """The teacher `teacher.checkpoint=auto` stands for: the dataset's recipe, seed 0, under OUT/teachers."""
+    base = {"data": to_dict(cfg.data), "arch": cfg.teacher.arch, "out": str(Path(cfg.out) / "teachers"),
+            "device": cfg.device, "seed": 0, "tracking": to_dict(cfg.tracking)}
+    return build_teacher_config(base=base)
+
+
+def load_teacher(cfg: Config, info, quiet: bool = False):
+    """(teacher module, checkpoint dict, checkpoint path)."""
+    if cfg.teacher.checkpoint == "auto":
+        path, ckpt = ensure_teacher(auto_teacher_config(cfg), quiet=quiet)
+    else:
+        path = Path(cfg.teacher.checkpoint)
+        ckpt = read_model(path)
+    if ckpt["dataset"] != cfg.data.name or ckpt["image_size"] != info.image_size:
+        raise DfkdError(f"teacher checkpoint '{path}' was trained on {ckpt['dataset']} at "
+                        f"{ckpt['image_size']}px but the run uses {cfg.data.name} at {info.image_size}px; "
+                        f"pass a matching checkpoint or set data.name / data.image_size")
+    if [round(v, 6) for v in ckpt["mean"] + ckpt["std"]] != [round(v, 6) for v in info.mean + info.std]:
+        raise DfkdError(f"teacher checkpoint '{path}' was trained with input mean/std {ckpt['mean']}/{ckpt['std']} "
+                        f"but the run normalises with {list(info.mean)}/{list(info.std)}; retrain the teacher "
+                        f"or set data.mean / data.std to match")
+    teacher = build_model(cfg.teacher.arch, info.num_classes, info.in_channels)
+    load_into(teacher, ckpt, cfg.teacher.arch, path)
+    return teacher, ckpt, path
+
+
+def make_run_dir(cfg: Config) -> Path:
+    name = cfg.run_name or (f"{cfg.method}-{cfg.data.name}-{cfg.teacher.arch}-{cfg.student.arch}-s{cfg.seed}-"
+                            f"{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir = Path(cfg.out) / name
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise DfkdError(f"run directory '{run_dir}' already exists and is not empty; choose another "
+                        f"run_name or --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
+    """Run data-free distillation; returns (run directory, summary)."""
+    device = resolve_device(cfg.device)
+    info = dataset_info(cfg.data)
+    test_ds = load_split(cfg.data, "test")  # the only real data a data-free run reads
+    teacher, ckpt, teacher_path = load_teacher(cfg, info, quiet)
+    seed_everything(cfg.seed)
+    teacher = teacher.to(device)
+    probe = TeacherProbe(teacher)
+    view_t, t_channels = build_view("identity", info.in_channels)
+    view_s, s_channels = build_view("identity", info.in_channels)
+    student = build_model(cfg.student.arch, info.num_classes, s_channels).to(device)
+
+    gen_objective = Objective(cfg.objective.generator, cfg.objective.temperature, "generator") \
+        if cfg.synth.g_steps > 0 else None
+    student_objective = Objective(cfg.objective.student, cfg.objective.temperature, "student")
+    if gen_objective is not None and "bn" in gen_objective.needs and probe.bn is None:
+        raise DfkdError(f"objective.generator.bn needs a teacher with BatchNorm layers, and "
+                        f"'{cfg.teacher.arch}' has none; set objective.generator.bn=0")
+    generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels)
+    synth = SCHEDULES.get(cfg.synth.schedule)(
+        generator, cfg.source.optim, gen_objective, probe, view_t.to(device), view_s.to(device),
+        cfg.synth.batch_size, cfg.synth.g_steps, cfg.distill.rounds, device)
+    test_loader = make_loader(test_ds, 512, False, cfg.data, device=device)
+    teacher_acc = accuracy(teacher, test_loader, device)
+
+    run_dir = make_run_dir(cfg)
+    config = to_dict(cfg)
+    atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
+    tracker = Tracker(run_dir, cfg.tracking, config, name=run_dir.name, job_type="distill")
+    loop = Distiller(cfg, student, synth, probe, student_objective, view_t, view_s, test_loader,
+                     tracker, run_dir, device)
+    result = loop.run(quiet=quiet)
+    save_model(run_dir / "student.pt", student, kind="student", arch=cfg.student.arch, dataset=cfg.data.name,
+               num_classes=info.num_classes, in_channels=s_channels, image_size=info.image_size, mean=info.mean, std=info.std,
+               config=config, metrics={"test_acc": result["student_acc"]})
+    summary = {
+        "method": cfg.method, "dataset": cfg.data.name, "teacher": cfg.teacher.arch,
+        "student": cfg.student.arch, "seed": cfg.seed, "teacher_acc": teacher_acc, **result,
+        "teacher_params": count_params(teacher), "student_params": count_params(student),
+        "rounds": cfg.distill.rounds, "teacher_checkpoint": str(teacher_path),
+        "teacher_sha256": ckpt["sha256"], "curve": loop.history, "wandb_run_id": tracker.run_id,
+    }
+    tracker.finish(summary)
+    return run_dir, summary
+

@@ -1,0 +1,79 @@
+"""Tracking: plain local files always, Weights & Biases on top (offline by default).
+
+Local files in the run directory: `metrics.jsonl` (one JSON object per logged step), `summary.json`
+(written atomically at the end), images as PNG. W&B runs in the run directory; if it cannot start or
+log, the run carries on with local files and says so once on stderr.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+from .checkpoint import atomic_write_json
+from .config import TrackingConfig
+
+
+def _plain(v):
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+class Tracker:
+    def __init__(self, run_dir: str | Path, cfg: TrackingConfig, config: dict, name: str, job_type: str):
+        self.run_dir = Path(run_dir)
+        self.cfg = cfg
+        self._metrics = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        self.wb = None
+        self.run_id = None
+        if cfg.mode != "disabled":
+            try:
+                os.environ.setdefault("WANDB_SILENT", "true")
+                import wandb
+
+                self.wb = wandb.init(mode=cfg.mode, dir=str(self.run_dir), project=cfg.project,
+                                     entity=cfg.entity, group=cfg.group, tags=list(cfg.tags) or None,
+                                     name=name, job_type=job_type, config=config, reinit="finish_previous")
+                self.run_id = self.wb.id
+            except Exception as e:  # tracking must never kill a run
+                self._warn(f"W&B could not start ({type(e).__name__}: {e}); logging to local files only")
+
+    def _warn(self, msg: str) -> None:
+        if self.wb is not None or not getattr(self, "_warned", False):
+            print(f"dfkd: warning: {msg}", file=sys.stderr)
+        self._warned = True
+        self.wb = None
+
+    def log(self, metrics: dict, step: int) -> None:
+        row = {"step": step, **{k: _plain(v) for k, v in metrics.items()}}
+        self._metrics.write(json.dumps(row) + "\n")
+        self._metrics.flush()
+        if self.wb is not None:
+            try:
+                self.wb.log({k: v for k, v in row.items() if k != "step"}, step=step)
+            except Exception as e:
+                self._warn(f"W&B logging failed ({type(e).__name__}: {e}); logging to local files only")
+
+    def log_image(self, key: str, path: str | Path, step: int) -> None:
+        if self.wb is not None:
+            try:
+                import wandb
+
+                self.wb.log({key: wandb.Image(str(path))}, step=step)
+            except Exception as e:
+                self._warn(f"W&B image logging failed ({type(e).__name__}: {e})")
+
+    def finish(self, summary: dict) -> None:
+        atomic_write_json(self.run_dir / "summary.json", summary)
+        self._metrics.close()
+        if self.wb is not None:
+            try:
+                self.wb.summary.update(summary)
+                self.wb.finish()
+            except Exception as e:
+                self._warn(f"W&B could not finish ({type(e).__name__}: {e})")

@@ -1,0 +1,19 @@
+"""Input sources: generator architectures (and, later, the free-pixel source).
+
+Every source is registered in `SOURCES` as a factory `(cfg: SourceConfig, size, channels) -> nn.Module`
+mapping latent codes (N, nz) to images (N, channels, size, size) in normalised input space.
+"""
+from dfkd.registry import Registry
+
+from .dcgan import DCGANGenerator
+
+SOURCES = Registry("source")
+
+
+@SOURCES.register("dcgan")
+def dcgan(cfg, size: int, channels: int) -> DCGANGenerator:
+    """DAFL/DFAD generator (Chen et al. 2019; Fang et al. 2019)."""
+    return DCGANGenerator(nz=cfg.nz, width=cfg.width, size=size, channels=channels)
+
+
+__all__ = ["SOURCES", "DCGANGenerator"]

@@ -1,0 +1,20 @@
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def digits_teacher(tmp_path_factory):
+    """A digits `cnn` teacher trained once per session (10 epochs, a few seconds): its checkpoint path."""
+    from dfkd.teacher import build_teacher_config, train_teacher
+
+    out = tmp_path_factory.mktemp("teachers")
+    cfg = build_teacher_config(sets=[f"out={out}", "train.epochs=10", "tracking.mode=disabled", "device=cpu"])
+    path, acc = train_teacher(cfg, quiet=True)
+    assert acc >= 95.0, f"digits teacher only reached {acc:.2f}%"
+    return path

@@ -1,0 +1,62 @@
+"""The game's two moves: the generator step increases teacher-student disagreement on its samples,
+the student step decreases it; the generator step leaves the student's weights untouched."""
+import pytest
+import torch
+from torch import nn
+
+from dfkd import losses
+from dfkd.config import OptimConfig
+from dfkd.distiller import Distiller
+from dfkd.methods import build_config
+from dfkd.models import build_model
+from dfkd.objective import Objective
+from dfkd.synthesizers import PersistentSynthesizer, TeacherProbe
+from generators import DCGANGenerator
+
+
+@pytest.fixture
+def parts():
+    torch.manual_seed(0)
+    teacher = build_model("cnn", 10, 1)
+    student = build_model("cnn_small", 10, 1).train()
+    generator = DCGANGenerator(nz=16, width=16, size=16, channels=1)
+    probe = TeacherProbe(teacher)
+    sgd = OptimConfig(name="sgd", lr=0.05, momentum=0.0, weight_decay=0.0, schedule="constant")
+    synth = PersistentSynthesizer(generator, sgd, Objective({"adv_l1": 1.0}), probe, nn.Identity(), nn.Identity(),
+                                  batch_size=32, g_steps=1, rounds=10, device=torch.device("cpu"))
+    z = torch.randn(32, 16)
+    synth._z = lambda n: z
+    return teacher, student, generator, synth, z
+
+
+def _gap(teacher, student, x):
+    with torch.no_grad():
+        return losses.l1_logits(student(x), teacher(x)).item()
+
+
+def test_generator_step_increases_disagreement_and_spares_the_student(parts):
+    teacher, student, generator, synth, z = parts
+    with torch.no_grad():
+        before = _gap(teacher, student, generator(z))
+    weights = [p.detach().clone() for p in student.parameters()]
+    teacher_weights = [p.detach().clone() for p in teacher.parameters()]
+    synth.synthesize(student)
+    with torch.no_grad():
+        after = _gap(teacher, student, generator(z))
+    assert after > before
+    assert all(torch.equal(a, p) for a, p in zip(weights, student.parameters()))
+    assert all(p.grad is None for p in student.parameters())
+    assert all(torch.equal(a, p) for a, p in zip(teacher_weights, teacher.parameters()))
+
+
+def test_student_step_decreases_disagreement(parts):
+    teacher, student, generator, synth, z = parts
+    cfg = build_config(method="dfad", sets=["student.optim.lr=0.01", "student.optim.momentum=0",
+                                            "student.optim.schedule=constant"])
+    loop = Distiller(cfg, student, synth, synth.probe, Objective(cfg.objective.student), nn.Identity(),
+                     nn.Identity(), None, None, None, torch.device("cpu"))
+    x = synth.sample(32)
+    before = _gap(teacher, student, x)
+    loop.student_step(x, None)
+    assert _gap(teacher, student, x) < before
+    assert all(p.grad is None for p in teacher.parameters())

@@ -1,0 +1,61 @@
+"""Bad input: one clear line on stderr, exit status 2, no traceback, nothing written."""
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "dfkd", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def _one_line_error(p, *needles):
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, p.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_unknown_method(tmp_path):
+    p = run("distill", "--method", "dfda", "--out", str(tmp_path / "o"))
+    _one_line_error(p, "unknown method 'dfda'", "did you mean 'dfad'")
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_config_key_suggests(tmp_path):
+    p = run("distill", "--set", "distill.roundz=3", "--out", str(tmp_path / "o"))
+    _one_line_error(p, "unknown config key 'distill.roundz'", "did you mean 'rounds'")
+
+
+def test_missing_dataset(tmp_path):
+    p = run("distill", "--set", "data.name=mnist", "--data-root", str(tmp_path), "--out", str(tmp_path / "o"),
+            "--tracking", "disabled")
+    _one_line_error(p, "dataset 'mnist'", "not found under", "--download")
+    assert not (tmp_path / "o").exists()
+
+
+def test_teacher_checkpoint_of_another_architecture(digits_teacher, tmp_path):
+    p = run("distill", "--set", f"teacher.checkpoint={digits_teacher}", "--set", "teacher.arch=resnet8",
+            "--out", str(tmp_path / "o"), "--tracking", "disabled")
+    _one_line_error(p, "holds a 'cnn' but the config asks for 'resnet8'")
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_flag_is_one_line():
+    _one_line_error(run("distill", "--bogus"), "unrecognized arguments: --bogus")
+
+
+def test_list_and_options():
+    p = run("list", "methods")
+    assert p.returncode == 0 and "dfad" in p.stdout and "dafl" in p.stdout
+    p = run("options")
+    assert p.returncode == 0 and "distill.kd_steps" in p.stdout and "student.optim.lr" in p.stdout
+
+
+@pytest.mark.parametrize("args", [["distill", "--help"], ["train-teacher", "--help"], ["quickstart", "--help"]])
+def test_help(args):
+    p = run(*args)
+    assert p.returncode == 0 and "--set" in p.stdout

@@ -1,0 +1,90 @@
+"""Small end-to-end data-free runs on digits."""
+import json
+
+import pytest
+import torch
+import yaml
+
+import dfkd.runs
+from dfkd.checkpoint import read_model
+from dfkd.methods import build_config
+from dfkd.runs import distill
+
+REQUIRED = ["method", "dataset", "teacher", "student", "seed", "teacher_acc", "student_acc",
+            "best_student_acc", "wall_time_s", "teacher_params", "student_params"]
+
+
+def _cfg(teacher, out, method="dfad", *extra):
+    return build_config(method=method, sets=[
+        f"teacher.checkpoint={teacher}", f"out={out}", "distill.rounds=20", "distill.eval_every=10",
+        "synth.batch_size=64", "source.width=32", "tracking.mode=disabled", "device=cpu", *extra])
+
+
+def test_data_free_run_reads_only_the_test_split_and_writes_its_run_directory(digits_teacher, tmp_path,
+                                                                               monkeypatch):
+    splits = []
+    real = dfkd.runs.load_split
+    monkeypatch.setattr(dfkd.runs, "load_split", lambda cfg, split: splits.append(split) or real(cfg, split))
+    cfg = _cfg(digits_teacher, tmp_path, "dfad", "run_name=r1")
+    run_dir, summary = distill(cfg, quiet=True)
+    assert splits == ["test"]
+
+    on_disk = json.loads((run_dir / "summary.json").read_text())
+    for key in REQUIRED:
+        assert key in on_disk, key
+    assert on_disk["method"] == "dfad" and on_disk["dataset"] == "digits" and on_disk["seed"] == 0
+    assert on_disk["teacher_acc"] >= 95.0
+    assert 0.0 <= on_disk["student_acc"] <= 100.0 and on_disk["best_student_acc"] >= on_disk["student_acc"]
+    assert on_disk["teacher_params"] > on_disk["student_params"] > 0
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["distill"]["rounds"] == 20
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "student_acc" in r] == [10, 20]
+    assert all("gen/adv_l1" in r and "student/kd_l1" in r for r in rows)
+    assert (run_dir / "samples.png").stat().st_size > 0
+    student = read_model(run_dir / "student.pt")
+    assert student["kind"] == "student" and student["metrics"]["test_acc"] == on_disk["student_acc"]
+    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert ckpt["round"] == 20 and ckpt["config"]["method"] == "dfad"
+
+
+def test_existing_run_directory_is_never_overwritten(digits_teacher, tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "summary.json").write_text("{}")
+    with pytest.raises(dfkd.errors.DfkdError, match="already exists"):
+        distill(_cfg(digits_teacher, tmp_path, "dfad", "run_name=taken"), quiet=True)
+    assert (tmp_path / "taken" / "summary.json").read_text() == "{}"
+
+
+def test_bn_term_with_a_teacher_without_batchnorm_is_a_config_error(tmp_path):
+    from dfkd.checkpoint import save_model
+    from dfkd.models import build_model
+
+    path = tmp_path / "lenet.pt"
+    save_model(path, build_model("lenet5", 10, 1), kind="teacher", arch="lenet5", dataset="digits",
+               num_classes=10, in_channels=1, image_size=32, mean=[0.3054], std=[0.3190], config={},
+               metrics={})
+    cfg = _cfg(path, tmp_path, "dfad", "teacher.arch=lenet5", "data.image_size=32",
+               "objective.generator.bn=1")
+    with pytest.raises(dfkd.errors.DfkdError, match="has none; set objective.generator.bn=0"):
+        distill(cfg, quiet=True)
+    assert not any(p.is_dir() for p in tmp_path.iterdir())  # no run directory was created
+
+
+@pytest.mark.parametrize("method", ["dfad", "dafl"])
+def test_data_free_student_beats_chance(digits_teacher, tmp_path, method):
+    cfg = _cfg(digits_teacher, tmp_path, method, "distill.rounds=60", "distill.eval_every=60")
+    _, summary = distill(cfg, quiet=True)
+    assert summary["student_acc"] > 25.0  # chance is 10% on the balanced digits test split
+
+
+def test_non_finite_loss_stops_with_status_3_before_any_checkpoint(digits_teacher, tmp_path, monkeypatch, capsys):
+    from dfkd import cli, objective
+
+    nan_term = objective.Term(lambda s, t: s.s_logits.sum() * float("nan"), frozenset({"student"}), "nan")
+    monkeypatch.setitem(objective.TERMS._items, "kd_l1", nan_term)
+    code = cli.main(["distill", "--method", "dfad", "--set", f"teacher.checkpoint={digits_teacher}",
+                     "--set", "run_name=nan", "--set", "distill.rounds=20", "--set", "source.width=16",
+                     "--set", "synth.batch_size=16", "--out", str(tmp_path), "--tracking", "disabled", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1 and "non-finite" in err[0] and "by round 10" in err[0]
+    assert not (tmp_path / "nan" / "checkpoint.pt").exists() and not (tmp_path / "nan" / "student.pt").exists()

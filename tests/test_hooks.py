@@ -1,0 +1,59 @@
+import torch
+from torch import nn
+
+from dfkd.hooks import BNStatsHook, FeatureHook, classifier_layer
+from dfkd.models import build_model
+
+
+def test_bn_hook_matches_var_mean_of_each_bn_input():
+    torch.manual_seed(0)
+    model = build_model("cnn_small", 10, 1).eval()
+    inputs = []
+    handles = [m.register_forward_pre_hook(lambda m, a: inputs.append(a[0].detach().clone()))
+               for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    hook = BNStatsHook(model)
+    model(torch.randn(8, 1, 16, 16))
+    assert len(hook.stats) == len(inputs) == 4
+    for (mean, var, r_mean, r_var), x, bn in zip(hook.stats, inputs, hook.layers):
+        ref_var, ref_mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=False)
+        torch.testing.assert_close(mean, ref_mean)
+        torch.testing.assert_close(var, ref_var)
+        assert r_mean is bn.running_mean and r_var is bn.running_var
+    for h in handles:
+        h.remove()
+
+
+def test_bn_hook_works_on_batchnorm1d_and_can_be_disabled_and_removed():
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3), nn.Linear(3, 2))
+    hook = BNStatsHook(model)
+    x = torch.randn(16, 4)
+    model(x)
+    h = model[0](x)
+    torch.testing.assert_close(hook.stats[0][0], h.mean(0))
+    torch.testing.assert_close(hook.stats[0][1], h.var(0, unbiased=False))
+    hook.clear()
+    hook.enabled = False
+    model(x)
+    assert hook.stats == []
+    hook.enabled = True
+    hook.remove()
+    model(x)
+    assert hook.stats == []
+
+
+def test_bn_stats_carry_gradient_to_the_input():
+    model = build_model("cnn_small", 10, 1).eval()
+    hook = BNStatsHook(model)
+    x = torch.randn(4, 1, 16, 16, requires_grad=True)
+    model(x)
+    sum(m.sum() + v.sum() for m, v, _, _ in hook.stats).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_feature_hook_takes_classifier_input():
+    model = build_model("cnn", 10, 1).eval()
+    hook = FeatureHook(classifier_layer(model), mode="input")
+    x = torch.randn(3, 1, 16, 16)
+    logits = model(x)
+    assert hook.value.shape == (3, 64)
+    torch.testing.assert_close(model.fc(hook.value), logits)

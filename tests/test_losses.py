@@ -1,0 +1,75 @@
+"""Each loss against values computed by hand (formulas written out, not via the library)."""
+import math
+
+import pytest
+import torch
+
+from dfkd import losses
+
+
+def test_kl_div_at_t1_matches_hand_value():
+    s = torch.tensor([[0.0, 0.0]])
+    t = torch.tensor([[math.log(3.0), 0.0]])  # p_T = (3/4, 1/4), p_S = (1/2, 1/2)
+    expected = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert losses.kl_div(s, t, 1.0).item() == pytest.approx(expected, abs=1e-6)
+    assert expected == pytest.approx(0.1308121, abs=1e-6)
+
+
+def test_kl_div_temperature_scales_logits_and_multiplies_by_t_squared():
+    s = torch.tensor([[0.0, 0.0]])
+    t = torch.tensor([[math.log(3.0), 0.0]])
+    a = math.sqrt(3.0)  # exp(ln3 / 2)
+    p = (a / (a + 1), 1 / (a + 1))
+    expected = 4.0 * (p[0] * math.log(p[0] / 0.5) + p[1] * math.log(p[1] / 0.5))
+    assert losses.kl_div(s, t, 2.0).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_kl_div_is_mean_over_batch_and_zero_for_equal_logits():
+    t = torch.tensor([[math.log(3.0), 0.0], [0.0, 0.0]])
+    s = torch.zeros(2, 2)
+    one = 0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    assert losses.kl_div(s, t).item() == pytest.approx(one / 2, abs=1e-6)
+    assert losses.kl_div(t, t).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_l1_logits_mean_over_all_entries():
+    s = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    t = torch.tensor([[0.0, 0.0], [0.0, 8.0]])
+    assert losses.l1_logits(s, t).item() == pytest.approx((1 + 2 + 3 + 4) / 4)
+
+
+def test_one_hot_ce_uses_teacher_argmax():
+    t = torch.tensor([[math.log(3.0), 0.0], [0.0, math.log(4.0)]])
+    expected = (-math.log(0.75) - math.log(0.8)) / 2
+    assert losses.one_hot_ce(t).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_class_balance_is_negative_entropy_of_mean_prediction():
+    balanced = torch.tensor([[50.0, -50.0], [-50.0, 50.0]])  # mean prediction (1/2, 1/2)
+    assert losses.class_balance(balanced).item() == pytest.approx(math.log(0.5), abs=1e-6)
+    collapsed = torch.tensor([[50.0, -50.0], [50.0, -50.0]])  # all on class 0: entropy 0
+    assert losses.class_balance(collapsed).item() == pytest.approx(0.0, abs=1e-6)
+    mixed = torch.tensor([[math.log(3.0), 0.0]])
+    expected = 0.75 * math.log(0.75) + 0.25 * math.log(0.25)
+    assert losses.class_balance(mixed).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_activation_norm_is_negative_mean_abs():
+    f = torch.tensor([[1.0, -2.0], [3.0, -4.0]])
+    assert losses.activation_norm(f).item() == pytest.approx(-2.5)
+
+
+def test_bn_stat_distance_sums_l2_norms_over_layers():
+    layer1 = (torch.tensor([1.0, 2.0]), torch.tensor([1.0, 1.0]), torch.zeros(2), torch.tensor([1.0, 2.0]))
+    layer2 = (torch.tensor([3.0]), torch.tensor([5.0]), torch.tensor([0.0]), torch.tensor([1.0]))
+    expected = (math.sqrt(5.0) + 1.0) + (3.0 + 4.0)
+    assert losses.bn_stat_distance([layer1, layer2]).item() == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError):
+        losses.bn_stat_distance([])
+
+
+def test_kl_gradient_pushes_student_toward_teacher():
+    s = torch.zeros(1, 3, requires_grad=True)
+    t = torch.tensor([[2.0, 0.0, 0.0]])
+    losses.kl_div(s, t).backward()
+    assert s.grad[0, 0] < 0 < s.grad[0, 1]  # descent raises the teacher's top class

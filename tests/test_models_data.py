@@ -1,0 +1,70 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from dfkd.config import DataConfig
+from dfkd.data import dataset_info, load_split
+from dfkd.errors import DfkdError
+from dfkd.models import MODELS, build_model, count_params
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_every_model_maps_images_to_logits(name):
+    channels = 1 if name.startswith(("lenet", "cnn")) else 3
+    model = build_model(name, num_classes=7, in_channels=channels).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, channels, 32, 32))
+    assert out.shape == (2, 7)
+
+
+@pytest.mark.parametrize("name, millions", [("resnet20", 0.27), ("resnet56", 0.86), ("wrn40_2", 2.2),
+                                            ("wrn16_1", 0.17), ("resnet18", 11.2), ("lenet5", 0.062)])
+def test_parameter_counts_match_the_papers(name, millions):
+    assert count_params(build_model(name, 10, 1 if name.startswith("lenet") else 3)) / 1e6 == \
+        pytest.approx(millions, rel=0.05)
+
+
+def test_torchvision_models_by_name_and_clear_errors():
+    assert build_model("torchvision:resnet18", 5, 3).eval()(torch.randn(1, 3, 32, 32)).shape == (1, 5)
+    with pytest.raises(DfkdError, match="did you mean 'resnet18'"):
+        build_model("torchvision:resnet81", 5, 3)
+    with pytest.raises(DfkdError, match="3-channel"):
+        build_model("torchvision:resnet18", 5, 1)
+    with pytest.raises(DfkdError, match="unknown model"):
+        build_model("resnet21", 5, 3)
+
+
+def test_digits_split_is_fixed_stratified_and_normalised():
+    cfg = DataConfig()
+    train, test = load_split(cfg, "train"), load_split(cfg, "test")
+    x, y = train.tensors
+    assert x.shape == (1437, 1, 16, 16) and len(test) == 360
+    assert torch.bincount(test.tensors[1]).tolist() == [36, 36, 35, 37, 36, 37, 36, 36, 35, 36]
+    assert abs(x.mean().item()) < 0.05 and abs(x.std().item() - 1.0) < 0.15
+    assert torch.equal(load_split(cfg, "test").tensors[0], test.tensors[0])  # deterministic
+    small = load_split(DataConfig(image_size=8), "test").tensors[0]
+    assert small.shape == (360, 1, 8, 8)
+
+
+def test_missing_torchvision_dataset_names_the_place_and_the_fix(tmp_path):
+    cfg = DataConfig(name="mnist", root=str(tmp_path))
+    with pytest.raises(DfkdError, match=rf"not found under '{tmp_path}'.*--download"):
+        load_split(cfg, "test")
+    with pytest.raises(DfkdError, match="is not a directory"):
+        dataset_info(DataConfig(name="imagefolder", root=str(tmp_path)))
+
+
+def _shared_mnist() -> Path | None:
+    for root in (os.environ.get("DFKD_DATA_ROOT"), Path(__file__).resolve().parents[2] / "shared/datasets/mnist"):
+        if root and (Path(root) / "MNIST/raw/t10k-images-idx3-ubyte").exists():
+            return Path(root)
+    return None
+
+
+@pytest.mark.skipif(_shared_mnist() is None, reason="real MNIST not found in ../shared/datasets/mnist")
+def test_real_mnist_loads_at_32px_with_known_first_label():
+    ds = load_split(DataConfig(name="mnist", root=str(_shared_mnist())), "test")
+    x, y = ds[0]
+    assert len(ds) == 10000 and x.shape == (1, 32, 32) and y == 7
