@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("quickstart", help="train a digits teacher and distil a student data-free (CPU, minutes)",
                        description="Train (or reuse) a teacher on the embedded digits data, run a data-free "
                                    "distillation, print a short summary. Run directories go under --out.")
-    q.add_argument("--method", default="dfad", help="method recipe (default dfad)")
+    q.add_argument("--method", default="dfq", help="method recipe (default dfq)")
     q.add_argument("--seed", type=int, default=0)
     _common(q, config=False)
     q.set_defaults(out="runs/quickstart")

@@ -203,6 +203,16 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
+def user_layers(config_file: str | None = None, sets=(), base: dict | None = None) -> dict:
+    """The user's layers as one plain dict: `base` <- the YAML file <- each `--set` item."""
+    raw = dict(base or {})
+    if config_file:
+        raw = deep_merge(raw, read_yaml(config_file))
+    for item in sets:
+        raw = deep_merge(raw, parse_set(item))
+    return raw
+
+
 def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp)).replace("typing.", "")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import Config, deep_merge, from_dict, parse_set, read_yaml, to_dict
+from .config import Config, deep_merge, from_dict, to_dict, user_layers
 from .errors import DfkdError
 from .registry import Registry
 
@@ -75,11 +75,7 @@ batch-entropy term is off by default (`objective.generator.ie`).""", {
 def build_config(config_file: str | None = None, sets=(), method: str | None = None,
                  base: dict | None = None) -> Config:
     """defaults <- recipe(method) <- base <- YAML file <- --set items; validated."""
-    raw = dict(base or {})
-    if config_file:
-        raw = deep_merge(raw, read_yaml(config_file))
-    for item in sets:
-        raw = deep_merge(raw, parse_set(item))
+    raw = user_layers(config_file, sets, base)
     if method:
         raw["method"] = method
     name = raw.get("method", Config().method)

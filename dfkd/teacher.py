@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .checkpoint import atomic_write_text, read_model, save_model
-from .config import (TeacherTrainConfig, deep_merge, dump_yaml, from_dict, parse_set, read_yaml, to_dict)
+from .config import TeacherTrainConfig, deep_merge, dump_yaml, from_dict, to_dict, user_layers
 from .data import dataset_info, load_split, make_loader
 from .errors import DfkdError
 from .evaluate import accuracy
@@ -45,12 +45,9 @@ RECIPES: dict[str, dict] = {
 
 def build_teacher_config(config_file=None, sets=(), base: dict | None = None) -> TeacherTrainConfig:
     """defaults <- dataset recipe <- base <- YAML <- --set (the dataset is read first to pick the recipe)."""
-    raw = dict(base or {})
-    if config_file:
-        raw = deep_merge(raw, read_yaml(config_file))
-    for item in sets:
-        raw = deep_merge(raw, parse_set(item))
-    dataset = (raw.get("data") or {}).get("name", "digits") if isinstance(raw.get("data"), dict) else "digits"
+    raw = user_layers(config_file, sets, base)
+    data = raw.get("data")
+    dataset = data.get("name", "digits") if isinstance(data, dict) else "digits"
     cfg = from_dict(TeacherTrainConfig, deep_merge(deep_merge(to_dict(TeacherTrainConfig()),
                                                               RECIPES.get(str(dataset), {})), raw))
     dataset_info(cfg.data)  # validates the dataset name
