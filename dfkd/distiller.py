@@ -108,7 +108,10 @@ class Distiller:
     def _save_samples(self, x: Tensor, rnd: int) -> None:
         path = self.run_dir / "samples.png"
         tmp = path.with_name(".samples.png.tmp.png")
-        save_image(make_grid(x[:64].detach().float().cpu(), nrow=8, normalize=True, scale_each=True), tmp)
+        x = x[:64].detach().float().cpu()
+        if x.shape[-1] < 32:  # small tiles are unreadable; upscale by pixel repetition
+            x = torch.nn.functional.interpolate(x, scale_factor=-(-32 // x.shape[-1]), mode="nearest")
+        save_image(make_grid(x, nrow=8, normalize=True, scale_each=True), tmp)
         tmp.replace(path)
         self.tracker.log_image("samples", path, step=rnd)
 
