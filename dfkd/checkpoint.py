@@ -94,11 +94,12 @@ def read_model(path: str | Path) -> dict:
     return ckpt
 
 
-def load_into(model: nn.Module, ckpt: dict, arch: str, path: str | Path) -> None:
-    """Load a verified checkpoint into `model` built as `arch`, or say clearly why it does not fit."""
+def load_into(model: nn.Module, ckpt: dict, arch: str, path: str | Path, key: str = "arch") -> None:
+    """Load a verified checkpoint into `model` built as `arch` (config key `key`), or say clearly
+    why it does not fit."""
     if ckpt["arch"] != arch:
         raise DfkdError(f"checkpoint '{path}' holds a '{ckpt['arch']}' but the config asks for '{arch}'; "
-                        f"set the arch to {ckpt['arch']} or pass a {arch} checkpoint")
+                        f"set {key}={ckpt['arch']} or pass a {arch} checkpoint")
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError:

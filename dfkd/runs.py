@@ -49,7 +49,7 @@ def load_teacher(cfg: Config, info, quiet: bool = False):
                         f"but the run normalises with {list(info.mean)}/{list(info.std)}; retrain the teacher "
                         f"or set data.mean / data.std to match")
     teacher = build_model(cfg.teacher.arch, info.num_classes, info.in_channels)
-    load_into(teacher, ckpt, cfg.teacher.arch, path)
+    load_into(teacher, ckpt, cfg.teacher.arch, path, key="teacher.arch")
     return teacher, ckpt, path
 
 

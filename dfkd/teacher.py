@@ -6,6 +6,7 @@ Run directory: OUT/DATASET{SIZE}-ARCH-sSEED/ with teacher.pt, config.yaml, metri
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -128,5 +129,7 @@ def ensure_teacher(cfg: TeacherTrainConfig, quiet: bool = False) -> tuple[Path, 
     """The checkpoint for `cfg`, trained first if it does not exist yet: (path, verified checkpoint)."""
     path = teacher_dir(cfg) / "teacher.pt"
     if not path.exists():
+        print(f"dfkd: no teacher at '{path}'; training one ({cfg.arch} on {cfg.data.name}, "
+              f"{cfg.train.epochs} epochs)", file=sys.stderr)
         path, _ = train_teacher(cfg, quiet=quiet)
     return path, read_model(path)
