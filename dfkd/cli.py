@@ -4,6 +4,7 @@
     dfkd train-teacher [--dataset D] [--arch A] [--config F] [--set k=v]...
     dfkd distill [--method M] [--config F] [--set k=v]...
     dfkd list [methods|models|datasets|sources|schedules|terms|views]
+    dfkd table RUN_DIR...                             mean ± sd over seeds, Markdown
     dfkd options [distill|train-teacher]              every config key with its default and meaning
 
 Bad input prints one line on stderr and exits with status 2 (3 for a non-finite loss).
@@ -77,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("what", nargs="?", default="all",
                     choices=["all", "methods", "models", "datasets", "sources", "schedules", "terms", "views"])
 
+    tb = sub.add_parser("table", help="mean ± sd over seeds from run directories (Markdown)",
+                        description="Group finished runs by method, dataset, teacher and student; print "
+                                    "student accuracy mean ± sd over seeds as a Markdown table.")
+    tb.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (searched recursively)")
+
     o = sub.add_parser("options", help="every config key with its type, default and meaning")
     o.add_argument("which", nargs="?", default="distill", choices=["distill", "train-teacher"])
     return p
@@ -99,6 +105,11 @@ def _dispatch(args) -> int:
         return _list(args.what)
     if args.command == "options":
         return _options(args.which)
+    if args.command == "table":
+        from .tables import collect, markdown
+
+        print(markdown(collect(args.runs)))
+        return 0
     if args.command == "quickstart":
         from .quickstart import quickstart
 

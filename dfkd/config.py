@@ -82,6 +82,10 @@ class SynthConfig:
     schedule: str = opt("persistent", "how the source is kept across rounds (see `dfkd list schedules`)")
     g_steps: int = opt(1, "source optimisation steps per round", min=0)
     batch_size: int = opt(256, "synthesized batch size", min=1)
+    ema: float = opt(0.0, "momentum of an EMA copy of the generator (MAD, Do et al. 2022); 0 = off",
+                     min=0.0, max=0.9999)
+    ema_fraction: float = opt(0.5, "with ema > 0: fraction of each student batch drawn from the EMA "
+                                   "generator (the rest from the current one)", min=0.0, max=1.0)
 
 
 @dataclass

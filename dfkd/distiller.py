@@ -13,6 +13,7 @@ with `NonFiniteError` before anything non-finite is written.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -24,6 +25,7 @@ from .checkpoint import atomic_torch_save
 from .config import Config, to_dict
 from .errors import NonFiniteError
 from .evaluate import accuracy
+from .hooks import BlockHooks
 from .objective import Objective, Signals
 from .optim import make_optimizer
 from .tracking import Tracker
@@ -32,7 +34,7 @@ from .tracking import Tracker
 class Distiller:
     def __init__(self, cfg: Config, student: nn.Module, synthesizer, probe, student_objective: Objective,
                  view_t: nn.Module, view_s: nn.Module, test_loader, tracker: Tracker, run_dir: Path,
-                 device: torch.device):
+                 device: torch.device, student_blocks: list[str] | None = None):
         self.cfg, self.student, self.synth, self.probe = cfg, student.to(device).train(), synthesizer, probe
         self.objective, self.view_t, self.view_s = student_objective, view_t, view_s
         self.test_loader, self.tracker, self.run_dir, self.device = test_loader, tracker, run_dir, device
@@ -40,15 +42,19 @@ class Distiller:
         self.optimizer, self.scheduler = make_optimizer(student.parameters(), cfg.student.optim,
                                                         d.rounds * d.kd_steps)
         self.student_batch = cfg.synth.batch_size
+        self.blocks = BlockHooks(student, student_blocks) if student_blocks else None
         self.history: list[tuple[int, float]] = []
 
     # ------------------------------------------------------------------ one student step
-    def student_step(self, x: Tensor, t_logits: Tensor | None) -> dict[str, Tensor]:
-        if t_logits is None:
-            with torch.no_grad():
-                t_logits = self.probe(self.view_t(x)).t_logits
+    @torch.no_grad()
+    def teacher_signals(self, x: Tensor) -> Signals:
+        """What the student objective needs from the frozen teacher on view_t(x)."""
+        return self.probe(self.view_t(x), self.objective.needs)
+
+    def student_step(self, x: Tensor, teacher: Signals) -> dict[str, Tensor]:
         s_logits = self.student(self.view_s(x))
-        loss, parts = self.objective(Signals(x=x, t_logits=t_logits, s_logits=s_logits))
+        sig = replace(teacher, x=x, s_logits=s_logits, s_blocks=self.blocks.values if self.blocks else [])
+        loss, parts = self.objective(sig)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -68,11 +74,15 @@ class Distiller:
             batch, g_parts = self.synth.synthesize(self.student)
             last_batch = batch.x
             _accumulate(sums, g_parts, "gen/")
+            if d.batch == "reuse":  # one teacher pass serves every student step on this batch
+                reused = Signals(x=batch.x, t_logits=batch.t_logits) if self.objective.needs <= {"student"} \
+                    else self.teacher_signals(batch.x)
             for k in range(d.kd_steps):
                 if d.batch == "reuse":
-                    s_parts = self.student_step(batch.x, batch.t_logits)
+                    s_parts = self.student_step(batch.x, reused)
                 else:
-                    s_parts = self.student_step(self.synth.sample(self.student_batch), None)
+                    x = self.synth.sample(self.student_batch)
+                    s_parts = self.student_step(x, self.teacher_signals(x))
                 _accumulate(sums, s_parts, "student/", scale=1.0 / d.kd_steps)
             since_log = (rnd - 1) % cfg.tracking.log_every + 1
             evaluate = rnd % d.eval_every == 0 or rnd == d.rounds

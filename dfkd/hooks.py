@@ -10,6 +10,8 @@ Hooks can be switched off (`enabled = False`) so a forward pass that needs nothi
 """
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -62,6 +64,76 @@ class FeatureHook:
 
     def remove(self) -> None:
         self._handle.remove()
+
+
+class BlockHooks:
+    """Keeps the outputs of named sub-modules from the last forward pass, in the given order:
+    `values` -> list of tensors."""
+
+    def __init__(self, model: nn.Module, names: list[str]):
+        modules = dict(model.named_modules())
+        self.names = list(names)
+        self._out: dict[str, torch.Tensor] = {}
+        self.enabled = True
+        self._handles = [modules[n].register_forward_hook(self._make(n)) for n in self.names]
+
+    def _make(self, name: str):
+        def hook(module, inputs, output):
+            if self.enabled:
+                self._out[name] = output
+        return hook
+
+    @property
+    def values(self) -> list[torch.Tensor]:
+        return [self._out[n] for n in self.names]
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+@torch.no_grad()
+def stage_outputs(model: nn.Module, input_shape: tuple[int, ...]) -> dict[int, str]:
+    """{spatial size: module name}: for each size of 4-D output map (1×1 left out), the module that
+    ends that resolution stage — among modules called once per forward, the one spanning the most
+    sub-modules (a stage container beats the layers inside it), the last to finish on ties.
+    Found by one forward pass of zeros with temporary hooks, so it works on any model; sizes come
+    in forward order."""
+    calls: dict[str, list[tuple[int, int]]] = {}  # name -> [(output size, completion index)] per call
+    order = itertools.count()
+
+    def recorder(name: str):
+        def hook(module, inputs, output):
+            if isinstance(output, torch.Tensor) and output.dim() == 4:
+                calls.setdefault(name, []).append((output.shape[-1], next(order)))
+        return hook
+
+    handles = [m.register_forward_hook(recorder(name)) for name, m in model.named_modules() if name]
+    was_training = model.training
+    model.eval()
+    try:
+        model(torch.zeros(*input_shape, device=next(model.parameters()).device))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    span = {name: sum(1 for _ in m.modules()) for name, m in model.named_modules()}
+    best: dict[int, tuple[int, int, str]] = {}
+    for name, seen in calls.items():
+        if len(seen) != 1 or seen[0][0] <= 1:
+            continue
+        size, order = seen[0]
+        if size not in best or (span[name], order) > best[size][:2]:
+            best[size] = (span[name], order, name)
+    ordered = sorted(best.items(), key=lambda kv: kv[1][1])
+    return {size: name for size, (_, _, name) in ordered}
+
+
+def match_stages(teacher: nn.Module, student: nn.Module, t_shape, s_shape) -> tuple[list[str], list[str]]:
+    """Teacher and student stage ends paired by spatial size, in forward order."""
+    t, s = stage_outputs(teacher, t_shape), stage_outputs(student, s_shape)
+    common = [size for size in t if size in s]
+    return [t[k] for k in common], [s[k] for k in common]
 
 
 def classifier_layer(model: nn.Module) -> nn.Linear:

@@ -64,3 +64,21 @@ def bn_stat_distance(stats: Sequence[tuple[Tensor, Tensor, Tensor, Tensor]]) -> 
     for mean, var, r_mean, r_var in stats:
         total = total + torch.linalg.vector_norm(mean - r_mean) + torch.linalg.vector_norm(var - r_var)
     return total
+
+
+def attention_map(features: Tensor) -> Tensor:
+    """Spatial attention of a feature map (N, C, H, W): the channel mean of squared activations,
+    flattened and L2-normalised per sample -> (N, H·W) (Zagoruyko & Komodakis 2017)."""
+    return F.normalize(features.pow(2).mean(dim=1).flatten(1), dim=1)
+
+
+def attention_transfer(student_feats: Sequence[Tensor], teacher_feats: Sequence[Tensor]) -> Tensor:
+    """Sum over matched pairs of mean((a_S − a_T)²) of attention maps (Zagoruyko & Komodakis 2017,
+    "Paying More Attention to Attention", ICLR; used by ZSKT with weight 250). Each pair must share
+    its spatial size; channel counts may differ."""
+    if len(student_feats) != len(teacher_feats) or not student_feats:
+        raise ValueError("attention_transfer needs the same, non-zero number of student and teacher maps")
+    total = student_feats[0].new_zeros(())
+    for s, t in zip(student_feats, teacher_feats):
+        total = total + (attention_map(s) - attention_map(t)).pow(2).mean()
+    return total

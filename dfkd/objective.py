@@ -5,7 +5,8 @@
 
 Terms live in the `TERMS` registry; each declares which signals it needs ("student" logits,
 teacher "bn" statistics, teacher penultimate "features"), so the loop runs the student forward and
-the hooks only when some weighted term asks for them. Sign convention: every term is *minimised*
+the hooks only when some weighted term asks for them ("blocks": matched teacher and student stage
+outputs, for student terms). Sign convention: every term is *minimised*
 by whoever owns the objective; adversarial terms (`adv_*`) are negated disagreements, so the source
 minimising them maximises the teacher-student gap.
 """
@@ -30,6 +31,8 @@ class Signals:
     s_logits: Tensor | None = None
     bn_stats: list = field(default_factory=list)
     t_features: Tensor | None = None
+    t_blocks: list = field(default_factory=list)  # teacher stage outputs, paired with s_blocks
+    s_blocks: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ _term("ie", "class balance: negative entropy of the mean teacher prediction (DAF
     lambda s, t: losses.class_balance(s.t_logits))
 _term("act", "-mean|penultimate teacher features| (DAFL)", "features")(
     lambda s, t: losses.activation_norm(s.t_features))
+_term("at", "attention transfer on matched stage outputs (Zagoruyko & Komodakis 2017; ZSKT)",
+      "student", "blocks")(
+    lambda s, t: losses.attention_transfer(s.s_blocks, s.t_blocks))
 _term("bn", "distance of batch statistics to the teacher's BN running statistics", "bn")(
     lambda s, t: losses.bn_stat_distance(s.bn_stats))
 

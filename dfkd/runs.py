@@ -17,6 +17,7 @@ from .data import dataset_info, load_split, make_loader
 from .distiller import Distiller
 from .errors import DfkdError
 from .evaluate import accuracy
+from .hooks import match_stages
 from .models import build_model, count_params
 from .objective import Objective
 from .runtime import resolve_device, seed_everything
@@ -83,10 +84,22 @@ def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
     if gen_objective is not None and "bn" in gen_objective.needs and probe.bn is None:
         raise DfkdError(f"objective.generator.bn needs a teacher with BatchNorm layers, and "
                         f"'{cfg.teacher.arch}' has none; set objective.generator.bn=0")
+    student_blocks = None
+    if gen_objective is not None and "blocks" in gen_objective.needs:
+        raise DfkdError("the 'at' term compares student and teacher stages: use it in objective.student, "
+                        "not objective.generator")
+    if "blocks" in student_objective.needs:
+        shape = (2, info.in_channels, info.image_size, info.image_size)
+        t_names, student_blocks = match_stages(teacher, student, shape, (2, s_channels) + shape[2:])
+        if not t_names:
+            raise DfkdError(f"the 'at' term needs teacher and student stages of equal spatial size, and "
+                            f"{cfg.teacher.arch} / {cfg.student.arch} share none; set objective.student.at=0")
+        probe.watch_blocks(t_names)
     generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels)
     synth = SCHEDULES.get(cfg.synth.schedule)(
         generator, cfg.source.optim, gen_objective, probe, view_t.to(device), view_s.to(device),
-        cfg.synth.batch_size, cfg.synth.g_steps, cfg.distill.rounds, device)
+        cfg.synth.batch_size, cfg.synth.g_steps, cfg.distill.rounds, device,
+        ema=cfg.synth.ema, ema_fraction=cfg.synth.ema_fraction)
     test_loader = make_loader(test_ds, 512, False, cfg.data, device=device)
     teacher_acc = accuracy(teacher, test_loader, device)
 
@@ -95,7 +108,7 @@ def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
     atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
     tracker = Tracker(run_dir, cfg.tracking, config, name=run_dir.name, job_type="distill")
     loop = Distiller(cfg, student, synth, probe, student_objective, view_t, view_s, test_loader,
-                     tracker, run_dir, device)
+                     tracker, run_dir, device, student_blocks=student_blocks)
     result = loop.run(quiet=quiet)
     save_model(run_dir / "student.pt", student, kind="student", arch=cfg.student.arch, dataset=cfg.data.name,
                num_classes=info.num_classes, in_channels=s_channels, image_size=info.image_size, mean=info.mean, std=info.std,

@@ -11,12 +11,14 @@ hooks only when a weighted term needs them.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from .hooks import BNStatsHook, FeatureHook, classifier_layer, has_batchnorm
+from .hooks import BlockHooks, BNStatsHook, FeatureHook, classifier_layer, has_batchnorm
+from .errors import DfkdError
 from .objective import Objective, Signals
 from .optim import make_optimizer
 from .registry import Registry
@@ -37,17 +39,26 @@ class TeacherProbe:
         self.teacher = teacher.eval().requires_grad_(False)
         self.bn = BNStatsHook(teacher) if has_batchnorm(teacher) else None
         self.features = FeatureHook(classifier_layer(teacher), mode="input")
+        self.blocks: BlockHooks | None = None
+
+    def watch_blocks(self, names: list[str]) -> None:
+        """Record these stage outputs whenever a term needs "blocks"."""
+        self.blocks = BlockHooks(self.teacher, names)
 
     def __call__(self, x: Tensor, needs: frozenset = frozenset()) -> Signals:
         want_bn, want_feat = "bn" in needs, "features" in needs
+        want_blocks = "blocks" in needs and self.blocks is not None
         if self.bn is not None:
             self.bn.enabled = want_bn
             self.bn.clear()
         self.features.enabled = want_feat
+        if self.blocks is not None:
+            self.blocks.enabled = want_blocks
         logits = self.teacher(x)
         return Signals(x=x, t_logits=logits,
                        bn_stats=list(self.bn.stats) if want_bn else [],
-                       t_features=self.features.value if want_feat else None)
+                       t_features=self.features.value if want_feat else None,
+                       t_blocks=self.blocks.values if want_blocks else [])
 
 
 class PersistentSynthesizer:
@@ -56,17 +67,29 @@ class PersistentSynthesizer:
     Each round: `g_steps` times, x = G(z) with z ~ N(0, I); the teacher (and the student when a term
     needs it) score view_t(x) / view_s(x); G takes an optimizer step on the source objective.
     Gradients reach G's parameters only (`backward(inputs=...)`), never the student's.
+
+    With `ema` > 0 (MAD, Do et al., "Momentum Adversarial Distillation", NeurIPS 2022) an EMA copy
+    G' follows G after every step, p' <- ema·p' + (1 − ema)·p (buffers copied), and `sample(n)`
+    draws round(ema_fraction·n) of the student's batch from G', so the student keeps seeing the
+    regions the adversarial generator has already moved away from.
     """
 
     def __init__(self, generator: nn.Module, optim_cfg, objective: Objective, probe: TeacherProbe,
                  view_t: nn.Module, view_s: nn.Module, batch_size: int, g_steps: int, rounds: int,
-                 device: torch.device):
+                 device: torch.device, ema: float = 0.0, ema_fraction: float = 0.5):
         self.generator = generator.to(device).train()
         self.objective, self.probe = objective, probe
         self.view_t, self.view_s = view_t, view_s
         self.batch_size, self.g_steps, self.device = batch_size, g_steps, device
-        self.optimizer, self.scheduler = make_optimizer(generator.parameters(), optim_cfg, rounds)
         self._params = [p for p in generator.parameters() if p.requires_grad]
+        if g_steps > 0 and not self._params:
+            raise DfkdError(f"source '{type(generator).__name__}' has no parameters to optimise; "
+                            f"set synth.g_steps=0")
+        self.optimizer = self.scheduler = None
+        if g_steps > 0:
+            self.optimizer, self.scheduler = make_optimizer(self._params, optim_cfg, rounds)
+        self.ema, self.ema_fraction = ema, ema_fraction
+        self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False) if ema > 0 else None
 
     def _z(self, n: int) -> Tensor:
         return torch.randn(n, self.generator.nz, device=self.device)
@@ -84,7 +107,10 @@ class PersistentSynthesizer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward(inputs=self._params)
             self.optimizer.step()
-        self.scheduler.step()
+            if self.ema_generator is not None:
+                self._update_ema()
+        if self.scheduler is not None:
+            self.scheduler.step()
         if x is None:  # g_steps == 0: a fixed generator, only sampled
             x = self.sample(self.batch_size)
             with torch.no_grad():
@@ -92,17 +118,35 @@ class PersistentSynthesizer:
         return SynthBatch(x.detach(), sig.t_logits.detach()), parts
 
     @torch.no_grad()
+    def _update_ema(self) -> None:
+        for p_ema, p in zip(self.ema_generator.parameters(), self.generator.parameters()):
+            p_ema.lerp_(p, 1.0 - self.ema)
+        for b_ema, b in zip(self.ema_generator.buffers(), self.generator.buffers()):
+            b_ema.copy_(b)
+
+    @torch.no_grad()
     def sample(self, n: int) -> Tensor:
-        return self.generator(self._z(n))
+        if self.ema_generator is None:
+            return self.generator(self._z(n))
+        k = round(self.ema_fraction * n)
+        parts = [g(self._z(m)) for g, m in ((self.ema_generator, k), (self.generator, n - k)) if m > 0]
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict()}
+        state = {"generator": self.generator.state_dict()}
+        if self.ema_generator is not None:
+            state["ema_generator"] = self.ema_generator.state_dict()
+        if self.optimizer is not None:
+            state.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict())
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.load_state_dict(state["generator"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema_generator is not None:
+            self.ema_generator.load_state_dict(state["ema_generator"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
 
 
 SCHEDULES.register("persistent")(PersistentSynthesizer)

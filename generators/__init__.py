@@ -6,6 +6,7 @@ mapping latent codes (N, nz) to images (N, channels, size, size) in normalised i
 from dfkd.registry import Registry
 
 from .dcgan import DCGANGenerator
+from .noise import NoiseSource
 
 SOURCES = Registry("source")
 
@@ -16,4 +17,10 @@ def dcgan(cfg, size: int, channels: int) -> DCGANGenerator:
     return DCGANGenerator(nz=cfg.nz, width=cfg.width, size=size, channels=channels)
 
 
-__all__ = ["SOURCES", "DCGANGenerator"]
+@SOURCES.register("noise")
+def noise(cfg, size: int, channels: int) -> NoiseSource:
+    """Gaussian noise images, no parameters (the noise control; use with synth.g_steps=0)."""
+    return NoiseSource(size=size, channels=channels)
+
+
+__all__ = ["SOURCES", "DCGANGenerator", "NoiseSource"]

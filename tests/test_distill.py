@@ -101,3 +101,10 @@ def test_quickstart_meets_its_targets(tmp_path):
     summary = json.loads(next(tmp_path.glob("dfq-*/summary.json")).read_text())
     assert summary["teacher_acc"] >= 97.0 and summary["student_acc"] >= 93.0
     assert summary["student_acc"] >= summary["best_student_acc"] - 2.0
+
+
+def test_zskt_logs_attention_transfer_on_matched_stages(digits_teacher, tmp_path):
+    run_dir, _ = distill(_cfg(digits_teacher, tmp_path, "zskt", "distill.rounds=10",
+                              "distill.eval_every=10", "distill.kd_steps=2"), quiet=True)
+    row = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["student/at"] > 0 and row["gen/adv_kl"] <= 0

@@ -57,3 +57,17 @@ def test_feature_hook_takes_classifier_input():
     logits = model(x)
     assert hook.value.shape == (3, 64)
     torch.testing.assert_close(model.fc(hook.value), logits)
+
+
+def test_stage_ends_are_found_by_resolution_on_any_model():
+    from dfkd.hooks import match_stages, stage_outputs
+
+    assert stage_outputs(build_model("resnet20", 10, 3), (2, 3, 32, 32)) == \
+        {32: "stages.0", 16: "stages.1", 8: "stages"}
+    # pre-activation blocks re-use their ReLU on the previous stage's output: still the stage ends
+    assert stage_outputs(build_model("wrn16_1", 10, 3), (2, 3, 32, 32)) == \
+        {32: "stages.0", 16: "stages.1", 8: "stages"}
+    assert stage_outputs(build_model("cnn", 10, 1), (2, 1, 16, 16)) == {16: "features.5", 8: "features.12"}
+    t, s = match_stages(build_model("resnet18", 10, 3), build_model("resnet8", 10, 3), (2, 3, 32, 32),
+                        (2, 3, 32, 32))
+    assert t == ["stages.0", "stages.1", "stages.2"] and s == ["stages.0", "stages.1", "stages"]

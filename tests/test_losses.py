@@ -73,3 +73,17 @@ def test_kl_gradient_pushes_student_toward_teacher():
     t = torch.tensor([[2.0, 0.0, 0.0]])
     losses.kl_div(s, t).backward()
     assert s.grad[0, 0] < 0 < s.grad[0, 1]  # descent raises the teacher's top class
+
+
+def test_attention_transfer_hand_values():
+    s = torch.tensor([[[[1.0, 0.0]]]])  # (1, 1, 1, 2): attention (1, 0)
+    t = torch.tensor([[[[0.0, 2.0]]]])  # attention (0, 4) -> normalised (0, 1)
+    assert losses.attention_transfer([s], [t]).item() == pytest.approx(1.0)
+    s2 = torch.ones(1, 2, 1, 2)  # channel mean of squares (1, 1) -> (1/√2, 1/√2)
+    t2 = torch.tensor([[[[3.0, 0.0]]]])  # (9, 0) -> (1, 0)
+    expected = ((1 / math.sqrt(2) - 1) ** 2 + 0.5) / 2  # = 1 − 1/√2
+    assert losses.attention_transfer([s2], [t2]).item() == pytest.approx(expected, abs=1e-6)
+    assert losses.attention_transfer([s, s2], [t, t2]).item() == pytest.approx(1.0 + expected, abs=1e-6)
+    assert losses.attention_transfer([t], [t * 5]).item() == pytest.approx(0.0, abs=1e-7)  # scale-free
+    with pytest.raises(ValueError):
+        losses.attention_transfer([s], [])

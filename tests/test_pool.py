@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from dfkd.pool import ReplayPool
+
+
+def test_pool_never_holds_more_than_its_capacity_and_overwrites_oldest_first():
+    pool = ReplayPool(capacity=5, shape=(1, 2, 2), storage="fp16")
+    for i in range(4):  # 4 batches of 2, values = batch index
+        pool.add(torch.full((2, 1, 2, 2), float(i)))
+    assert len(pool) == 5 and pool.data.shape[0] == 5
+    held = sorted(pool.data[:, 0, 0, 0].float().tolist())
+    assert held == [1.0, 2.0, 2.0, 3.0, 3.0]  # the oldest 3 samples (batch 0, half of batch 1) are gone
+    pool.add(torch.zeros(12, 1, 2, 2))  # a batch larger than the pool keeps only its last samples
+    assert len(pool) == 5
+
+
+@pytest.mark.parametrize("storage, tol", [("fp16", 2e-3), ("uint8", None)])
+def test_round_trip_precision(storage, tol):
+    torch.manual_seed(0)
+    x = torch.randn(64, 3, 4, 4) * 2
+    pool = ReplayPool(capacity=64, shape=(3, 4, 4), storage=storage)
+    pool.add(x)
+    back = pool.sample(64, generator=torch.Generator().manual_seed(1))
+    assert back.dtype == torch.float32 and back.shape == (64, 3, 4, 4)
+    stored = pool.data.float() if storage == "fp16" else pool.data.float() * pool.scale.view(-1, 1, 1, 1) + \
+        pool.lo.view(-1, 1, 1, 1)
+    err = (stored - x).abs()
+    if storage == "uint8":  # at most half a quantisation step of each sample's own range
+        step = (x.flatten(1).max(1).values - x.flatten(1).min(1).values) / 255
+        assert (err.flatten(1).max(1).values <= step / 2 + 1e-5).all()
+    else:
+        assert err.max() <= tol * x.abs().max()
+
+
+def test_state_round_trip_and_empty_pool():
+    pool = ReplayPool(capacity=4, shape=(1, 1, 1), storage="uint8")
+    with pytest.raises(RuntimeError):
+        pool.sample(1)
+    pool.add(torch.arange(3.0).view(3, 1, 1, 1))
+    other = ReplayPool(capacity=4, shape=(1, 1, 1), storage="uint8")
+    other.load_state_dict(pool.state_dict())
+    assert len(other) == 3 and torch.equal(other.data[:3], pool.data[:3]) and other.head == 3

@@ -1,0 +1,56 @@
+import pytest
+import torch
+from torch import nn
+
+from dfkd.config import OptimConfig
+from dfkd.errors import DfkdError
+from dfkd.models import build_model
+from dfkd.objective import Objective
+from dfkd.synthesizers import PersistentSynthesizer, TeacherProbe
+from generators import DCGANGenerator, NoiseSource
+
+SGD = OptimConfig(name="sgd", lr=0.1, momentum=0.0, weight_decay=0.0, schedule="constant")
+
+
+def _synth(generator, g_steps=1, **kw):
+    torch.manual_seed(0)
+    probe = TeacherProbe(build_model("cnn_small", 10, 1))
+    obj = Objective({"adv_l1": 1.0}) if g_steps else None
+    return PersistentSynthesizer(generator, SGD, obj, probe, nn.Identity(), nn.Identity(), batch_size=8,
+                                 g_steps=g_steps, rounds=5, device=torch.device("cpu"), **kw)
+
+
+def test_ema_generator_follows_by_the_stated_fraction():
+    synth = _synth(DCGANGenerator(nz=8, width=8, size=8, channels=1), ema=0.9)
+    before_ema = [p.detach().clone() for p in synth.ema_generator.parameters()]
+    synth.synthesize(build_model("cnn_small", 10, 1))
+    for p_ema, p_old, p_new in zip(synth.ema_generator.parameters(), before_ema, synth.generator.parameters()):
+        torch.testing.assert_close(p_ema, 0.9 * p_old + 0.1 * p_new.detach())
+    moved = sum((a - b).abs().sum() for a, b in zip(synth.generator.parameters(), before_ema))
+    assert moved > 0  # the generator did take a step, so the check above is not vacuous
+    for b_ema, b in zip(synth.ema_generator.buffers(), synth.generator.buffers()):
+        assert torch.equal(b_ema, b)
+    assert "ema_generator" in synth.state_dict()
+
+
+def test_student_batch_mixes_ema_and_current_samples():
+    synth = _synth(DCGANGenerator(nz=8, width=8, size=8, channels=1), ema=0.5, ema_fraction=1.0)
+    synth.synthesize(build_model("cnn_small", 10, 1))
+    z = torch.randn(6, 8)
+    synth._z = lambda n: z[:n]
+    with torch.no_grad():
+        torch.testing.assert_close(synth.sample(6), synth.ema_generator(z))
+        assert not torch.allclose(synth.sample(6), synth.generator(z))
+    synth.ema_fraction = 0.5
+    assert synth.sample(6).shape == (6, 1, 8, 8)
+
+
+def test_noise_source_is_gaussian_images_without_parameters():
+    src = NoiseSource(size=4, channels=2)
+    z = torch.randn(3, src.nz)
+    assert torch.equal(src(z), z.view(3, 2, 4, 4)) and not list(src.parameters())
+    synth = _synth(NoiseSource(size=8, channels=1), g_steps=0)
+    batch, parts = synth.synthesize(build_model("cnn_small", 10, 1))
+    assert batch.x.shape == (8, 1, 8, 8) and batch.t_logits.shape == (8, 10) and parts == {}
+    with pytest.raises(DfkdError, match="no parameters to optimise"):
+        _synth(NoiseSource(size=4, channels=1), g_steps=1)
