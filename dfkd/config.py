@@ -84,6 +84,9 @@ class SynthConfig:
     batch_size: int = opt(256, "synthesized batch size", min=1)
     ema: float = opt(0.0, "momentum of an EMA copy of the generator (MAD, Do et al. 2022); 0 = off",
                      min=0.0, max=0.9999)
+    augment: str = opt("none", "differentiable augmentation of synthesized batches before teacher and "
+                               "student see them: 'crop' = random crop with padding (size/8), plus a "
+                               "horizontal flip on natural-image datasets", choices=["none", "crop"])
     ema_fraction: float = opt(0.5, "with ema > 0: fraction of each student batch drawn from the EMA "
                                    "generator (the rest from the current one)", min=0.0, max=1.0)
 
@@ -94,6 +97,7 @@ class ObjectiveConfig:
                                           "(see `dfkd list terms`)")
     student: dict[str, float] = opt({}, "weights of the student's loss terms, set by the method")
     temperature: float = opt(1.0, "softmax temperature of KL/JS terms", min=1e-6)
+    bn_first: float = opt(1.0, "multiplier of the first BN layer in the bn term (DeepInversion: 10)", min=0.0)
 
 
 @dataclass
@@ -101,8 +105,18 @@ class DistillConfig:
     rounds: int = opt(200, "synthesis rounds (each: g_steps source steps, then kd_steps student steps)", min=1)
     kd_steps: int = opt(5, "student steps per round", min=1)
     batch: str = opt("fresh", "student inputs: 'fresh' samples a new batch per step, 'reuse' trains on "
-                              "the round's synthesized batch (DAFL, ZSKT)", choices=["fresh", "reuse"])
+                              "the round's synthesized batch (DAFL, ZSKT), 'pool' samples the replay pool "
+                              "every round's batch is added to (DeepInversion, CMI, Fast)",
+                     choices=["fresh", "reuse", "pool"])
     eval_every: int = opt(20, "evaluate the student on the test split every N rounds (and at the end)", min=1)
+
+
+@dataclass
+class PoolConfig:
+    capacity: int = opt(0, "samples the replay pool holds (oldest overwritten first); 0 = no pool", min=0)
+    storage: str = opt("fp16", "pool storage: fp16, or uint8 with a per-sample range (a quarter of fp32)",
+                       choices=["fp16", "uint8"])
+    device: str = opt("cpu", "where the pool lives: cpu, or 'same' as the run's device", choices=["cpu", "same"])
 
 
 @dataclass
@@ -132,6 +146,7 @@ class Config:
     synth: SynthConfig = opt(SynthConfig(), "synthesis schedule")
     objective: ObjectiveConfig = opt(ObjectiveConfig(), "loss terms")
     distill: DistillConfig = opt(DistillConfig(), "the distillation loop")
+    pool: PoolConfig = opt(PoolConfig(), "replay pool of synthesized batches")
     tracking: TrackingConfig = opt(TrackingConfig(), "tracking")
 
 

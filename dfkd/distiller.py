@@ -2,7 +2,9 @@
 
     for each round:
         synthesize: the synthesizer optimises its source for g_steps against the source objective
-        distill:    kd_steps times, x = the round's batch ("reuse") or a fresh sample ("fresh");
+        remember:   with a replay pool, the round's batch is added to it
+        distill:    kd_steps times, x = the round's batch ("reuse"), a fresh sample ("fresh") or a
+                    draw from the pool ("pool");
                     the student minimises the student objective on student(view_s(x)) vs teacher(view_t(x))
         evaluate on the real test split, log, checkpoint
 
@@ -34,7 +36,7 @@ from .tracking import Tracker
 class Distiller:
     def __init__(self, cfg: Config, student: nn.Module, synthesizer, probe, student_objective: Objective,
                  view_t: nn.Module, view_s: nn.Module, test_loader, tracker: Tracker, run_dir: Path,
-                 device: torch.device, student_blocks: list[str] | None = None):
+                 device: torch.device, student_blocks: list[str] | None = None, pool=None):
         self.cfg, self.student, self.synth, self.probe = cfg, student.to(device).train(), synthesizer, probe
         self.objective, self.view_t, self.view_s = student_objective, view_t, view_s
         self.test_loader, self.tracker, self.run_dir, self.device = test_loader, tracker, run_dir, device
@@ -43,6 +45,7 @@ class Distiller:
                                                         d.rounds * d.kd_steps)
         self.student_batch = cfg.synth.batch_size
         self.blocks = BlockHooks(student, student_blocks) if student_blocks else None
+        self.pool = pool
         self.history: list[tuple[int, float]] = []
 
     # ------------------------------------------------------------------ one student step
@@ -73,6 +76,8 @@ class Distiller:
         for rnd in bar:
             batch, g_parts = self.synth.synthesize(self.student)
             last_batch = batch.x
+            if self.pool is not None:
+                self.pool.add(batch.x)
             _accumulate(sums, g_parts, "gen/")
             if d.batch == "reuse":  # one teacher pass serves every student step on this batch
                 reused = Signals(x=batch.x, t_logits=batch.t_logits) if self.objective.needs <= {"student"} \
@@ -81,7 +86,8 @@ class Distiller:
                 if d.batch == "reuse":
                     s_parts = self.student_step(batch.x, reused)
                 else:
-                    x = self.synth.sample(self.student_batch)
+                    x = self.pool.sample(self.student_batch) if d.batch == "pool" \
+                        else self.synth.sample(self.student_batch)
                     s_parts = self.student_step(x, self.teacher_signals(x))
                 _accumulate(sums, s_parts, "student/", scale=1.0 / d.kd_steps)
             since_log = (rnd - 1) % cfg.tracking.log_every + 1
@@ -130,6 +136,7 @@ class Distiller:
             "format": "dfkd-run-v1", "round": rnd, "best_student_acc": best, "best_round": best_round,
             "student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "synthesizer": self.synth.state_dict(),
+            "pool": self.pool.state_dict() if self.pool is not None else None,
             "config": to_dict(self.cfg), "wandb_run_id": self.tracker.run_id,
         }, self.run_dir / "checkpoint.pt")
 

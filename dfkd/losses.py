@@ -52,17 +52,19 @@ def activation_norm(features: Tensor) -> Tensor:
     return -features.abs().mean()
 
 
-def bn_stat_distance(stats: Sequence[tuple[Tensor, Tensor, Tensor, Tensor]]) -> Tensor:
+def bn_stat_distance(stats: Sequence[tuple[Tensor, Tensor, Tensor, Tensor]], first_weight: float = 1.0) -> Tensor:
     """Sum over BN layers of ||μ − running_mean||₂ + ||σ² − running_var||₂
-    (DeepInversion, Yin et al. 2020; DFQ; CMI).
+    (DeepInversion, Yin et al. 2020; DFQ; CMI). The first layer's distance is multiplied by
+    `first_weight` (DeepInversion uses 10).
 
     `stats` holds (batch_mean, batch_var, running_mean, running_var) per BN layer, each (C,).
     """
     if len(stats) == 0:
         raise ValueError("bn_stat_distance needs at least one BatchNorm layer's statistics")
     total = stats[0][0].new_zeros(())
-    for mean, var, r_mean, r_var in stats:
-        total = total + torch.linalg.vector_norm(mean - r_mean) + torch.linalg.vector_norm(var - r_var)
+    for i, (mean, var, r_mean, r_var) in enumerate(stats):
+        d = torch.linalg.vector_norm(mean - r_mean) + torch.linalg.vector_norm(var - r_var)
+        total = total + (first_weight * d if i == 0 else d)
     return total
 
 
@@ -82,3 +84,34 @@ def attention_transfer(student_feats: Sequence[Tensor], teacher_feats: Sequence[
     for s, t in zip(student_feats, teacher_feats):
         total = total + (attention_map(s) - attention_map(t)).pow(2).mean()
     return total
+
+
+def js_div(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """Jensen-Shannon divergence ½KL(p_S‖m) + ½KL(p_T‖m), m = ½(p_S + p_T), at temperature T,
+    mean over the batch (natural log, so 0 <= JS <= ln 2). ADI's competition term (Yin et al. 2020)."""
+    p_s = F.softmax(student_logits / temperature, dim=1)
+    p_t = F.softmax(teacher_logits / temperature, dim=1)
+    log_m = (0.5 * (p_s + p_t)).clamp_min(1e-12).log()
+    kl_s = (p_s * (p_s.clamp_min(1e-12).log() - log_m)).sum(1)
+    kl_t = (p_t * (p_t.clamp_min(1e-12).log() - log_m)).sum(1)
+    return (0.5 * (kl_s + kl_t)).mean()
+
+
+def total_variation(x: Tensor, p: int = 2) -> Tensor:
+    """Mean over neighbouring-pixel differences of |Δ|^p (p = 1: L1, p = 2: squared), horizontal and
+    vertical, on (N, C, H, W): the TV image prior of DeepInversion (Yin et al. 2020)."""
+    dh = x[..., 1:, :] - x[..., :-1, :]
+    dw = x[..., :, 1:] - x[..., :, :-1]
+    if p == 1:
+        return dh.abs().mean() + dw.abs().mean()
+    return dh.pow(2).mean() + dw.pow(2).mean()
+
+
+def l2_prior(x: Tensor) -> Tensor:
+    """Mean squared pixel value, the L2 image prior of DeepInversion (on (N, C, H, W))."""
+    return x.pow(2).mean()
+
+
+def target_ce(teacher_logits: Tensor, targets: Tensor) -> Tensor:
+    """Cross-entropy of the teacher against sampled target classes (DeepInversion)."""
+    return F.cross_entropy(teacher_logits, targets)

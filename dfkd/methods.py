@@ -85,6 +85,31 @@ similar DCGAN-style net), and stages are paired automatically by spatial size
     "student": {"optim": {"name": "adam", "lr": 2e-3, "weight_decay": 5e-4}},
 })
 
+_DEEPINV = {
+    "source": {"name": "pixels", "optim": {"name": "adam", "lr": 0.1, "betas": [0.9, 0.999],
+                                           "weight_decay": 0.0, "schedule": "cosine"}},
+    "synth": {"schedule": "reinit", "g_steps": 2000, "augment": "crop"},
+    "objective": {"generator": {"ce": 1.0, "bn": 1.0, "tv_l2": 0.05, "l2": 1e-3}, "bn_first": 10.0,
+                  "student": {"kd_kl": 1.0}},
+    "distill": {"kd_steps": 20, "batch": "pool"},
+    "pool": {"capacity": 8192},
+}
+
+DEEPINV = recipe("deepinv", """DeepInversion — Yin, Molchanov, Alvarez, Li, Mallya, Hoiem, Jha, Kautz (2020),
+"Dreaming to Distill: Data-free Knowledge Transfer via DeepInversion", CVPR 2020, arXiv:1912.08795.
+Free pixels, re-initialised every round and optimised with Adam for g_steps (2,000 in the paper) on
+CE towards sampled target classes + BN statistics (first BN layer ×10) + squared TV + L2 priors,
+under random crop (jitter) and flip; each round's batch goes to a replay pool the student distils
+from with KL. Differs: the prior weights (bn 1, tv_l2 0.05, l2 1e-3) are set for normalised
+small images — the paper's ImageNet weights (bn 0.01, tv_l2 1e-4, l2 1e-5) assume 224-px inputs —
+and synthesis is interleaved with student training instead of done once up front.""", _DEEPINV)
+
+ADI = recipe("adi", """Adaptive DeepInversion (ADI) — Yin et al. (2020), CVPR, arXiv:1912.08795: DeepInversion plus
+the competition term 1 − JS(S, T) at temperature 3, which pushes the pixels toward inputs the
+student has not learned yet (here −JS, equal up to a constant; weight 1). The temperature is
+shared: the student's KL runs at T = 3 too.""",
+                  deep_merge(_DEEPINV, {"objective": {"generator": {"adv_js": 1.0}, "temperature": 3.0}}))
+
 NOISE = recipe("noise", """Noise control (the baseline of the DFKD tables, e.g. Fang et al. 2021, CMI): the
 student is distilled with KL through the same loop on Gaussian-noise inputs, with no synthesis.
 Whatever a method scores above this row is what its input source earns.""", {
@@ -127,6 +152,8 @@ def validate(cfg: Config) -> None:
                 TERMS.get(term)  # raises with a suggestion
     if not any(w != 0 for w in cfg.objective.student.values()):
         raise DfkdError("objective.student has no term with a non-zero weight; e.g. --set objective.student.kd_kl=1")
+    if cfg.distill.batch == "pool" and cfg.pool.capacity == 0:
+        raise DfkdError("distill.batch=pool needs a replay pool; set pool.capacity (e.g. pool.capacity=4096)")
     if cfg.synth.g_steps > 0 and not any(w != 0 for w in cfg.objective.generator.values()):
         raise DfkdError("synth.g_steps > 0 but objective.generator has no weighted term; "
                         "add one (e.g. objective.generator.adv_l1=1) or set synth.g_steps=0")

@@ -4,7 +4,7 @@
     total, parts = obj(signals)        # parts: {"adv_l1": tensor, "bn": tensor} (detached)
 
 Terms live in the `TERMS` registry; each declares which signals it needs ("student" logits,
-teacher "bn" statistics, teacher penultimate "features"), so the loop runs the student forward and
+teacher "bn" statistics, teacher penultimate "features", the source's sampled "targets"), so the loop runs the student forward and
 the hooks only when some weighted term asks for them ("blocks": matched teacher and student stage
 outputs, for student terms). Sign convention: every term is *minimised*
 by whoever owns the objective; adversarial terms (`adv_*`) are negated disagreements, so the source
@@ -33,11 +33,12 @@ class Signals:
     t_features: Tensor | None = None
     t_blocks: list = field(default_factory=list)  # teacher stage outputs, paired with s_blocks
     s_blocks: list = field(default_factory=list)
+    targets: Tensor | None = None  # (N,) sampled classes, for sources that synthesise to a target
 
 
 @dataclass(frozen=True)
 class Term:
-    fn: Callable[[Signals, float], Tensor]  # (signals, temperature) -> scalar
+    fn: Callable[[Signals, "Objective"], Tensor]  # (signals, objective: its options) -> scalar
     needs: frozenset[str]
     doc: str
 
@@ -54,33 +55,46 @@ def _term(name: str, doc: str, *needs: str):
 
 
 _term("kd_kl", "KL(T||S) at the objective's temperature, x T^2", "student")(
-    lambda s, t: losses.kl_div(s.s_logits, s.t_logits, t))
+    lambda s, o: losses.kl_div(s.s_logits, s.t_logits, o.temperature))
 _term("kd_l1", "L1 between student and teacher logits (DFAD)", "student")(
-    lambda s, t: losses.l1_logits(s.s_logits, s.t_logits))
+    lambda s, o: losses.l1_logits(s.s_logits, s.t_logits))
 _term("adv_l1", "-L1(S, T) logits: maximises disagreement (DFAD)", "student")(
-    lambda s, t: -losses.l1_logits(s.s_logits, s.t_logits))
+    lambda s, o: -losses.l1_logits(s.s_logits, s.t_logits))
 _term("adv_kl", "-KL(T||S): maximises disagreement (ZSKT)", "student")(
-    lambda s, t: -losses.kl_div(s.s_logits, s.t_logits, t))
+    lambda s, o: -losses.kl_div(s.s_logits, s.t_logits, o.temperature))
+_term("adv_js", "-JS(S, T) at the objective's temperature: ADI's competition term (1 - JS up to a "
+      "constant)", "student")(
+    lambda s, o: -losses.js_div(s.s_logits, s.t_logits, o.temperature))
 _term("oh", "one-hot CE of the teacher on its arg-max (DAFL)")(
-    lambda s, t: losses.one_hot_ce(s.t_logits))
+    lambda s, o: losses.one_hot_ce(s.t_logits))
+_term("ce", "CE of the teacher on the source's sampled target classes (DeepInversion)", "targets")(
+    lambda s, o: losses.target_ce(s.t_logits, s.targets))
 _term("ie", "class balance: negative entropy of the mean teacher prediction (DAFL)")(
-    lambda s, t: losses.class_balance(s.t_logits))
+    lambda s, o: losses.class_balance(s.t_logits))
 _term("act", "-mean|penultimate teacher features| (DAFL)", "features")(
-    lambda s, t: losses.activation_norm(s.t_features))
+    lambda s, o: losses.activation_norm(s.t_features))
 _term("at", "attention transfer on matched stage outputs (Zagoruyko & Komodakis 2017; ZSKT)",
       "student", "blocks")(
-    lambda s, t: losses.attention_transfer(s.s_blocks, s.t_blocks))
-_term("bn", "distance of batch statistics to the teacher's BN running statistics", "bn")(
-    lambda s, t: losses.bn_stat_distance(s.bn_stats))
+    lambda s, o: losses.attention_transfer(s.s_blocks, s.t_blocks))
+_term("bn", "distance of batch statistics to the teacher's BN running statistics (first layer x bn_first)",
+      "bn")(
+    lambda s, o: losses.bn_stat_distance(s.bn_stats, o.bn_first))
+_term("tv_l1", "L1 total variation of the synthesized input (DeepInversion)")(
+    lambda s, o: losses.total_variation(s.x, 1))
+_term("tv_l2", "squared total variation of the synthesized input (DeepInversion)")(
+    lambda s, o: losses.total_variation(s.x, 2))
+_term("l2", "mean squared value of the synthesized input (DeepInversion)")(
+    lambda s, o: losses.l2_prior(s.x))
 
 
 class Objective:
     """Weighted sum of registered terms; zero-weighted terms are dropped."""
 
-    def __init__(self, weights: dict[str, float], temperature: float = 1.0, owner: str = "objective"):
+    def __init__(self, weights: dict[str, float], temperature: float = 1.0, owner: str = "objective",
+                 bn_first: float = 1.0):
         self.weights = {k: float(w) for k, w in weights.items() if w != 0}
         self.terms = {k: TERMS.get(k) for k in self.weights}
-        self.temperature = temperature
+        self.temperature, self.bn_first = temperature, bn_first
         self.needs = frozenset().union(*(t.needs for t in self.terms.values()))
         if not self.weights:
             raise DfkdError(f"the {owner} objective has no term with a non-zero weight; "
@@ -90,7 +104,7 @@ class Objective:
         total = None
         parts = {}
         for name, w in self.weights.items():
-            value = self.terms[name].fn(sig, self.temperature)
+            value = self.terms[name].fn(sig, self)
             parts[name] = value.detach()
             total = w * value if total is None else total + w * value
         return total, parts

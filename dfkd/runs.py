@@ -16,10 +16,12 @@ from .config import Config, TeacherTrainConfig, dump_yaml, to_dict
 from .data import dataset_info, load_split, make_loader
 from .distiller import Distiller
 from .errors import DfkdError
+from .augment import crop_flip
 from .evaluate import accuracy
 from .hooks import match_stages
 from .models import build_model, count_params
 from .objective import Objective
+from .pool import ReplayPool
 from .runtime import resolve_device, seed_everything
 from .synthesizers import SCHEDULES, TeacherProbe
 from .teacher import build_teacher_config, ensure_teacher
@@ -78,9 +80,9 @@ def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
     view_s, s_channels = build_view("identity", info.in_channels)
     student = build_model(cfg.student.arch, info.num_classes, s_channels).to(device)
 
-    gen_objective = Objective(cfg.objective.generator, cfg.objective.temperature, "generator") \
-        if cfg.synth.g_steps > 0 else None
-    student_objective = Objective(cfg.objective.student, cfg.objective.temperature, "student")
+    o = cfg.objective
+    gen_objective = Objective(o.generator, o.temperature, "generator", o.bn_first) if cfg.synth.g_steps > 0 else None
+    student_objective = Objective(o.student, o.temperature, "student", o.bn_first)
     if gen_objective is not None and "bn" in gen_objective.needs and probe.bn is None:
         raise DfkdError(f"objective.generator.bn needs a teacher with BatchNorm layers, and "
                         f"'{cfg.teacher.arch}' has none; set objective.generator.bn=0")
@@ -95,11 +97,16 @@ def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
             raise DfkdError(f"the 'at' term needs teacher and student stages of equal spatial size, and "
                             f"{cfg.teacher.arch} / {cfg.student.arch} share none; set objective.student.at=0")
         probe.watch_blocks(t_names)
-    generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels)
+    generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, cfg.synth.batch_size)
+    augment = crop_flip(info.image_size, info.flip).to(device) if cfg.synth.augment == "crop" else None
     synth = SCHEDULES.get(cfg.synth.schedule)(
         generator, cfg.source.optim, gen_objective, probe, view_t.to(device), view_s.to(device),
         cfg.synth.batch_size, cfg.synth.g_steps, cfg.distill.rounds, device,
-        ema=cfg.synth.ema, ema_fraction=cfg.synth.ema_fraction)
+        ema=cfg.synth.ema, ema_fraction=cfg.synth.ema_fraction, augment=augment, num_classes=info.num_classes)
+    pool = None
+    if cfg.pool.capacity > 0:
+        pool = ReplayPool(cfg.pool.capacity, (info.in_channels, info.image_size, info.image_size),
+                          cfg.pool.storage, device=device if cfg.pool.device == "same" else "cpu", out_device=device)
     test_loader = make_loader(test_ds, 512, False, cfg.data, device=device)
     teacher_acc = accuracy(teacher, test_loader, device)
 
@@ -108,7 +115,7 @@ def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
     atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
     tracker = Tracker(run_dir, cfg.tracking, config, name=run_dir.name, job_type="distill")
     loop = Distiller(cfg, student, synth, probe, student_objective, view_t, view_s, test_loader,
-                     tracker, run_dir, device, student_blocks=student_blocks)
+                     tracker, run_dir, device, student_blocks=student_blocks, pool=pool)
     result = loop.run(quiet=quiet)
     save_model(run_dir / "student.pt", student, kind="student", arch=cfg.student.arch, dataset=cfg.data.name,
                num_classes=info.num_classes, in_channels=s_channels, image_size=info.image_size, mean=info.mean, std=info.std,

@@ -76,11 +76,14 @@ class PersistentSynthesizer:
 
     def __init__(self, generator: nn.Module, optim_cfg, objective: Objective, probe: TeacherProbe,
                  view_t: nn.Module, view_s: nn.Module, batch_size: int, g_steps: int, rounds: int,
-                 device: torch.device, ema: float = 0.0, ema_fraction: float = 0.5):
+                 device: torch.device, ema: float = 0.0, ema_fraction: float = 0.5,
+                 augment: nn.Module | None = None, num_classes: int = 10):
         self.generator = generator.to(device).train()
         self.objective, self.probe = objective, probe
         self.view_t, self.view_s = view_t, view_s
+        self.augment = augment
         self.batch_size, self.g_steps, self.device = batch_size, g_steps, device
+        self.optim_cfg, self.rounds, self.num_classes = optim_cfg, rounds, num_classes
         self._params = [p for p in generator.parameters() if p.requires_grad]
         if g_steps > 0 and not self._params:
             raise DfkdError(f"source '{type(generator).__name__}' has no parameters to optimise; "
@@ -94,14 +97,30 @@ class PersistentSynthesizer:
     def _z(self, n: int) -> Tensor:
         return torch.randn(n, self.generator.nz, device=self.device)
 
+    def _targets(self) -> Tensor:
+        """Balanced random target classes for one batch (N,)."""
+        n = self.batch_size
+        return (torch.arange(n) % self.num_classes)[torch.randperm(n)].to(self.device)
+
+    def _begin_round(self) -> None:
+        """Called before the round's steps (the re-initialising schedule resets the source here)."""
+
+    def _end_round(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.step()
+
     def synthesize(self, student: nn.Module) -> tuple[SynthBatch, dict[str, Tensor]]:
+        self._begin_round()
         parts: dict[str, Tensor] = {}
         x = sig = None
+        targets = self._targets() if self.objective is not None and "targets" in self.objective.needs else None
         for _ in range(self.g_steps):
             x = self.generator(self._z(self.batch_size))
-            sig = self.probe(self.view_t(x), self.objective.needs)
+            seen = self.augment(x) if self.augment is not None else x  # teacher and student see one view
+            sig = self.probe(self.view_t(seen), self.objective.needs)
+            sig.x, sig.targets = x, targets
             if "student" in self.objective.needs:
-                sig.s_logits = student(self.view_s(x))
+                sig.s_logits = student(self.view_s(seen))
             loss, parts = self.objective(sig)
             parts["loss"] = loss.detach()
             self.optimizer.zero_grad(set_to_none=True)
@@ -109,13 +128,20 @@ class PersistentSynthesizer:
             self.optimizer.step()
             if self.ema_generator is not None:
                 self._update_ema()
-        if self.scheduler is not None:
-            self.scheduler.step()
-        if x is None:  # g_steps == 0: a fixed generator, only sampled
+            self._after_step()
+        self._end_round()
+        if x is None:  # no step taken: a fixed source, only sampled
             x = self.sample(self.batch_size)
+        # a source that returns its own parameter (free pixels) would be overwritten in place by the
+        # next round's reset: hand out a copy
+        x = x.detach().clone() if isinstance(x, nn.Parameter) else x.detach()
+        if sig is None or self.augment is not None:  # the teacher has not yet seen this exact batch
             with torch.no_grad():
                 return SynthBatch(x, self.probe(self.view_t(x)).t_logits), parts
-        return SynthBatch(x.detach(), sig.t_logits.detach()), parts
+        return SynthBatch(x, sig.t_logits.detach()), parts
+
+    def _after_step(self) -> None:
+        """Called after every source step."""
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -150,3 +176,26 @@ class PersistentSynthesizer:
 
 
 SCHEDULES.register("persistent")(PersistentSynthesizer)
+
+
+class ReinitSynthesizer(PersistentSynthesizer):
+    """The source is re-initialised at the start of every round and optimised from scratch for
+    `g_steps` with a fresh optimizer whose schedule spans those steps: DeepInversion's free pixels
+    (Yin et al. 2020), CMI's generator (Fang et al. 2021). Each round's batch is meant for a replay
+    pool (`distill.batch=pool`); target classes (for the `ce` term) are drawn anew each round.
+    """
+
+    def _begin_round(self) -> None:
+        for m in self.generator.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+        self.optimizer, self.scheduler = make_optimizer(self._params, self.optim_cfg, self.g_steps)
+
+    def _after_step(self) -> None:
+        self.scheduler.step()
+
+    def _end_round(self) -> None:
+        pass
+
+
+SCHEDULES.register("reinit")(ReinitSynthesizer)

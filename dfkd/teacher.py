@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .augment import crop_flip
 from .checkpoint import atomic_write_text, read_model, save_model
 from .config import TeacherTrainConfig, deep_merge, dump_yaml, from_dict, to_dict, user_layers
 from .data import dataset_info, load_split, make_loader
@@ -60,15 +61,6 @@ def teacher_dir(cfg: TeacherTrainConfig) -> Path:
     return Path(cfg.out) / f"{cfg.data.name}{size}-{cfg.arch}-s{cfg.seed}"
 
 
-def _augmenter(size: int, flip: bool):
-    import kornia.augmentation as K
-
-    ops = [K.RandomCrop((size, size), padding=max(1, size // 8))]
-    if flip:
-        ops.append(K.RandomHorizontalFlip())
-    return torch.nn.Sequential(*ops)
-
-
 def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False) -> tuple[Path, float]:
     """Train, evaluate and save a teacher; returns (checkpoint path, test accuracy in %).
     Refuses to overwrite an existing checkpoint."""
@@ -85,7 +77,7 @@ def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False) -> tuple[Path, f
     test = make_loader(test_ds, 512, False, cfg.data, device=device)
     model = build_model(cfg.arch, info.num_classes, info.in_channels).to(device)
     opt, sched = make_optimizer(model.parameters(), cfg.train.optim, cfg.train.epochs * len(train))
-    aug = _augmenter(info.image_size, info.flip).to(device) if cfg.train.augment else None
+    aug = crop_flip(info.image_size, info.flip).to(device) if cfg.train.augment else None
 
     run_dir.mkdir(parents=True, exist_ok=True)
     config = to_dict(cfg)

@@ -108,3 +108,15 @@ def test_zskt_logs_attention_transfer_on_matched_stages(digits_teacher, tmp_path
                               "distill.eval_every=10", "distill.kd_steps=2"), quiet=True)
     row = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert row["student/at"] > 0 and row["gen/adv_kl"] <= 0
+
+
+@pytest.mark.parametrize("method", ["deepinv", "adi"])
+def test_pixel_methods_distil_from_the_pool(digits_teacher, tmp_path, method):
+    run_dir, summary = distill(_cfg(digits_teacher, tmp_path, method, "distill.rounds=3", "distill.eval_every=3",
+                                    "synth.g_steps=5", "synth.batch_size=16", "distill.kd_steps=2",
+                                    "pool.capacity=40"), quiet=True)
+    row = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"gen/ce", "gen/bn", "gen/tv_l2", "gen/l2"} <= set(row)
+    assert ("gen/adv_js" in row) == (method == "adi")
+    pool = torch.load(run_dir / "checkpoint.pt", weights_only=True)["pool"]
+    assert pool["size"] == 40 and pool["head"] == (3 * 16) % 40  # bounded ring of 3 rounds × 16

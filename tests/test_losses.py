@@ -87,3 +87,30 @@ def test_attention_transfer_hand_values():
     assert losses.attention_transfer([t], [t * 5]).item() == pytest.approx(0.0, abs=1e-7)  # scale-free
     with pytest.raises(ValueError):
         losses.attention_transfer([s], [])
+
+
+def test_js_div_hand_value_and_bounds():
+    s = torch.tensor([[0.0, 0.0]])
+    t = torch.tensor([[math.log(3.0), 0.0]])  # p_S = (1/2, 1/2), p_T = (3/4, 1/4), m = (5/8, 3/8)
+    kl_s = 0.5 * math.log(0.5 / 0.625) + 0.5 * math.log(0.5 / 0.375)
+    kl_t = 0.75 * math.log(0.75 / 0.625) + 0.25 * math.log(0.25 / 0.375)
+    assert losses.js_div(s, t).item() == pytest.approx(0.5 * (kl_s + kl_t), abs=1e-6)
+    assert losses.js_div(s, t).item() == pytest.approx(losses.js_div(t, s).item(), abs=1e-7)  # symmetric
+    far = losses.js_div(torch.tensor([[60.0, -60.0]]), torch.tensor([[-60.0, 60.0]])).item()
+    assert far == pytest.approx(math.log(2), abs=1e-5)
+
+
+def test_total_variation_and_l2_prior_hand_values():
+    x = torch.tensor([[[[0.0, 1.0], [3.0, 7.0]]]])  # vertical diffs (3, 6), horizontal (1, 4)
+    assert losses.total_variation(x, 1).item() == pytest.approx(4.5 + 2.5)
+    assert losses.total_variation(x, 2).item() == pytest.approx(22.5 + 8.5)
+    assert losses.l2_prior(x).item() == pytest.approx((0 + 1 + 9 + 49) / 4)
+
+
+def test_target_ce_and_first_bn_layer_weight():
+    t = torch.tensor([[math.log(3.0), 0.0]])
+    assert losses.target_ce(t, torch.tensor([1])).item() == pytest.approx(-math.log(0.25), abs=1e-6)
+    layer1 = (torch.tensor([1.0, 2.0]), torch.tensor([1.0, 1.0]), torch.zeros(2), torch.tensor([1.0, 2.0]))
+    layer2 = (torch.tensor([3.0]), torch.tensor([5.0]), torch.tensor([0.0]), torch.tensor([1.0]))
+    assert losses.bn_stat_distance([layer1, layer2], first_weight=10.0).item() == \
+        pytest.approx(10 * (math.sqrt(5.0) + 1.0) + 7.0, abs=1e-5)

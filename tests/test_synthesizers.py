@@ -54,3 +54,32 @@ def test_noise_source_is_gaussian_images_without_parameters():
     assert batch.x.shape == (8, 1, 8, 8) and batch.t_logits.shape == (8, 10) and parts == {}
     with pytest.raises(DfkdError, match="no parameters to optimise"):
         _synth(NoiseSource(size=4, channels=1), g_steps=1)
+
+
+def test_reinit_schedule_restarts_the_pixels_every_round_and_lowers_its_objective():
+    from dfkd.synthesizers import ReinitSynthesizer
+    from generators import PixelSource
+
+    torch.manual_seed(0)
+    teacher = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    with torch.no_grad():
+        teacher[1].weight.mul_(10)  # decisive logits, so CE towards a target can fall far
+    probe = TeacherProbe(teacher)
+    adam = OptimConfig(name="adam", lr=0.1, weight_decay=0.0, schedule="constant")
+    source = PixelSource(8, 8, 1)
+    synth = ReinitSynthesizer(source, adam, Objective({"ce": 1.0}), probe, nn.Identity(), nn.Identity(),
+                              batch_size=8, g_steps=15, rounds=2, device=torch.device("cpu"))
+    targets = torch.arange(8)
+    synth._targets = lambda: targets
+    resets = []
+    original_reset = source.reset_parameters
+    source.reset_parameters = lambda: (resets.append(1), original_reset())
+    with torch.no_grad():
+        ce_fresh = torch.nn.functional.cross_entropy(teacher(torch.randn(8, 1, 8, 8)), targets).item()
+    first, parts = synth.synthesize(build_model("cnn_small", 10, 1))
+    optimizer1 = synth.optimizer
+    assert parts["ce"].item() < 0.1 * ce_fresh  # 15 Adam steps drive the teacher to the targets
+    assert (first.t_logits.argmax(1) == targets).all()
+    second, _ = synth.synthesize(build_model("cnn_small", 10, 1))
+    assert len(resets) == 2 and synth.optimizer is not optimizer1  # reset and a fresh optimizer per round
+    assert not torch.allclose(first.x, second.x)
