@@ -150,7 +150,7 @@ def _list(what: str) -> int:
     from .views import VIEWS
 
     tables = {
-        "methods": [(n, METHODS.get(n).doc.split("\n")[0]) for n in METHODS],
+        "methods": [(n, METHODS.get(n).summary) for n in METHODS],
         "models": [(n, "") for n in model_names()],
         "datasets": [(n, DATASETS.get(n).doc) for n in DATASETS],
         "sources": [(n, (SOURCES.get(n).__doc__ or "").strip()) for n in SOURCES],
