@@ -14,6 +14,7 @@ with `NonFiniteError` before anything non-finite is written.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -65,6 +66,20 @@ class Distiller:
         parts["loss"] = loss.detach()
         return parts
 
+    def _student_inputs(self, batch):
+        """(x, teacher signals) for each of the round's kd_steps, by `distill.batch`."""
+        d = self.cfg.distill
+        if d.batch == "reuse":  # one teacher pass serves every student step on this batch
+            teacher = Signals(x=batch.x, t_logits=batch.t_logits) if self.objective.needs <= {"student"} \
+                else self.teacher_signals(batch.x)
+            for _ in range(d.kd_steps):
+                yield batch.x, teacher
+            return
+        draw = self.pool.sample if d.batch == "pool" else self.synth.sample
+        for _ in range(d.kd_steps):
+            x = draw(self.student_batch)
+            yield x, self.teacher_signals(x)
+
     # ------------------------------------------------------------------ the loop
     def run(self, quiet: bool = False) -> dict:
         cfg, d = self.cfg, self.cfg.distill
@@ -79,17 +94,8 @@ class Distiller:
             if self.pool is not None:
                 self.pool.add(batch.x)
             _accumulate(sums, g_parts, "gen/")
-            if d.batch == "reuse":  # one teacher pass serves every student step on this batch
-                reused = Signals(x=batch.x, t_logits=batch.t_logits) if self.objective.needs <= {"student"} \
-                    else self.teacher_signals(batch.x)
-            for k in range(d.kd_steps):
-                if d.batch == "reuse":
-                    s_parts = self.student_step(batch.x, reused)
-                else:
-                    x = self.pool.sample(self.student_batch) if d.batch == "pool" \
-                        else self.synth.sample(self.student_batch)
-                    s_parts = self.student_step(x, self.teacher_signals(x))
-                _accumulate(sums, s_parts, "student/", scale=1.0 / d.kd_steps)
+            for x, teacher in self._student_inputs(batch):
+                _accumulate(sums, self.student_step(x, teacher), "student/", scale=1.0 / d.kd_steps)
             since_log = (rnd - 1) % cfg.tracking.log_every + 1
             evaluate = rnd % d.eval_every == 0 or rnd == d.rounds
             if rnd % cfg.tracking.log_every == 0 or evaluate:
@@ -114,7 +120,7 @@ class Distiller:
         out = {}
         for k, v in sums.items():
             value = (v / rounds).item()
-            if value != value or value in (float("inf"), float("-inf")):
+            if not math.isfinite(value):
                 raise NonFiniteError(
                     f"non-finite {k} ({value}) by round {rnd}; nothing was written after the last good "
                     f"checkpoint. Lower the learning rates (student.optim.lr, source.optim.lr) or the term weights")

@@ -83,7 +83,7 @@ class PersistentSynthesizer:
         self.view_t, self.view_s = view_t, view_s
         self.augment = augment
         self.batch_size, self.g_steps, self.device = batch_size, g_steps, device
-        self.optim_cfg, self.rounds, self.num_classes = optim_cfg, rounds, num_classes
+        self.optim_cfg, self.num_classes = optim_cfg, num_classes
         self._params = [p for p in generator.parameters() if p.requires_grad]
         if g_steps > 0 and not self._params:
             raise DfkdError(f"source '{type(generator).__name__}' has no parameters to optimise; "
