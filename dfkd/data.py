@@ -4,7 +4,8 @@ Every split goes through `load_split(cfg, split)`, the one place real data is re
 call it for the "test" split only (evaluation); tests assert that.
 
 Images come out normalised with fixed per-dataset constants: (N, C, H, W) float tensors and integer
-labels. Missing torchvision datasets raise `DfkdError` naming where they were looked for; they are
+labels. The torchvision benchmarks are held in memory as tensors (resized and normalised once), so
+a batch is a slice; ImageFolder trees are decoded per sample by a DataLoader. Missing torchvision datasets raise `DfkdError` naming where they were looked for; they are
 downloaded only when `data.download` is true.
 """
 from __future__ import annotations
@@ -103,24 +104,28 @@ def _digits(cfg: DataConfig, split: str, info: DatasetInfo) -> Dataset:
 # ----------------------------------------------------------------------------- torchvision
 
 
-def _transform(info: DatasetInfo, native: int):
-    import torchvision.transforms as T
+def _to_tensors(images, labels, info: DatasetInfo) -> TensorDataset:
+    """uint8 images (N, H, W) or (N, C, H, W) -> normalised float (N, C, size, size), held in memory,
+    so batches are slices (no per-sample decoding or PIL transforms)."""
+    x = torch.as_tensor(images)
+    x = x.unsqueeze(1) if x.dim() == 3 else x
+    x = x.float().div_(255.0)
+    if x.shape[-1] != info.image_size:
+        x = F.interpolate(x, size=(info.image_size, info.image_size), mode="bilinear", align_corners=False,
+                          antialias=True)
+    mean = torch.tensor(info.mean).view(1, -1, 1, 1)
+    std = torch.tensor(info.std).view(1, -1, 1, 1)
+    return TensorDataset((x - mean) / std, torch.as_tensor(labels, dtype=torch.long))
 
-    steps = [] if info.image_size == native else [T.Resize((info.image_size, info.image_size))]
-    return T.Compose(steps + [T.ToTensor(), T.Normalize(info.mean, info.std)])
 
-
-def _torchvision(cfg: DataConfig, split: str, info: DatasetInfo, cls_name: str, native: int, **kw):
+def _torchvision(cfg: DataConfig, split: str, info: DatasetInfo, cls_name: str) -> TensorDataset:
     import torchvision.datasets as D
 
     root = data_root(cfg)
     cls = getattr(D, cls_name)
-    if cls_name == "SVHN":
-        kw["split"] = "train" if split == "train" else "test"
-    else:
-        kw["train"] = split == "train"
+    kw = {"split": split} if cls_name == "SVHN" else {"train": split == "train"}
     try:
-        return cls(root=str(root), download=cfg.download, transform=_transform(info, native), **kw)
+        ds = cls(root=str(root), download=cfg.download, **kw)
     except RuntimeError as e:
         if "not found" in str(e).lower() or "download" in str(e).lower():
             raise DfkdError(f"dataset '{cfg.name}' ({split} split) not found under '{root}'; pass "
@@ -130,6 +135,11 @@ def _torchvision(cfg: DataConfig, split: str, info: DatasetInfo, cls_name: str, 
     except OSError as e:
         raise DfkdError(f"could not read or download dataset '{cfg.name}' under '{root}' ({e}); "
                         f"check --data-root and the network") from None
+    images = ds.data
+    if cls_name.startswith("CIFAR"):  # (N, H, W, C) numpy
+        images = torch.from_numpy(images).permute(0, 3, 1, 2)
+    labels = ds.labels if cls_name == "SVHN" else ds.targets
+    return _to_tensors(images, labels, info)
 
 
 _NATURAL = dict(flip=True)
@@ -138,31 +148,31 @@ _NATURAL = dict(flip=True)
 @_register("mnist", DatasetInfo(10, 1, 32, (0.1307,), (0.3081,), flip=False),
            "MNIST via torchvision (28×28, resized to 32 as in DAFL/DFAD)")
 def _mnist(cfg, split, info):
-    return _torchvision(cfg, split, info, "MNIST", 28)
+    return _torchvision(cfg, split, info, "MNIST")
 
 
 @_register("fashion_mnist", DatasetInfo(10, 1, 32, (0.2860,), (0.3530,), flip=False),
            "Fashion-MNIST via torchvision (28×28, resized to 32)")
 def _fashion(cfg, split, info):
-    return _torchvision(cfg, split, info, "FashionMNIST", 28)
+    return _torchvision(cfg, split, info, "FashionMNIST")
 
 
 @_register("svhn", DatasetInfo(10, 3, 32, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), flip=False),
            "SVHN via torchvision (32×32)")
 def _svhn(cfg, split, info):
-    return _torchvision(cfg, split, info, "SVHN", 32)
+    return _torchvision(cfg, split, info, "SVHN")
 
 
 @_register("cifar10", DatasetInfo(10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), **_NATURAL),
            "CIFAR-10 via torchvision (32×32)")
 def _cifar10(cfg, split, info):
-    return _torchvision(cfg, split, info, "CIFAR10", 32)
+    return _torchvision(cfg, split, info, "CIFAR10")
 
 
 @_register("cifar100", DatasetInfo(100, 3, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), **_NATURAL),
            "CIFAR-100 via torchvision (32×32)")
 def _cifar100(cfg, split, info):
-    return _torchvision(cfg, split, info, "CIFAR100", 32)
+    return _torchvision(cfg, split, info, "CIFAR100")
 
 
 def _count_class_dirs(path: Path) -> int:

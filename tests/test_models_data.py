@@ -68,3 +68,7 @@ def test_real_mnist_loads_at_32px_with_known_first_label():
     ds = load_split(DataConfig(name="mnist", root=str(_shared_mnist())), "test")
     x, y = ds[0]
     assert len(ds) == 10000 and x.shape == (1, 32, 32) and y == 7
+    native = load_split(DataConfig(name="mnist", root=str(_shared_mnist()), image_size=28), "train")
+    pixels = native.tensors[0] * 0.3081 + 0.1307  # back to [0, 1]
+    assert len(native) == 60000 and native.tensors[1][0] == 5
+    assert abs(pixels.mean().item() - 0.13066) < 1e-3 and abs(pixels.std().item() - 0.30811) < 1e-3
