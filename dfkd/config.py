@@ -84,6 +84,12 @@ class SynthConfig:
     batch_size: int = opt(256, "synthesized batch size", min=1)
     ema: float = opt(0.0, "momentum of an EMA copy of the generator (MAD, Do et al. 2022); 0 = off",
                      min=0.0, max=0.9999)
+    meta: str = opt("reptile", "schedule=meta: how the shared initialisation learns from each round's "
+                               "adapted clone", choices=["reptile", "fomaml"])
+    meta_lr: float = opt(0.5, "schedule=meta: Reptile moves the shared weights this fraction of the way "
+                              "to the clone; first-order MAML steps by meta_lr x the clone's last gradient",
+                         min=0.0)
+    warmup: int = opt(0, "first N rounds: adversarial (adv_*) terms off and no student steps (Fast)", min=0)
     augment: str = opt("none", "differentiable augmentation of synthesized batches before teacher and "
                                "student see them: 'crop' = random crop with padding (size/8), plus a "
                                "horizontal flip on natural-image datasets", choices=["none", "crop"])
@@ -97,6 +103,8 @@ class ObjectiveConfig:
                                           "(see `dfkd list terms`)")
     student: dict[str, float] = opt({}, "weights of the student's loss terms, set by the method")
     temperature: float = opt(1.0, "softmax temperature of KL/JS terms", min=1e-6)
+    bn_momentum: float = opt(0.0, "blend BN statistics with earlier batches' (Fast: 0.9); 0 = off",
+                             min=0.0, max=0.999)
     bn_first: float = opt(1.0, "multiplier of the first BN layer in the bn term (DeepInversion: 10)", min=0.0)
 
 

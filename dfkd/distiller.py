@@ -43,7 +43,7 @@ class Distiller:
         self.test_loader, self.tracker, self.run_dir, self.device = test_loader, tracker, run_dir, device
         d = cfg.distill
         self.optimizer, self.scheduler = make_optimizer(student.parameters(), cfg.student.optim,
-                                                        d.rounds * d.kd_steps)
+                                                        max(1, d.rounds - cfg.synth.warmup) * d.kd_steps)
         self.student_batch = cfg.synth.batch_size
         self.blocks = BlockHooks(student, student_blocks) if student_blocks else None
         self.pool = pool
@@ -94,8 +94,9 @@ class Distiller:
             if self.pool is not None:
                 self.pool.add(batch.x)
             _accumulate(sums, g_parts, "gen/")
-            for x, teacher in self._student_inputs(batch):
-                _accumulate(sums, self.student_step(x, teacher), "student/", scale=1.0 / d.kd_steps)
+            if not self.synth.warming_up:
+                for x, teacher in self._student_inputs(batch):
+                    _accumulate(sums, self.student_step(x, teacher), "student/", scale=1.0 / d.kd_steps)
             since_log = (rnd - 1) % cfg.tracking.log_every + 1
             evaluate = rnd % d.eval_every == 0 or rnd == d.rounds
             if rnd % cfg.tracking.log_every == 0 or evaluate:

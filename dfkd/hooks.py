@@ -22,12 +22,18 @@ class BNStatsHook:
     channel (one `torch.var_mean` pass), next to the layer's running statistics.
 
     `stats` is a list in forward order of (mean (C,), var (C,), running_mean (C,), running_var (C,)).
+
+    With `momentum` m > 0 (Fast, Fang et al. 2022) each recorded statistic is blended with those of
+    earlier batches, s = m·s_prev + (1 − m)·s_batch (s_prev detached), and s becomes s_prev for the
+    next forward pass; the first pass uses the batch statistics alone. `reset_momentum()` forgets.
     """
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, momentum: float = 0.0):
         self.layers = [m for m in model.modules() if isinstance(m, _BatchNorm)]
         self.stats: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
         self.enabled = True
+        self.momentum = momentum
+        self._previous: dict[int, tuple[Tensor, Tensor]] = {}
         self._handles = [m.register_forward_hook(self._hook) for m in self.layers]
 
     def _hook(self, module: _BatchNorm, inputs, output) -> None:
@@ -36,7 +42,16 @@ class BNStatsHook:
         x = inputs[0]
         dims = [0] + list(range(2, x.dim()))
         var, mean = torch.var_mean(x, dim=dims, correction=0)
+        if self.momentum > 0:
+            prev = self._previous.get(id(module))
+            if prev is not None:
+                m = self.momentum
+                mean, var = m * prev[0] + (1 - m) * mean, m * prev[1] + (1 - m) * var
+            self._previous[id(module)] = (mean.detach(), var.detach())
         self.stats.append((mean, var, module.running_mean, module.running_var))
+
+    def reset_momentum(self) -> None:
+        self._previous = {}
 
     def clear(self) -> None:
         self.stats = []

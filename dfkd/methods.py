@@ -112,6 +112,31 @@ student has not learned yet (here −JS, equal up to a constant; weight 1). The 
 shared: the student's KL runs at T = 3 too.""",
                   deep_merge(_DEEPINV, {"objective": {"generator": {"adv_js": 1.0}, "temperature": 3.0}}))
 
+_FAST = {
+    "source": {"name": "dcgan", "optim": {"name": "adam", "lr": 4e-3, "betas": [0.5, 0.999],
+                                          "weight_decay": 0.0, "schedule": "constant"}},
+    "synth": {"schedule": "meta", "g_steps": 10, "meta": "reptile", "meta_lr": 0.5, "warmup": 20},
+    "objective": {"generator": {"adv_kl": 1.0, "bn": 1.0, "oh": 1.0}, "bn_momentum": 0.9,
+                  "student": {"kd_kl": 1.0}},
+    "distill": {"kd_steps": 5, "batch": "pool"},
+    "pool": {"capacity": 8192},
+}
+_FAST_DOC = """Fast — Fang, Mo, Wang, Song, Xu, Song (2022), "Up to 100× Faster Data-free Knowledge
+Distillation", AAAI 2022, arXiv:2112.06253. One generator whose initialisation is meta-learned
+(Reptile by default, `synth.meta=fomaml` for first-order MAML); each round clones it and optimises
+clone and latent codes for g_steps on the DFQ-style objective (adversarial KL + BN statistics with
+momentum 0.9 + one-hot); every batch goes to a replay pool the student distils from; the first
+20 rounds are warm-up (no adversarial term, no student steps). Differs: the meta update is a plain
+Reptile/FOMAML step of size meta_lr instead of a pseudo-gradient through Adam, and the generator
+is the DAFL/DFAD one."""
+
+FAST = recipe("fast", "meta-learned generator init (Reptile/FOMAML), pool, BN momentum (Fang et al. 2022)",
+              _FAST_DOC, _FAST)
+for _k in (2, 5, 10):
+    recipe(f"fast{_k}", f"Fast with {_k} generator steps per round (Fang et al. 2022)",
+           _FAST_DOC + f" Preset: Fast-{_k}, synth.g_steps={_k}.",
+           deep_merge(_FAST, {"synth": {"g_steps": _k}}))
+
 NOISE = recipe("noise", "control: the same loop on Gaussian noise", """Noise control (the baseline of the DFKD tables, e.g. Fang et al. 2021, CMI): the
 student is distilled with KL through the same loop on Gaussian-noise inputs, with no synthesis.
 Whatever a method scores above this row is what its input source earns.""", {

@@ -109,5 +109,12 @@ class Objective:
             total = w * value if total is None else total + w * value
         return total, parts
 
+    def without(self, prefix: str) -> "Objective | None":
+        """The same objective minus the terms whose names start with `prefix` (None if nothing is left)."""
+        kept = {k: w for k, w in self.weights.items() if not k.startswith(prefix)}
+        if not kept:
+            return None
+        return Objective(kept, self.temperature, bn_first=self.bn_first)
+
     def __repr__(self) -> str:
         return " + ".join(f"{w:g}*{k}" for k, w in self.weights.items())

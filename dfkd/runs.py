@@ -76,6 +76,8 @@ def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
     seed_everything(cfg.seed)
     teacher = teacher.to(device)
     probe = TeacherProbe(teacher)
+    if probe.bn is not None:
+        probe.bn.momentum = cfg.objective.bn_momentum
     view_t, t_channels = build_view("identity", info.in_channels)
     view_s, s_channels = build_view("identity", info.in_channels)
     student = build_model(cfg.student.arch, info.num_classes, s_channels).to(device)
@@ -100,9 +102,8 @@ def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
     generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, cfg.synth.batch_size)
     augment = crop_flip(info.image_size, info.flip).to(device) if cfg.synth.augment == "crop" else None
     synth = SCHEDULES.get(cfg.synth.schedule)(
-        generator, cfg.source.optim, gen_objective, probe, view_t.to(device), view_s.to(device),
-        cfg.synth.batch_size, cfg.synth.g_steps, cfg.distill.rounds, device,
-        ema=cfg.synth.ema, ema_fraction=cfg.synth.ema_fraction, augment=augment, num_classes=info.num_classes)
+        generator, cfg.synth, cfg.source.optim, gen_objective, probe, view_t.to(device), view_s.to(device),
+        cfg.distill.rounds, device, augment=augment, num_classes=info.num_classes)
     pool = None
     if cfg.pool.capacity > 0:
         pool = ReplayPool(cfg.pool.capacity, (info.in_channels, info.image_size, info.image_size),

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from dfkd import losses
-from dfkd.config import OptimConfig
+from dfkd.config import OptimConfig, SynthConfig
 from dfkd.distiller import Distiller
 from dfkd.methods import build_config
 from dfkd.models import build_model
@@ -22,8 +22,8 @@ def parts():
     generator = DCGANGenerator(nz=16, width=16, size=16, channels=1)
     probe = TeacherProbe(teacher)
     sgd = OptimConfig(name="sgd", lr=0.05, momentum=0.0, weight_decay=0.0, schedule="constant")
-    synth = PersistentSynthesizer(generator, sgd, Objective({"adv_l1": 1.0}), probe, nn.Identity(), nn.Identity(),
-                                  batch_size=32, g_steps=1, rounds=10, device=torch.device("cpu"))
+    synth = PersistentSynthesizer(generator, SynthConfig(batch_size=32, g_steps=1), sgd, Objective({"adv_l1": 1.0}),
+                                  probe, nn.Identity(), nn.Identity(), rounds=10, device=torch.device("cpu"))
     z = torch.randn(32, 16)
     synth._z = lambda n: z
     return teacher, student, generator, synth, z

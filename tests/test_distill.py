@@ -120,3 +120,12 @@ def test_pixel_methods_distil_from_the_pool(digits_teacher, tmp_path, method):
     assert ("gen/adv_js" in row) == (method == "adi")
     pool = torch.load(run_dir / "checkpoint.pt", weights_only=True)["pool"]
     assert pool["size"] == 40 and pool["head"] == (3 * 16) % 40  # bounded ring of 3 rounds × 16
+
+
+def test_fast_warms_up_then_distils_from_the_pool(digits_teacher, tmp_path):
+    run_dir, summary = distill(_cfg(digits_teacher, tmp_path, "fast2", "distill.rounds=4", "distill.eval_every=2",
+                                    "synth.warmup=2", "pool.capacity=512", "tracking.log_every=1"), quiet=True)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [("gen/adv_kl" in r, "student/kd_kl" in r) for r in rows] == \
+        [(False, False), (False, False), (True, True), (True, True)]  # warm-up: no adversary, no student
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["pool"]["size"] == 4 * 64

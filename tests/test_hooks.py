@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -71,3 +72,18 @@ def test_stage_ends_are_found_by_resolution_on_any_model():
     t, s = match_stages(build_model("resnet18", 10, 3), build_model("resnet8", 10, 3), (2, 3, 32, 32),
                         (2, 3, 32, 32))
     assert t == ["stages.0", "stages.1", "stages.2"] and s == ["stages.0", "stages.1", "stages"]
+
+
+def test_bn_momentum_blends_with_earlier_batches():
+    model = nn.Sequential(nn.BatchNorm1d(1))
+    hook = BNStatsHook(model, momentum=0.75)
+    model(torch.tensor([[0.0], [2.0]]))  # mean 1, var 1: the first pass uses these alone
+    assert hook.stats[0][0].item() == pytest.approx(1.0) and hook.stats[0][1].item() == pytest.approx(1.0)
+    hook.clear()
+    model(torch.tensor([[4.0], [8.0]]))  # mean 6, var 4
+    assert hook.stats[0][0].item() == pytest.approx(0.75 * 1 + 0.25 * 6)
+    assert hook.stats[0][1].item() == pytest.approx(0.75 * 1 + 0.25 * 4)
+    hook.clear()
+    hook.reset_momentum()
+    model(torch.tensor([[4.0], [8.0]]))
+    assert hook.stats[0][0].item() == pytest.approx(6.0)

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from dfkd.config import OptimConfig
+from dfkd.config import OptimConfig, SynthConfig
 from dfkd.errors import DfkdError
 from dfkd.models import build_model
 from dfkd.objective import Objective
@@ -16,8 +16,8 @@ def _synth(generator, g_steps=1, **kw):
     torch.manual_seed(0)
     probe = TeacherProbe(build_model("cnn_small", 10, 1))
     obj = Objective({"adv_l1": 1.0}) if g_steps else None
-    return PersistentSynthesizer(generator, SGD, obj, probe, nn.Identity(), nn.Identity(), batch_size=8,
-                                 g_steps=g_steps, rounds=5, device=torch.device("cpu"), **kw)
+    return PersistentSynthesizer(generator, SynthConfig(batch_size=8, g_steps=g_steps, **kw), SGD, obj, probe,
+                                 nn.Identity(), nn.Identity(), rounds=5, device=torch.device("cpu"))
 
 
 def test_ema_generator_follows_by_the_stated_fraction():
@@ -67,8 +67,8 @@ def test_reinit_schedule_restarts_the_pixels_every_round_and_lowers_its_objectiv
     probe = TeacherProbe(teacher)
     adam = OptimConfig(name="adam", lr=0.1, weight_decay=0.0, schedule="constant")
     source = PixelSource(8, 8, 1)
-    synth = ReinitSynthesizer(source, adam, Objective({"ce": 1.0}), probe, nn.Identity(), nn.Identity(),
-                              batch_size=8, g_steps=15, rounds=2, device=torch.device("cpu"))
+    synth = ReinitSynthesizer(source, SynthConfig(batch_size=8, g_steps=15), adam, Objective({"ce": 1.0}), probe,
+                              nn.Identity(), nn.Identity(), rounds=2, device=torch.device("cpu"))
     targets = torch.arange(8)
     synth._targets = lambda: targets
     resets = []
@@ -83,3 +83,55 @@ def test_reinit_schedule_restarts_the_pixels_every_round_and_lowers_its_objectiv
     second, _ = synth.synthesize(build_model("cnn_small", 10, 1))
     assert len(resets) == 2 and synth.optimizer is not optimizer1  # reset and a fresh optimizer per round
     assert not torch.allclose(first.x, second.x)
+
+
+def _meta(meta, meta_lr=0.25):
+    from dfkd.synthesizers import MetaSynthesizer
+
+    torch.manual_seed(0)
+    probe = TeacherProbe(build_model("cnn_small", 10, 1))
+    cfg = SynthConfig(batch_size=8, g_steps=3, meta=meta, meta_lr=meta_lr)
+    return MetaSynthesizer(DCGANGenerator(nz=8, width=8, size=8, channels=1), cfg, SGD,
+                           Objective({"adv_kl": 1.0, "bn": 1.0}), probe, nn.Identity(), nn.Identity(),
+                           rounds=4, device=torch.device("cpu"))
+
+
+def test_reptile_moves_the_shared_weights_toward_the_clone_by_the_stated_fraction():
+    synth = _meta("reptile", 0.25)
+    before = [p.detach().clone() for p in synth.shared.parameters()]
+    clones = []
+    original_end = synth._end_round
+    synth._end_round = lambda: (clones.append([p.detach().clone() for p in synth.generator.parameters()]),
+                                original_end())
+    synth.synthesize(build_model("cnn_small", 10, 1))
+    assert synth.generator is synth.shared  # the clone is dropped after the round
+    moved = 0.0
+    for p, old, adapted in zip(synth.shared.parameters(), before, clones[0]):
+        torch.testing.assert_close(p, old + 0.25 * (adapted - old))
+        moved += (adapted - old).abs().sum().item()
+    assert moved > 0  # the clone did adapt, so the check is not vacuous
+    assert synth.z.shape == (8, 8)  # latent codes were optimised as parameters
+
+
+def test_fomaml_applies_the_clones_last_gradient():
+    synth = _meta("fomaml", 0.1)
+    before = [p.detach().clone() for p in synth.shared.parameters()]
+    grads = []
+    original_end = synth._end_round
+    synth._end_round = lambda: (grads.append([None if p.grad is None else p.grad.clone()
+                                              for p in synth.generator.parameters()]), original_end())
+    synth.synthesize(build_model("cnn_small", 10, 1))
+    for p, old, g in zip(synth.shared.parameters(), before, grads[0]):
+        torch.testing.assert_close(p, old if g is None else old - 0.1 * g)
+
+
+def test_warmup_turns_adversarial_terms_off_then_on():
+    probe = TeacherProbe(build_model("cnn_small", 10, 1))
+    cfg = SynthConfig(batch_size=4, g_steps=1, warmup=1)
+    synth = PersistentSynthesizer(DCGANGenerator(nz=8, width=8, size=8, channels=1), cfg, SGD,
+                                  Objective({"adv_kl": 1.0, "oh": 1.0}), probe, nn.Identity(), nn.Identity(),
+                                  rounds=3, device=torch.device("cpu"))
+    _, parts = synth.synthesize(build_model("cnn_small", 10, 1))
+    assert synth.warming_up and set(parts) == {"oh", "loss"}
+    _, parts = synth.synthesize(build_model("cnn_small", 10, 1))
+    assert not synth.warming_up and set(parts) == {"adv_kl", "oh", "loss"}
