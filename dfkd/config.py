@@ -105,6 +105,9 @@ class ObjectiveConfig:
     temperature: float = opt(1.0, "softmax temperature of KL/JS terms", min=1e-6)
     bn_momentum: float = opt(0.0, "blend BN statistics with earlier batches' (Fast: 0.9); 0 = off",
                              min=0.0, max=0.999)
+    contrast_tau: float = opt(0.1, "temperature of the cmi (InfoNCE) term", min=1e-6)
+    contrast_bank: int = opt(4096, "cmi: embeddings kept in the memory bank of negatives", min=0)
+    contrast_dim: int = opt(128, "cmi: output size of the projection head", min=1)
     bn_first: float = opt(1.0, "multiplier of the first BN layer in the bn term (DeepInversion: 10)", min=0.0)
 
 

@@ -62,6 +62,31 @@ class BNStatsHook:
         self._handles = []
 
 
+class InstanceMeansHook:
+    """Per-sample channel means of every BatchNorm layer's input, concatenated: (N, ΣC) in `value`
+    after a forward pass while `enabled` — the teacher instance embedding of CMI (Fang et al. 2021)."""
+
+    def __init__(self, model: nn.Module):
+        self.layers = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+        self.dim = sum(m.num_features for m in self.layers)
+        self._means: list[Tensor] = []
+        self.enabled = False
+        self._handles = [m.register_forward_hook(self._hook) for m in self.layers]
+
+    def _hook(self, module, inputs, output) -> None:
+        if self.enabled:
+            x = inputs[0]
+            self._means.append(x.mean(dim=list(range(2, x.dim()))) if x.dim() > 2 else x)
+
+    def take(self) -> Tensor:
+        value, self._means = torch.cat(self._means, dim=1), []
+        return value
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+
+
 class FeatureHook:
     """Keeps the input or output of one module from the last forward pass in `value`."""
 

@@ -115,3 +115,16 @@ def l2_prior(x: Tensor) -> Tensor:
 def target_ce(teacher_logits: Tensor, targets: Tensor) -> Tensor:
     """Cross-entropy of the teacher against sampled target classes (DeepInversion)."""
     return F.cross_entropy(teacher_logits, targets)
+
+
+def info_nce(anchor: Tensor, positive: Tensor, negatives: Tensor | None = None, tau: float = 0.1) -> Tensor:
+    """InfoNCE (van den Oord et al. 2018) as used by CMI (Fang et al. 2021): for each anchor i (N, D),
+    the key positive_i must win a softmax at temperature tau over all keys — every positive_j (the
+    other samples act as negatives) and the rows of `negatives` (M, D), e.g. a memory bank.
+    Vectors are L2-normalised first; returns the mean cross-entropy."""
+    a = F.normalize(anchor, dim=1)
+    keys = F.normalize(positive, dim=1)
+    if negatives is not None and len(negatives):
+        keys = torch.cat([keys, F.normalize(negatives, dim=1)])
+    logits = a @ keys.t() / tau
+    return F.cross_entropy(logits, torch.arange(a.shape[0], device=a.device))

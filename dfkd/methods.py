@@ -112,6 +112,24 @@ student has not learned yet (here −JS, equal up to a constant; weight 1). The 
 shared: the student's KL runs at T = 3 too.""",
                   deep_merge(_DEEPINV, {"objective": {"generator": {"adv_js": 1.0}, "temperature": 3.0}}))
 
+CMI = recipe("cmi", "generator re-initialised per round + contrastive InfoNCE over a memory bank, pool "
+                    "(Fang et al. 2021)", """CMI — Fang, Song, Wang, Shen, Wang, Song (2021), "Contrastive Model
+Inversion for Data-Free Knowledge Distillation", IJCAI 2021, arXiv:2105.08584. The generator is
+re-initialised every round and optimised for g_steps on BN statistics + one-hot + adversarial KL +
+a contrastive term: each sample's teacher embedding (per-sample BN-input means through an MLP head
+trained with the generator) must match the embedding of its own local crop against the rest of the
+batch and a memory bank of earlier samples (InfoNCE, tau 0.1). Batches go to a replay pool the
+student distils from. Differs: the local view is a random resized crop of the batch the teacher
+saw, and the weights (bn 1, oh 1, adv 1, cmi 0.8) are a starting point, not the paper's
+per-dataset values.""", {
+    "source": {"name": "dcgan", "optim": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999],
+                                          "weight_decay": 0.0, "schedule": "constant"}},
+    "synth": {"schedule": "reinit", "g_steps": 200, "augment": "crop"},
+    "objective": {"generator": {"bn": 1.0, "oh": 1.0, "adv_kl": 1.0, "cmi": 0.8}, "student": {"kd_kl": 1.0}},
+    "distill": {"kd_steps": 5, "batch": "pool"},
+    "pool": {"capacity": 8192},
+})
+
 _FAST = {
     "source": {"name": "dcgan", "optim": {"name": "adam", "lr": 4e-3, "betas": [0.5, 0.999],
                                           "weight_decay": 0.0, "schedule": "constant"}},

@@ -4,7 +4,8 @@
     total, parts = obj(signals)        # parts: {"adv_l1": tensor, "bn": tensor} (detached)
 
 Terms live in the `TERMS` registry; each declares which signals it needs ("student" logits,
-teacher "bn" statistics, teacher penultimate "features", the source's sampled "targets"), so the loop runs the student forward and
+teacher "bn" statistics, teacher penultimate "features", the source's sampled "targets", CMI's
+"contrast" embeddings), so the loop runs the student forward and
 the hooks only when some weighted term asks for them ("blocks": matched teacher and student stage
 outputs, for student terms). Sign convention: every term is *minimised*
 by whoever owns the objective; adversarial terms (`adv_*`) are negated disagreements, so the source
@@ -34,6 +35,9 @@ class Signals:
     t_blocks: list = field(default_factory=list)  # teacher stage outputs, paired with s_blocks
     s_blocks: list = field(default_factory=list)
     targets: Tensor | None = None  # (N,) sampled classes, for sources that synthesise to a target
+    embed: Tensor | None = None  # (N, D) projected teacher instance embedding, global view (CMI)
+    embed_local: Tensor | None = None  # (N, D) the same for a local (random resized crop) view
+    bank: Tensor | None = None  # (M, D) earlier embeddings: contrastive negatives
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ _term("act", "-mean|penultimate teacher features| (DAFL)", "features")(
 _term("at", "attention transfer on matched stage outputs (Zagoruyko & Komodakis 2017; ZSKT)",
       "student", "blocks")(
     lambda s, o: losses.attention_transfer(s.s_blocks, s.t_blocks))
+_term("cmi", "InfoNCE between global- and local-view teacher embeddings of each sample, negatives "
+      "from the batch and a memory bank (CMI)", "contrast")(
+    lambda s, o: losses.info_nce(s.embed, s.embed_local, s.bank, o.contrast_tau))
 _term("bn", "distance of batch statistics to the teacher's BN running statistics (first layer x bn_first)",
       "bn")(
     lambda s, o: losses.bn_stat_distance(s.bn_stats, o.bn_first))
@@ -91,10 +98,10 @@ class Objective:
     """Weighted sum of registered terms; zero-weighted terms are dropped."""
 
     def __init__(self, weights: dict[str, float], temperature: float = 1.0, owner: str = "objective",
-                 bn_first: float = 1.0):
+                 bn_first: float = 1.0, contrast_tau: float = 0.1):
         self.weights = {k: float(w) for k, w in weights.items() if w != 0}
         self.terms = {k: TERMS.get(k) for k in self.weights}
-        self.temperature, self.bn_first = temperature, bn_first
+        self.temperature, self.bn_first, self.contrast_tau = temperature, bn_first, contrast_tau
         self.needs = frozenset().union(*(t.needs for t in self.terms.values()))
         if not self.weights:
             raise DfkdError(f"the {owner} objective has no term with a non-zero weight; "
@@ -114,7 +121,7 @@ class Objective:
         kept = {k: w for k, w in self.weights.items() if not k.startswith(prefix)}
         if not kept:
             return None
-        return Objective(kept, self.temperature, bn_first=self.bn_first)
+        return Objective(kept, self.temperature, bn_first=self.bn_first, contrast_tau=self.contrast_tau)
 
     def __repr__(self) -> str:
         return " + ".join(f"{w:g}*{k}" for k, w in self.weights.items())

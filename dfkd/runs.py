@@ -17,6 +17,7 @@ from .data import dataset_info, load_split, make_loader
 from .distiller import Distiller
 from .errors import DfkdError
 from .augment import crop_flip
+from .contrast import Contrast
 from .evaluate import accuracy
 from .hooks import match_stages
 from .models import build_model, count_params
@@ -83,8 +84,9 @@ def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
     student = build_model(cfg.student.arch, info.num_classes, s_channels).to(device)
 
     o = cfg.objective
-    gen_objective = Objective(o.generator, o.temperature, "generator", o.bn_first) if cfg.synth.g_steps > 0 else None
-    student_objective = Objective(o.student, o.temperature, "student", o.bn_first)
+    gen_objective = Objective(o.generator, o.temperature, "generator", o.bn_first, o.contrast_tau) \
+        if cfg.synth.g_steps > 0 else None
+    student_objective = Objective(o.student, o.temperature, "student", o.bn_first, o.contrast_tau)
     if gen_objective is not None and "bn" in gen_objective.needs and probe.bn is None:
         raise DfkdError(f"objective.generator.bn needs a teacher with BatchNorm layers, and "
                         f"'{cfg.teacher.arch}' has none; set objective.generator.bn=0")
@@ -101,9 +103,12 @@ def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
         probe.watch_blocks(t_names)
     generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, cfg.synth.batch_size)
     augment = crop_flip(info.image_size, info.flip).to(device) if cfg.synth.augment == "crop" else None
+    contrast = None
+    if gen_objective is not None and "contrast" in gen_objective.needs:
+        contrast = Contrast(teacher, info.image_size, o.contrast_dim, o.contrast_bank, device)
     synth = SCHEDULES.get(cfg.synth.schedule)(
         generator, cfg.synth, cfg.source.optim, gen_objective, probe, view_t.to(device), view_s.to(device),
-        cfg.distill.rounds, device, augment=augment, num_classes=info.num_classes)
+        cfg.distill.rounds, device, augment=augment, num_classes=info.num_classes, contrast=contrast)
     pool = None
     if cfg.pool.capacity > 0:
         pool = ReplayPool(cfg.pool.capacity, (info.in_channels, info.image_size, info.image_size),

@@ -77,14 +77,15 @@ class PersistentSynthesizer:
 
     def __init__(self, generator: nn.Module, cfg: SynthConfig, optim_cfg, objective: Objective | None,
                  probe: TeacherProbe, view_t: nn.Module, view_s: nn.Module, rounds: int, device: torch.device,
-                 augment: nn.Module | None = None, num_classes: int = 10):
+                 augment: nn.Module | None = None, num_classes: int = 10, contrast=None):
         self.generator = generator.to(device).train()
         self.cfg, self.objective, self.probe = cfg, objective, probe
         self.view_t, self.view_s = view_t, view_s
         self.augment = augment
         self.batch_size, self.g_steps, self.device = cfg.batch_size, cfg.g_steps, device
         self.optim_cfg, self.num_classes = optim_cfg, num_classes
-        self._params = [p for p in generator.parameters() if p.requires_grad]
+        self.contrast = contrast  # CMI: its projection head trains with the source
+        self._params = [p for p in generator.parameters() if p.requires_grad] + self._extra_params()
         if self.g_steps > 0 and not self._params:
             raise DfkdError(f"source '{type(generator).__name__}' has no parameters to optimise; "
                             f"set synth.g_steps=0")
@@ -96,6 +97,10 @@ class PersistentSynthesizer:
         self.round, self.warmup = 0, cfg.warmup
         self.full_objective = objective
         self.warmup_objective = objective.without("adv_") if objective is not None and cfg.warmup > 0 else None
+
+    def _extra_params(self) -> list[nn.Parameter]:
+        """Parameters trained with the source besides its own (CMI's projection head)."""
+        return list(self.contrast.parameters()) if self.contrast is not None else []
 
     def _z(self, n: int) -> Tensor:
         return torch.randn(n, self.generator.nz, device=self.device)
@@ -132,11 +137,15 @@ class PersistentSynthesizer:
             sig.x, sig.targets = x, targets
             if "student" in self.objective.needs:
                 sig.s_logits = student(self.view_s(seen))
+            if "contrast" in self.objective.needs:
+                sig.embed, sig.embed_local, sig.bank = self.contrast.views(self.view_t(seen))
             loss, parts = self.objective(sig)
             parts["loss"] = loss.detach()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward(inputs=self._params)
             self.optimizer.step()
+            if sig.embed is not None:
+                self.contrast.remember(sig.embed)
             if self.ema_generator is not None:
                 self._update_ema()
             self._after_step()
@@ -236,7 +245,7 @@ class MetaSynthesizer(PersistentSynthesizer):
     def _begin_round(self) -> None:
         self.generator = copy.deepcopy(self.shared)
         self.z = nn.Parameter(torch.randn(self.batch_size, self.shared.nz, device=self.device))
-        self._params = [p for p in self.generator.parameters() if p.requires_grad] + [self.z]
+        self._params = [p for p in self.generator.parameters() if p.requires_grad] + [self.z] + self._extra_params()
         self.optimizer, self.scheduler = make_optimizer(self._params, self.optim_cfg, self.g_steps)
 
     def _after_step(self) -> None:

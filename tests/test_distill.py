@@ -129,3 +129,11 @@ def test_fast_warms_up_then_distils_from_the_pool(digits_teacher, tmp_path):
     assert [("gen/adv_kl" in r, "student/kd_kl" in r) for r in rows] == \
         [(False, False), (False, False), (True, True), (True, True)]  # warm-up: no adversary, no student
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["pool"]["size"] == 4 * 64
+
+
+def test_cmi_runs_end_to_end_and_logs_the_contrastive_term(digits_teacher, tmp_path):
+    run_dir, _ = distill(_cfg(digits_teacher, tmp_path, "cmi", "distill.rounds=2", "distill.eval_every=2",
+                              "synth.g_steps=3", "synth.batch_size=16", "pool.capacity=64",
+                              "objective.contrast_bank=20"), quiet=True)
+    row = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"gen/cmi", "gen/bn", "gen/oh", "gen/adv_kl"} <= set(row) and row["gen/cmi"] > 0

@@ -87,3 +87,19 @@ def test_bn_momentum_blends_with_earlier_batches():
     hook.reset_momentum()
     model(torch.tensor([[4.0], [8.0]]))
     assert hook.stats[0][0].item() == pytest.approx(6.0)
+
+
+def test_instance_means_hook_concatenates_per_sample_bn_input_means():
+    from dfkd.hooks import InstanceMeansHook
+
+    model = build_model("cnn_small", 10, 1).eval()
+    inputs = []
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.register_forward_pre_hook(lambda m, a: inputs.append(a[0].detach()))
+    hook = InstanceMeansHook(model)
+    hook.enabled = True
+    model(torch.randn(3, 1, 16, 16))
+    value = hook.take()
+    assert value.shape == (3, hook.dim) and hook.dim == 8 + 8 + 16 + 16
+    torch.testing.assert_close(value, torch.cat([x.mean(dim=(2, 3)) for x in inputs], dim=1))

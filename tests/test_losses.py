@@ -114,3 +114,17 @@ def test_target_ce_and_first_bn_layer_weight():
     layer2 = (torch.tensor([3.0]), torch.tensor([5.0]), torch.tensor([0.0]), torch.tensor([1.0]))
     assert losses.bn_stat_distance([layer1, layer2], first_weight=10.0).item() == \
         pytest.approx(10 * (math.sqrt(5.0) + 1.0) + 7.0, abs=1e-5)
+
+
+def test_info_nce_hand_value():
+    # unit vectors: anchor 0 matches positive 0 exactly and is orthogonal to positive 1 and the negative
+    anchor = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    positive = torch.tensor([[2.0, 0.0], [0.0, 3.0]])  # normalised to the anchors
+    negatives = torch.tensor([[0.0, -1.0]])
+    tau = 0.5
+    # row 0 logits: (1, 0, 0)/tau; row 1: (0, 1, -1)/tau
+    row0 = -math.log(math.exp(2) / (math.exp(2) + 1 + 1))
+    row1 = -math.log(math.exp(2) / (1 + math.exp(2) + math.exp(-2)))
+    assert losses.info_nce(anchor, positive, negatives, tau).item() == pytest.approx((row0 + row1) / 2, abs=1e-6)
+    no_bank = -math.log(math.exp(2) / (math.exp(2) + 1))
+    assert losses.info_nce(anchor, positive, None, tau).item() == pytest.approx(no_bank, abs=1e-6)

@@ -135,3 +135,30 @@ def test_warmup_turns_adversarial_terms_off_then_on():
     assert synth.warming_up and set(parts) == {"oh", "loss"}
     _, parts = synth.synthesize(build_model("cnn_small", 10, 1))
     assert not synth.warming_up and set(parts) == {"adv_kl", "oh", "loss"}
+
+
+def test_contrast_bank_is_bounded_and_holds_the_newest_embeddings():
+    from dfkd.contrast import Contrast
+
+    c = Contrast(build_model("cnn_small", 10, 1), image_size=8, dim=4, bank_size=5, device="cpu")
+    for i in range(3):
+        c.remember(torch.full((2, 4), float(i)))
+    assert c.size == 5 and sorted(c.bank[:, 0].tolist()) == [0.0, 1.0, 1.0, 2.0, 2.0]
+    g, local, bank = c.views(torch.randn(6, 1, 8, 8))
+    assert g.shape == local.shape == (6, 4) and bank.shape == (5, 4)
+    assert not torch.allclose(g, local)  # the local view is a different crop
+
+
+def test_the_contrastive_head_trains_with_the_source_and_feeds_the_bank():
+    from dfkd.contrast import Contrast
+
+    torch.manual_seed(0)
+    teacher = build_model("cnn_small", 10, 1)
+    contrast = Contrast(teacher, image_size=8, dim=4, bank_size=32, device="cpu")
+    synth = PersistentSynthesizer(DCGANGenerator(nz=8, width=8, size=8, channels=1), SynthConfig(batch_size=8),
+                                  SGD, Objective({"cmi": 1.0}), TeacherProbe(teacher), nn.Identity(), nn.Identity(),
+                                  rounds=2, device=torch.device("cpu"), contrast=contrast)
+    head = [p.detach().clone() for p in contrast.parameters()]
+    _, parts = synth.synthesize(build_model("cnn_small", 10, 1))
+    assert parts["cmi"] > 0 and contrast.size == 8
+    assert any(not torch.equal(a, b) for a, b in zip(head, contrast.parameters()))

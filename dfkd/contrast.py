@@ -1,0 +1,62 @@
+"""CMI's contrastive machinery (Fang, Song, Wang, Shen, Wang, Song, "Contrastive Model Inversion for
+Data-Free Knowledge Distillation", IJCAI 2021), around the frozen teacher:
+
+- instance embedding h(x): per-sample channel means of every teacher BN input, concatenated (N, ΣC);
+- a projection head (MLP ΣC -> 256 -> dim) trained with the source, as in the paper;
+- a local view: random resized crop (scale 0.25-1) of the batch the teacher saw;
+- a bounded memory bank of earlier (detached) global-view embeddings, the extra negatives.
+
+`views(seen)` returns (global embedding, local embedding, bank) for the `cmi` term; `remember(e)`
+pushes the step's global embeddings into the bank.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .errors import DfkdError
+from .hooks import InstanceMeansHook
+
+
+class Contrast:
+    def __init__(self, teacher: nn.Module, image_size: int, dim: int, bank_size: int, device):
+        import kornia.augmentation as K
+
+        self.teacher = teacher
+        self.hook = InstanceMeansHook(teacher)
+        if not self.hook.layers:
+            raise DfkdError("the cmi term embeds samples by the teacher's BatchNorm inputs, and this teacher "
+                            "has no BatchNorm layer; set objective.generator.cmi=0")
+        self.head = nn.Sequential(nn.Linear(self.hook.dim, 256), nn.ReLU(inplace=True),
+                                  nn.Linear(256, dim)).to(device)
+        self.local = K.RandomResizedCrop((image_size, image_size), scale=(0.25, 1.0)).to(device)
+        self.bank = torch.zeros(bank_size, dim, device=device)
+        self.size = self.head_pos = 0
+
+    def parameters(self):
+        return self.head.parameters()
+
+    def _embed(self, x: Tensor) -> Tensor:
+        self.hook.enabled = True
+        try:
+            self.teacher(x)
+        finally:
+            self.hook.enabled = False
+        return self.head(self.hook.take())
+
+    def views(self, seen: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self._embed(seen), self._embed(self.local(seen)), self.bank[: self.size]
+
+    @torch.no_grad()
+    def remember(self, embed: Tensor) -> None:
+        n, cap = embed.shape[0], self.bank.shape[0]
+        if cap == 0:
+            return
+        embed = embed[-cap:]
+        idx = (self.head_pos + torch.arange(embed.shape[0], device=self.bank.device)) % cap
+        self.bank[idx] = embed.detach()
+        self.head_pos = (self.head_pos + embed.shape[0]) % cap
+        self.size = min(cap, self.size + n)
+
+    def state_dict(self) -> dict:
+        return {"head": self.head.state_dict(), "bank": self.bank[: self.size].clone(), "head_pos": self.head_pos}
