@@ -125,8 +125,8 @@ class DistillConfig:
 @dataclass
 class PoolConfig:
     capacity: int = opt(0, "samples the replay pool holds (oldest overwritten first); 0 = no pool", min=0)
-    storage: str = opt("fp16", "pool storage: fp16, or uint8 with a per-sample range (a quarter of fp32)",
-                       choices=["fp16", "uint8"])
+    storage: str = opt("fp16", "pool storage: fp32 (exact), fp16 (half), or uint8 with a per-sample range "
+                               "(a quarter)", choices=["fp32", "fp16", "uint8"])
     device: str = opt("cpu", "where the pool lives: cpu, or 'same' as the run's device", choices=["cpu", "same"])
 
 

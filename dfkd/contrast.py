@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from .errors import DfkdError
 from .hooks import InstanceMeansHook
+from .pool import ReplayPool
 
 
 class Contrast:
@@ -30,8 +31,7 @@ class Contrast:
         self.head = nn.Sequential(nn.Linear(self.hook.dim, 256), nn.ReLU(inplace=True),
                                   nn.Linear(256, dim)).to(device)
         self.local = K.RandomResizedCrop((image_size, image_size), scale=(0.25, 1.0)).to(device)
-        self.bank = torch.zeros(bank_size, dim, device=device)
-        self.size = self.head_pos = 0
+        self.bank = ReplayPool(bank_size, (dim,), storage="fp32", device=device) if bank_size > 0 else None
 
     def parameters(self):
         return self.head.parameters()
@@ -44,19 +44,13 @@ class Contrast:
             self.hook.enabled = False
         return self.head(self.hook.take())
 
-    def views(self, seen: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return self._embed(seen), self._embed(self.local(seen)), self.bank[: self.size]
+    def views(self, seen: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        bank = self.bank.held() if self.bank is not None else None
+        return self._embed(seen), self._embed(self.local(seen)), bank
 
-    @torch.no_grad()
     def remember(self, embed: Tensor) -> None:
-        n, cap = embed.shape[0], self.bank.shape[0]
-        if cap == 0:
-            return
-        embed = embed[-cap:]
-        idx = (self.head_pos + torch.arange(embed.shape[0], device=self.bank.device)) % cap
-        self.bank[idx] = embed.detach()
-        self.head_pos = (self.head_pos + embed.shape[0]) % cap
-        self.size = min(cap, self.size + n)
+        if self.bank is not None:
+            self.bank.add(embed)
 
     def state_dict(self) -> dict:
-        return {"head": self.head.state_dict(), "bank": self.bank[: self.size].clone(), "head_pos": self.head_pos}
+        return {"head": self.head.state_dict(), "bank": self.bank.state_dict() if self.bank is not None else None}

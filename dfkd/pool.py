@@ -1,8 +1,8 @@
 """A bounded in-memory replay pool of synthesized inputs (the data pool of CMI and Fast, Fang et al.
 2021/2022), kept as one preallocated ring buffer: no PNG round trip, no growth past `capacity`.
 
-Storage: "fp16" (half the memory of fp32, ~3 decimal digits) or "uint8" (a quarter; each sample is
-quantised to 256 levels between its own min and max, which are kept beside it in fp32).
+Storage: "fp32" (exact), "fp16" (half the memory, ~3 decimal digits) or "uint8" (a quarter; each
+sample is quantised to 256 levels between its own min and max, which are kept beside it in fp32).
 
     pool = ReplayPool(capacity=4096, shape=(3, 32, 32), storage="uint8")
     pool.add(x)            # (N, C, H, W) float; the oldest samples are overwritten once full
@@ -19,11 +19,12 @@ class ReplayPool:
                  out_device=None):
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
-        if storage not in ("fp16", "uint8"):
-            raise ValueError("storage must be 'fp16' or 'uint8'")
+        dtypes = {"fp32": torch.float32, "fp16": torch.float16, "uint8": torch.uint8}
+        if storage not in dtypes:
+            raise ValueError("storage must be 'fp32', 'fp16' or 'uint8'")
         self.capacity, self.storage = capacity, storage
         self.out_device = torch.device(out_device or device)
-        dtype = torch.float16 if storage == "fp16" else torch.uint8
+        dtype = dtypes[storage]
         self.data = torch.empty((capacity, *shape), dtype=dtype, device=device)
         self.lo = torch.zeros(capacity, device=device) if storage == "uint8" else None
         self.scale = torch.ones(capacity, device=device) if storage == "uint8" else None
@@ -33,16 +34,20 @@ class ReplayPool:
     def __len__(self) -> int:
         return self.size
 
+    def held(self) -> Tensor:
+        """Everything held, in storage order (N, ...), as stored (no dequantisation)."""
+        return self.data[: self.size]
+
     @torch.no_grad()
     def add(self, x: Tensor) -> None:
         x = x.detach()
         if x.shape[0] > self.capacity:
             x = x[-self.capacity:]
         n = x.shape[0]
-        idx = (self.head + torch.arange(n)) % self.capacity
+        idx = ((self.head + torch.arange(n)) % self.capacity).to(self.data.device)
         x = x.to(self.data.device, torch.float32)
-        if self.storage == "fp16":
-            self.data[idx] = x.to(torch.float16)
+        if self.storage != "uint8":
+            self.data[idx] = x.to(self.data.dtype)
         else:
             flat = x.flatten(1)
             lo, hi = flat.min(1).values, flat.max(1).values

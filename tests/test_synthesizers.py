@@ -143,7 +143,7 @@ def test_contrast_bank_is_bounded_and_holds_the_newest_embeddings():
     c = Contrast(build_model("cnn_small", 10, 1), image_size=8, dim=4, bank_size=5, device="cpu")
     for i in range(3):
         c.remember(torch.full((2, 4), float(i)))
-    assert c.size == 5 and sorted(c.bank[:, 0].tolist()) == [0.0, 1.0, 1.0, 2.0, 2.0]
+    assert len(c.bank) == 5 and sorted(c.bank.held()[:, 0].tolist()) == [0.0, 1.0, 1.0, 2.0, 2.0]
     g, local, bank = c.views(torch.randn(6, 1, 8, 8))
     assert g.shape == local.shape == (6, 4) and bank.shape == (5, 4)
     assert not torch.allclose(g, local)  # the local view is a different crop
@@ -160,5 +160,5 @@ def test_the_contrastive_head_trains_with_the_source_and_feeds_the_bank():
                                   rounds=2, device=torch.device("cpu"), contrast=contrast)
     head = [p.detach().clone() for p in contrast.parameters()]
     _, parts = synth.synthesize(build_model("cnn_small", 10, 1))
-    assert parts["cmi"] > 0 and contrast.size == 8
+    assert parts["cmi"] > 0 and len(contrast.bank) == 8
     assert any(not torch.equal(a, b) for a, b in zip(head, contrast.parameters()))
