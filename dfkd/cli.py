@@ -171,7 +171,7 @@ def _options(which: str) -> int:
     from .config import Config, TeacherTrainConfig, options
 
     for key, tp, default, help_ in options(Config if which == "distill" else TeacherTrainConfig):
-        print(f"{key:<28} {tp:<12} {default!s:<14} {help_}")
+        print(f"{key:<28} {tp:<19} {default!s:<14} {help_}")
     return 0
 
 

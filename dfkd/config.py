@@ -338,16 +338,17 @@ def to_dict(cfg) -> dict:
     return asdict(cfg)
 
 
-def options(cls, prefix: str = "") -> list[tuple[str, str, Any, str]]:
-    """(dotted key, type, default, help) for every leaf option of a config class."""
+def options(cls, prefix: str = "", defaults=None) -> list[tuple[str, str, Any, str]]:
+    """(dotted key, type, default, help) for every leaf option of a config class; nested sections
+    show the defaults their parent gives them (e.g. source.optim is Adam, not OptimConfig's SGD)."""
     rows = []
     hints = typing.get_type_hints(cls)
-    defaults = cls()
+    defaults = cls() if defaults is None else defaults
     for f in fields(cls):
         tp = hints[f.name]
         default = getattr(defaults, f.name)
         if dataclasses.is_dataclass(tp):
-            rows += options(tp, prefix + f.name + ".")
+            rows += options(tp, prefix + f.name + ".", default)
             continue
         help_ = f.metadata.get("help", "")
         if f.metadata.get("choices"):

@@ -79,3 +79,9 @@ def test_every_option_is_documented_and_every_method_has_a_cited_docstring():
     for name in METHODS:
         doc = METHODS.get(name).doc
         assert any(str(y) in doc for y in range(2015, 2030)), f"method {name} cites no paper year"
+
+
+def test_options_show_the_defaults_a_section_actually_gets():
+    rows = {key: default for key, _, default, _ in options(Config)}
+    assert rows["source.optim.name"] == "adam" and rows["source.optim.lr"] == pytest.approx(1e-3)
+    assert rows["student.optim.name"] == "sgd" and rows["student.optim.lr"] == pytest.approx(0.1)
