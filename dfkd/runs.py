@@ -68,6 +68,30 @@ def make_run_dir(cfg: Config) -> Path:
     return run_dir
 
 
+def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels: int):
+    """(source objective or None, student objective, student stage names for "blocks" terms), after
+    the checks that need the built models: BN terms need a BN teacher, `at` needs shared resolutions."""
+    o = cfg.objective
+    gen = Objective(o.generator, o.temperature, "generator", o.bn_first, o.contrast_tau) \
+        if cfg.synth.g_steps > 0 else None
+    stu = Objective(o.student, o.temperature, "student", o.bn_first, o.contrast_tau)
+    if gen is not None and "bn" in gen.needs and probe.bn is None:
+        raise DfkdError(f"objective.generator.bn needs a teacher with BatchNorm layers, and "
+                        f"'{cfg.teacher.arch}' has none; set objective.generator.bn=0")
+    if gen is not None and "blocks" in gen.needs:
+        raise DfkdError("the 'at' term compares student and teacher stages: use it in objective.student, "
+                        "not objective.generator")
+    student_blocks = None
+    if "blocks" in stu.needs:
+        shape = (2, info.in_channels, info.image_size, info.image_size)
+        t_names, student_blocks = match_stages(probe.teacher, student, shape, (2, s_channels) + shape[2:])
+        if not t_names:
+            raise DfkdError(f"the 'at' term needs teacher and student stages of equal spatial size, and "
+                            f"{cfg.teacher.arch} / {cfg.student.arch} share none; set objective.student.at=0")
+        probe.watch_blocks(t_names)
+    return gen, stu, student_blocks
+
+
 def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
     """Run data-free distillation; returns (run directory, summary)."""
     device = resolve_device(cfg.device)
@@ -79,33 +103,16 @@ def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
     probe = TeacherProbe(teacher)
     if probe.bn is not None:
         probe.bn.momentum = cfg.objective.bn_momentum
-    view_t, t_channels = build_view("identity", info.in_channels)
+    view_t, _ = build_view("identity", info.in_channels)
     view_s, s_channels = build_view("identity", info.in_channels)
     student = build_model(cfg.student.arch, info.num_classes, s_channels).to(device)
 
-    o = cfg.objective
-    gen_objective = Objective(o.generator, o.temperature, "generator", o.bn_first, o.contrast_tau) \
-        if cfg.synth.g_steps > 0 else None
-    student_objective = Objective(o.student, o.temperature, "student", o.bn_first, o.contrast_tau)
-    if gen_objective is not None and "bn" in gen_objective.needs and probe.bn is None:
-        raise DfkdError(f"objective.generator.bn needs a teacher with BatchNorm layers, and "
-                        f"'{cfg.teacher.arch}' has none; set objective.generator.bn=0")
-    student_blocks = None
-    if gen_objective is not None and "blocks" in gen_objective.needs:
-        raise DfkdError("the 'at' term compares student and teacher stages: use it in objective.student, "
-                        "not objective.generator")
-    if "blocks" in student_objective.needs:
-        shape = (2, info.in_channels, info.image_size, info.image_size)
-        t_names, student_blocks = match_stages(teacher, student, shape, (2, s_channels) + shape[2:])
-        if not t_names:
-            raise DfkdError(f"the 'at' term needs teacher and student stages of equal spatial size, and "
-                            f"{cfg.teacher.arch} / {cfg.student.arch} share none; set objective.student.at=0")
-        probe.watch_blocks(t_names)
+    gen_objective, student_objective, student_blocks = build_objectives(cfg, probe, student, info, s_channels)
     generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, cfg.synth.batch_size)
     augment = crop_flip(info.image_size, info.flip).to(device) if cfg.synth.augment == "crop" else None
     contrast = None
     if gen_objective is not None and "contrast" in gen_objective.needs:
-        contrast = Contrast(teacher, info.image_size, o.contrast_dim, o.contrast_bank, device)
+        contrast = Contrast(teacher, info.image_size, cfg.objective.contrast_dim, cfg.objective.contrast_bank, device)
     synth = SCHEDULES.get(cfg.synth.schedule)(
         generator, cfg.synth, cfg.source.optim, gen_objective, probe, view_t.to(device), view_s.to(device),
         cfg.distill.rounds, device, augment=augment, num_classes=info.num_classes, contrast=contrast)
@@ -124,8 +131,8 @@ def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
                      tracker, run_dir, device, student_blocks=student_blocks, pool=pool)
     result = loop.run(quiet=quiet)
     save_model(run_dir / "student.pt", student, kind="student", arch=cfg.student.arch, dataset=cfg.data.name,
-               num_classes=info.num_classes, in_channels=s_channels, image_size=info.image_size, mean=info.mean, std=info.std,
-               config=config, metrics={"test_acc": result["student_acc"]})
+               num_classes=info.num_classes, in_channels=s_channels, image_size=info.image_size,
+               mean=info.mean, std=info.std, config=config, metrics={"test_acc": result["student_acc"]})
     summary = {
         "method": cfg.method, "dataset": cfg.data.name, "teacher": cfg.teacher.arch,
         "student": cfg.student.arch, "seed": cfg.seed, "teacher_acc": teacher_acc, **result,
