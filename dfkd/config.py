@@ -73,6 +73,9 @@ class SourceConfig:
     name: str = opt("dcgan", "input source: a generator architecture (see `dfkd list sources`)")
     nz: int = opt(100, "latent dimension of the generator", min=1)
     width: int = opt(128, "channels of the generator's first feature map", min=1)
+    embed: str = opt("random", "nayer: class embedding: 'random' (fixed), 'learned', or a path to a "
+                               "(num_classes, E) tensor file (e.g. text-encoder embeddings)")
+    embed_dim: int = opt(64, "nayer: size of the random or learned class embedding", min=1)
     optim: OptimConfig = opt(OptimConfig(name="adam", lr=1e-3, betas=[0.5, 0.999], weight_decay=0.0),
                              "generator optimizer")
 

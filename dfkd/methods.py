@@ -158,6 +158,21 @@ for _k in (2, 5, 10):
            _FAST_DOC + f" Preset: Fast-{_k}, synth.g_steps={_k}.",
            deep_merge(_FAST, {"synth": {"g_steps": _k}}))
 
+NAYER = recipe("nayer", "label embedding through a noisy layer re-initialised per round, pool (Tran et al. 2024)",
+               """NAYER-style — Tran, Tran, Le, Harandi, Phung (2024), "NAYER: Noisy Layer Data Generation for
+Efficient and Effective Data-free Knowledge Distillation", CVPR 2024, arXiv:2310.00258. The
+generator's input is a fixed per-class label embedding passed through a noisy layer that is
+re-initialised every round (the generator itself persists); the source is optimised for g_steps
+on CE towards the labels + BN statistics + adversarial KL, and batches go to a replay pool.
+Differs: the class embedding is random (or learned, or a user file: `source.embed`) instead of a
+text encoder's, and z ~ N(0, I) is added to the noisy layer's output.""", {
+    "source": {"name": "nayer"},
+    "synth": {"schedule": "persistent", "g_steps": 5},
+    "objective": {"generator": {"ce": 1.0, "bn": 1.0, "adv_kl": 1.0}, "student": {"kd_kl": 1.0}},
+    "distill": {"kd_steps": 5, "batch": "pool"},
+    "pool": {"capacity": 8192},
+})
+
 NOISE = recipe("noise", "control: the same loop on Gaussian noise", """Noise control (the baseline of the DFKD tables, e.g. Fang et al. 2021, CMI): the
 student is distilled with KL through the same loop on Gaussian-noise inputs, with no synthesis.
 Whatever a method scores above this row is what its input source earns.""", {

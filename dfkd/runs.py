@@ -108,7 +108,8 @@ def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
     student = build_model(cfg.student.arch, info.num_classes, s_channels).to(device)
 
     gen_objective, student_objective, student_blocks = build_objectives(cfg, probe, student, info, s_channels)
-    generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, cfg.synth.batch_size)
+    generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, cfg.synth.batch_size,
+                                             info.num_classes)
     augment = crop_flip(info.image_size, info.flip).to(device) if cfg.synth.augment == "crop" else None
     contrast = None
     if gen_objective is not None and "contrast" in gen_objective.needs:

@@ -111,7 +111,22 @@ class PersistentSynthesizer:
         return (torch.arange(n) % self.num_classes)[torch.randperm(n)].to(self.device)
 
     def _begin_round(self) -> None:
-        """Called before the round's steps (the re-initialising schedule resets the source here)."""
+        """Called before the round's steps (the re-initialising schedule resets the source here).
+        A source with `new_round()` (NAYER's noisy layer) is refreshed, and the optimizer forgets the
+        state of the parameters it re-initialised."""
+        if hasattr(self.generator, "new_round"):
+            for p in self.generator.new_round():
+                if self.optimizer is not None:
+                    self.optimizer.state.pop(p, None)
+
+    def _generate(self, z: Tensor, labels: Tensor | None, generator: nn.Module | None = None) -> Tensor:
+        """generator(z), or generator(z, labels) for a conditional source (random labels if None)."""
+        generator = generator or self.generator
+        if getattr(generator, "conditional", False):
+            if labels is None:
+                labels = torch.randint(self.num_classes, (z.shape[0],), device=self.device)
+            return generator(z, labels)
+        return generator(z)
 
     def _end_round(self) -> None:
         if self.scheduler is not None:
@@ -129,9 +144,11 @@ class PersistentSynthesizer:
         self._begin_round()
         parts: dict[str, Tensor] = {}
         x = sig = None
-        targets = self._targets() if self.objective is not None and "targets" in self.objective.needs else None
+        conditional = getattr(self.generator, "conditional", False)
+        wants = self.objective is not None and "targets" in self.objective.needs
+        targets = self._targets() if wants or conditional else None
         for _ in range(self.g_steps):
-            x = self.generator(self._z(self.batch_size))
+            x = self._generate(self._z(self.batch_size), targets)
             seen = self.augment(x) if self.augment is not None else x  # teacher and student see one view
             sig = self.probe(self.view_t(seen), self.objective.needs)
             sig.x, sig.targets = x, targets
@@ -173,9 +190,10 @@ class PersistentSynthesizer:
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
         if self.ema_generator is None:
-            return self.generator(self._z(n))
+            return self._generate(self._z(n), None)
         k = round(self.ema_fraction * n)
-        parts = [g(self._z(m)) for g, m in ((self.ema_generator, k), (self.generator, n - k)) if m > 0]
+        parts = [self._generate(self._z(m), None, g) for g, m in ((self.ema_generator, k), (self.generator, n - k))
+                 if m > 0]
         return torch.cat(parts) if len(parts) > 1 else parts[0]
 
     def state_dict(self) -> dict:

@@ -1,34 +1,63 @@
 """Input sources: generator architectures (and, later, the free-pixel source).
 
 Every source is registered in `SOURCES` as a factory
-`(cfg: SourceConfig, size, channels, batch_size) -> nn.Module` mapping latent codes (N, nz) to images
-(N, channels, size, size) in normalised input space; it has an `nz` attribute.
+`(cfg: SourceConfig, size, channels, batch_size, num_classes) -> nn.Module` mapping latent codes
+(N, nz) to images (N, channels, size, size) in normalised input space; it has an `nz` attribute.
+A source with `conditional = True` takes (z, labels); one with `new_round()` is refreshed at the
+start of every round.
 """
 from dfkd.registry import Registry
 
 from .dcgan import DCGANGenerator
 from .noise import NoiseSource
+from .nayer import NayerSource
 from .pixels import PixelSource
 
 SOURCES = Registry("source")
 
 
 @SOURCES.register("dcgan")
-def dcgan(cfg, size: int, channels: int, batch_size: int) -> DCGANGenerator:
+def dcgan(cfg, size: int, channels: int, batch_size: int, num_classes: int) -> DCGANGenerator:
     """DAFL/DFAD generator (Chen et al. 2019; Fang et al. 2019)."""
     return DCGANGenerator(nz=cfg.nz, width=cfg.width, size=size, channels=channels)
 
 
 @SOURCES.register("noise")
-def noise(cfg, size: int, channels: int, batch_size: int) -> NoiseSource:
+def noise(cfg, size: int, channels: int, batch_size: int, num_classes: int) -> NoiseSource:
     """Gaussian noise images, no parameters (the noise control; use with synth.g_steps=0)."""
     return NoiseSource(size=size, channels=channels)
 
 
 @SOURCES.register("pixels")
-def pixels(cfg, size: int, channels: int, batch_size: int) -> PixelSource:
+def pixels(cfg, size: int, channels: int, batch_size: int, num_classes: int) -> PixelSource:
     """Free pixels optimised directly, one batch (DeepInversion); use with synth.schedule=reinit."""
     return PixelSource(batch_size=batch_size, size=size, channels=channels)
 
 
-__all__ = ["SOURCES", "DCGANGenerator", "NoiseSource", "PixelSource"]
+@SOURCES.register("nayer")
+def nayer(cfg, size: int, channels: int, batch_size: int, num_classes: int) -> NayerSource:
+    """Label embedding -> noisy layer re-initialised every round -> generator (NAYER, Tran et al. 2024)."""
+    embed = None
+    if cfg.embed not in ("random", "learned"):
+        embed = _read_embedding(cfg.embed, num_classes)
+    return NayerSource(num_classes, cfg.nz, cfg.width, size, channels, embed=embed,
+                       embed_dim=cfg.embed_dim, learn_embed=cfg.embed == "learned")
+
+
+def _read_embedding(path: str, num_classes: int):
+    import torch
+
+    from dfkd.errors import DfkdError
+
+    try:
+        e = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DfkdError(f"source.embed: '{path}' not found; give 'random', 'learned' or a tensor file") from None
+    except Exception as err:
+        raise DfkdError(f"source.embed: '{path}' is not a readable tensor file ({type(err).__name__})") from None
+    if not isinstance(e, torch.Tensor) or e.dim() != 2 or e.shape[0] != num_classes:
+        raise DfkdError(f"source.embed: '{path}' must hold a ({num_classes}, E) tensor, one row per class")
+    return e
+
+
+__all__ = ["SOURCES", "DCGANGenerator", "NayerSource", "NoiseSource", "PixelSource"]

@@ -137,3 +137,11 @@ def test_cmi_runs_end_to_end_and_logs_the_contrastive_term(digits_teacher, tmp_p
                               "objective.contrast_bank=20"), quiet=True)
     row = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"gen/cmi", "gen/bn", "gen/oh", "gen/adv_kl"} <= set(row) and row["gen/cmi"] > 0
+
+
+def test_nayer_runs_end_to_end_from_the_pool(digits_teacher, tmp_path):
+    run_dir, _ = distill(_cfg(digits_teacher, tmp_path, "nayer", "distill.rounds=2", "distill.eval_every=2",
+                              "synth.batch_size=20", "pool.capacity=100"), quiet=True)
+    row = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"gen/ce", "gen/bn", "gen/adv_kl", "student/kd_kl"} <= set(row)
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["pool"]["size"] == 40

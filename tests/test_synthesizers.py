@@ -162,3 +162,44 @@ def test_the_contrastive_head_trains_with_the_source_and_feeds_the_bank():
     _, parts = synth.synthesize(build_model("cnn_small", 10, 1))
     assert parts["cmi"] > 0 and len(contrast.bank) == 8
     assert any(not torch.equal(a, b) for a, b in zip(head, contrast.parameters()))
+
+
+def test_nayer_refreshes_only_its_noisy_layer_each_round_and_generates_by_label():
+    from generators import NayerSource
+
+    torch.manual_seed(0)
+    src = NayerSource(num_classes=10, nz=8, width=8, size=8, channels=1, embed_dim=6)
+    synth = PersistentSynthesizer(src, SynthConfig(batch_size=10, g_steps=2), SGD,
+                                  Objective({"ce": 1.0, "oh": 1.0}), TeacherProbe(build_model("cnn_small", 10, 1)),
+                                  nn.Identity(), nn.Identity(), rounds=3, device=torch.device("cpu"))
+    synth.synthesize(build_model("cnn_small", 10, 1))
+    noisy = src.noisy.weight.detach().clone()
+    conv = src.generator.to_image.weight.detach().clone()
+    embed = src.embed.clone()
+    synth._begin_round()  # what the next round does first
+    assert not torch.equal(src.noisy.weight, noisy)  # re-initialised
+    assert torch.equal(src.generator.to_image.weight, conv) and torch.equal(src.embed, embed)  # kept
+    assert all(p not in synth.optimizer.state for p in src.noisy.parameters())
+    src.eval()  # per-sample generation (train-mode BN would couple the two samples)
+    with torch.no_grad():
+        z = torch.zeros(2, 8)
+        a = src(z, torch.tensor([3, 3]))
+        b = src(z, torch.tensor([3, 4]))
+    assert torch.allclose(a[0], a[1]) and not torch.allclose(b[0], b[1])  # the label decides the image
+
+
+def test_nayer_embedding_file_is_checked(tmp_path):
+    from dfkd.config import SourceConfig
+    from dfkd.errors import DfkdError
+    from generators import SOURCES
+
+    good = tmp_path / "e.pt"
+    torch.save(torch.randn(10, 5), good)
+    src = SOURCES.get("nayer")(SourceConfig(embed=str(good), nz=8, width=8), 8, 1, 4, 10)
+    assert torch.equal(src.embed, torch.load(good))
+    bad = tmp_path / "bad.pt"
+    torch.save(torch.randn(3, 5), bad)
+    with pytest.raises(DfkdError, match=r"must hold a \(10, E\) tensor"):
+        SOURCES.get("nayer")(SourceConfig(embed=str(bad)), 8, 1, 4, 10)
+    with pytest.raises(DfkdError, match="not found"):
+        SOURCES.get("nayer")(SourceConfig(embed=str(tmp_path / "none.pt")), 8, 1, 4, 10)
