@@ -11,7 +11,6 @@ pushes the step's global embeddings into the bank.
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from .errors import DfkdError
