@@ -6,8 +6,10 @@ Data-Free Knowledge Distillation", IJCAI 2021), around the frozen teacher:
 - a local view: random resized crop (scale 0.25-1) of the batch the teacher saw;
 - a bounded memory bank of earlier (detached) global-view embeddings, the extra negatives.
 
-`views(seen)` returns (global embedding, local embedding, bank) for the `cmi` term; `remember(e)`
-pushes the step's global embeddings into the bank.
+`capture()` before the teacher's forward pass on the global view makes that same pass record the
+instance embedding; `views(seen)` then returns (global embedding, local embedding, bank) for the
+`cmi` term, running the teacher once more, on the local view only; `remember(e)` pushes the step's
+global embeddings into the bank.
 """
 from __future__ import annotations
 
@@ -43,9 +45,15 @@ class Contrast:
             self.hook.enabled = False
         return self.head(self.hook.take())
 
+    def capture(self) -> None:
+        """Let the next teacher forward pass (the probe's, on the global view) record embeddings."""
+        self.hook.enabled = True
+
     def views(self, seen: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        self.hook.enabled = False
+        global_ = self.head(self.hook.take())  # recorded by the forward pass after capture()
         bank = self.bank.held() if self.bank is not None else None
-        return self._embed(seen), self._embed(self.local(seen)), bank
+        return global_, self._embed(self.local(seen)), bank
 
     def remember(self, embed: Tensor) -> None:
         if self.bank is not None:

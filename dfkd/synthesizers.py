@@ -150,6 +150,8 @@ class PersistentSynthesizer:
         for _ in range(self.g_steps):
             x = self._generate(self._z(self.batch_size), targets)
             seen = self.augment(x) if self.augment is not None else x  # teacher and student see one view
+            if "contrast" in self.objective.needs:
+                self.contrast.capture()  # the probe's forward pass also yields the global embedding
             sig = self.probe(self.view_t(seen), self.objective.needs)
             sig.x, sig.targets = x, targets
             if "student" in self.objective.needs:

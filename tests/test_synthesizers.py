@@ -144,7 +144,10 @@ def test_contrast_bank_is_bounded_and_holds_the_newest_embeddings():
     for i in range(3):
         c.remember(torch.full((2, 4), float(i)))
     assert len(c.bank) == 5 and sorted(c.bank.held()[:, 0].tolist()) == [0.0, 1.0, 1.0, 2.0, 2.0]
-    g, local, bank = c.views(torch.randn(6, 1, 8, 8))
+    x = torch.randn(6, 1, 8, 8)
+    c.capture()
+    c.teacher(x)  # the probe's forward pass in synthesis
+    g, local, bank = c.views(x)
     assert g.shape == local.shape == (6, 4) and bank.shape == (5, 4)
     assert not torch.allclose(g, local)  # the local view is a different crop
 
