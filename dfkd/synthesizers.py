@@ -82,19 +82,18 @@ class PersistentSynthesizer:
         self.cfg, self.objective, self.probe = cfg, objective, probe
         self.view_t, self.view_s = view_t, view_s
         self.augment = augment
-        self.batch_size, self.g_steps, self.device = cfg.batch_size, cfg.g_steps, device
+        self.device = device
         self.optim_cfg, self.num_classes = optim_cfg, num_classes
         self.contrast = contrast  # CMI: its projection head trains with the source
         self._params = [p for p in generator.parameters() if p.requires_grad] + self._extra_params()
-        if self.g_steps > 0 and not self._params:
+        if cfg.g_steps > 0 and not self._params:
             raise DfkdError(f"source '{type(generator).__name__}' has no parameters to optimise; "
                             f"set synth.g_steps=0")
         self.optimizer = self.scheduler = None
-        if self.g_steps > 0:
+        if cfg.g_steps > 0:
             self.optimizer, self.scheduler = make_optimizer(self._params, optim_cfg, rounds)
-        self.ema, self.ema_fraction = cfg.ema, cfg.ema_fraction
         self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False) if cfg.ema > 0 else None
-        self.round, self.warmup = 0, cfg.warmup
+        self.round = 0
         self.full_objective = objective
         self.warmup_objective = objective.without("adv_") if objective is not None and cfg.warmup > 0 else None
 
@@ -107,7 +106,7 @@ class PersistentSynthesizer:
 
     def _targets(self) -> Tensor:
         """Balanced random target classes for one batch (N,)."""
-        n = self.batch_size
+        n = self.cfg.batch_size
         return (torch.arange(n) % self.num_classes)[torch.randperm(n)].to(self.device)
 
     def _begin_round(self) -> None:
@@ -135,7 +134,7 @@ class PersistentSynthesizer:
     @property
     def warming_up(self) -> bool:
         """True during the first `warmup` rounds (adversarial terms off, no student steps)."""
-        return self.round <= self.warmup
+        return self.round <= self.cfg.warmup
 
     def synthesize(self, student: nn.Module) -> tuple[SynthBatch, dict[str, Tensor]]:
         self.round += 1
@@ -147,8 +146,8 @@ class PersistentSynthesizer:
         conditional = getattr(self.generator, "conditional", False)
         wants = self.objective is not None and "targets" in self.objective.needs
         targets = self._targets() if wants or conditional else None
-        for _ in range(self.g_steps):
-            x = self._generate(self._z(self.batch_size), targets)
+        for _ in range(self.cfg.g_steps):
+            x = self._generate(self._z(self.cfg.batch_size), targets)
             seen = self.augment(x) if self.augment is not None else x  # teacher and student see one view
             if "contrast" in self.objective.needs:
                 self.contrast.capture()  # the probe's forward pass also yields the global embedding
@@ -170,7 +169,7 @@ class PersistentSynthesizer:
             self._after_step()
         self._end_round()
         if x is None:  # no step taken: a fixed source, only sampled
-            x = self.sample(self.batch_size)
+            x = self.sample(self.cfg.batch_size)
         # a source that returns its own parameter (free pixels) would be overwritten in place by the
         # next round's reset: hand out a copy
         x = x.detach().clone() if isinstance(x, nn.Parameter) else x.detach()
@@ -185,7 +184,7 @@ class PersistentSynthesizer:
     @torch.no_grad()
     def _update_ema(self) -> None:
         for p_ema, p in zip(self.ema_generator.parameters(), self.generator.parameters()):
-            p_ema.lerp_(p, 1.0 - self.ema)
+            p_ema.lerp_(p, 1.0 - self.cfg.ema)
         for b_ema, b in zip(self.ema_generator.buffers(), self.generator.buffers()):
             b_ema.copy_(b)
 
@@ -193,7 +192,7 @@ class PersistentSynthesizer:
     def sample(self, n: int) -> Tensor:
         if self.ema_generator is None:
             return self._generate(self._z(n), None)
-        k = round(self.ema_fraction * n)
+        k = round(self.cfg.ema_fraction * n)
         parts = [self._generate(self._z(m), None, g) for g, m in ((self.ema_generator, k), (self.generator, n - k))
                  if m > 0]
         return torch.cat(parts) if len(parts) > 1 else parts[0]
@@ -229,7 +228,7 @@ class ReinitSynthesizer(PersistentSynthesizer):
         for m in self.generator.modules():
             if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
-        self.optimizer, self.scheduler = make_optimizer(self._params, self.optim_cfg, self.g_steps)
+        self.optimizer, self.scheduler = make_optimizer(self._params, self.optim_cfg, self.cfg.g_steps)
 
     def _after_step(self) -> None:
         self.scheduler.step()
@@ -255,7 +254,6 @@ class MetaSynthesizer(PersistentSynthesizer):
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
-        self.meta, self.meta_lr = self.cfg.meta, self.cfg.meta_lr
         self.shared = self.generator
         self.z: nn.Parameter | None = None
 
@@ -264,9 +262,10 @@ class MetaSynthesizer(PersistentSynthesizer):
 
     def _begin_round(self) -> None:
         self.generator = copy.deepcopy(self.shared)
-        self.z = nn.Parameter(torch.randn(self.batch_size, self.shared.nz, device=self.device))
+        self.z = nn.Parameter(torch.randn(self.cfg.batch_size, self.shared.nz, device=self.device))
         self._params = [p for p in self.generator.parameters() if p.requires_grad] + [self.z] + self._extra_params()
-        self.optimizer, self.scheduler = make_optimizer(self._params, self.optim_cfg, self.g_steps)
+        self.optimizer, self.scheduler = make_optimizer(self._params, self.optim_cfg, self.cfg.g_steps)
+        super()._begin_round()  # e.g. NAYER's noisy layer is refreshed in the clone too
 
     def _after_step(self) -> None:
         self.scheduler.step()
@@ -274,14 +273,15 @@ class MetaSynthesizer(PersistentSynthesizer):
     @torch.no_grad()
     def _end_round(self) -> None:
         clone, self.generator = self.generator, self.shared
+        reptile, lr = self.cfg.meta == "reptile", self.cfg.meta_lr
         for p, q in zip(self.shared.parameters(), clone.parameters()):
-            if self.meta == "reptile":
-                p.add_(q - p, alpha=self.meta_lr)
+            if reptile:
+                p.add_(q - p, alpha=lr)
             elif q.grad is not None:
-                p.sub_(q.grad, alpha=self.meta_lr)
+                p.sub_(q.grad, alpha=lr)
         for b, c in zip(self.shared.buffers(), clone.buffers()):
             if b.is_floating_point():
-                b.lerp_(c, self.meta_lr) if self.meta == "reptile" else b.copy_(c)
+                b.lerp_(c, lr) if reptile else b.copy_(c)
             else:
                 b.copy_(c)
 

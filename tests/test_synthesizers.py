@@ -41,7 +41,7 @@ def test_student_batch_mixes_ema_and_current_samples():
     with torch.no_grad():
         torch.testing.assert_close(synth.sample(6), synth.ema_generator(z))
         assert not torch.allclose(synth.sample(6), synth.generator(z))
-    synth.ema_fraction = 0.5
+    synth.cfg.ema_fraction = 0.5
     assert synth.sample(6).shape == (6, 1, 8, 8)
 
 
@@ -206,3 +206,18 @@ def test_nayer_embedding_file_is_checked(tmp_path):
         SOURCES.get("nayer")(SourceConfig(embed=str(bad)), 8, 1, 4, 10)
     with pytest.raises(DfkdError, match="not found"):
         SOURCES.get("nayer")(SourceConfig(embed=str(tmp_path / "none.pt")), 8, 1, 4, 10)
+
+
+def test_meta_schedule_refreshes_a_new_round_source_in_its_clone():
+    from dfkd.synthesizers import MetaSynthesizer
+    from generators import NayerSource
+
+    torch.manual_seed(0)
+    src = NayerSource(num_classes=10, nz=8, width=8, size=8, channels=1, embed_dim=6)
+    synth = MetaSynthesizer(src, SynthConfig(batch_size=10, g_steps=1), SGD, Objective({"ce": 1.0}),
+                            TeacherProbe(build_model("cnn_small", 10, 1)), nn.Identity(), nn.Identity(),
+                            rounds=2, device=torch.device("cpu"))
+    synth._begin_round()
+    assert synth.generator is not synth.shared
+    assert not torch.equal(synth.generator.noisy.weight, synth.shared.noisy.weight)  # refreshed in the clone
+    torch.testing.assert_close(synth.generator.generator.to_image.weight, synth.shared.generator.to_image.weight)
