@@ -130,7 +130,9 @@ class PoolConfig:
     capacity: int = opt(0, "samples the replay pool holds (oldest overwritten first); 0 = no pool", min=0)
     storage: str = opt("fp16", "pool storage: fp32 (exact), fp16 (half), or uint8 with a per-sample range "
                                "(a quarter)", choices=["fp32", "fp16", "uint8"])
-    device: str = opt("cpu", "where the pool lives: cpu, or 'same' as the run's device", choices=["cpu", "same"])
+    device: str = opt("cpu", "where the pool lives: cpu (RAM), 'same' as the run's device, or 'disk': a "
+                             "memory-mapped file pool.bin in the run directory, for pools larger than RAM",
+                      choices=["cpu", "same", "disk"])
 
 
 @dataclass

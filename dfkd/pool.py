@@ -3,6 +3,9 @@
 
 Storage: "fp32" (exact), "fp16" (half the memory, ~3 decimal digits) or "uint8" (a quarter; each
 sample is quantised to 256 levels between its own min and max, which are kept beside it in fp32).
+With `path`, the buffer is a file memory-mapped with `torch.from_file` (spill to disk for pools
+larger than RAM, e.g. ImageNet-scale runs): the operating system pages samples in and out, and the
+file is deleted when the pool is.
 
     pool = ReplayPool(capacity=4096, shape=(3, 32, 32), storage="uint8")
     pool.add(x)            # (N, C, H, W) float; the oldest samples are overwritten once full
@@ -10,13 +13,16 @@ sample is quantised to 256 levels between its own min and max, which are kept be
 """
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import torch
 from torch import Tensor
 
 
 class ReplayPool:
     def __init__(self, capacity: int, shape: tuple[int, ...], storage: str = "fp16", device="cpu",
-                 out_device=None):
+                 out_device=None, path: str | Path | None = None):
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
         dtypes = {"fp32": torch.float32, "fp16": torch.float16, "uint8": torch.uint8}
@@ -25,7 +31,13 @@ class ReplayPool:
         self.capacity, self.storage = capacity, storage
         self.out_device = torch.device(out_device or device)
         dtype = dtypes[storage]
-        self.data = torch.empty((capacity, *shape), dtype=dtype, device=device)
+        self.path = Path(path) if path is not None else None
+        if self.path is None:
+            self.data = torch.empty((capacity, *shape), dtype=dtype, device=device)
+        else:  # file-backed: a fresh sparse file of exactly the buffer's size
+            numel = capacity * math.prod(shape)
+            self.path.unlink(missing_ok=True)
+            self.data = torch.from_file(str(self.path), shared=True, size=numel, dtype=dtype).view(capacity, *shape)
         self.lo = torch.zeros(capacity, device=device) if storage == "uint8" else None
         self.scale = torch.ones(capacity, device=device) if storage == "uint8" else None
         self.size = 0  # samples held
@@ -80,3 +92,12 @@ class ReplayPool:
         self.data[: self.size] = state["data"]
         if self.storage == "uint8":
             self.lo[: self.size], self.scale[: self.size] = state["lo"], state["scale"]
+
+    def close(self) -> None:
+        """Delete a disk pool's file (its samples also live in every checkpoint)."""
+        if getattr(self, "path", None) is not None:
+            self.data = None
+            self.path.unlink(missing_ok=True)
+            self.path = None
+
+    __del__ = close

@@ -117,20 +117,25 @@ def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
     synth = SCHEDULES.get(cfg.synth.schedule)(
         generator, cfg.synth, cfg.source.optim, gen_objective, probe, view_t.to(device), view_s.to(device),
         cfg.distill.rounds, device, augment=augment, num_classes=info.num_classes, contrast=contrast)
-    pool = None
-    if cfg.pool.capacity > 0:
-        pool = ReplayPool(cfg.pool.capacity, (info.in_channels, info.image_size, info.image_size),
-                          cfg.pool.storage, device=device if cfg.pool.device == "same" else "cpu", out_device=device)
     test_loader = make_loader(test_ds, 512, False, cfg.data, device=device)
     teacher_acc = accuracy(teacher, test_loader, device)
 
     run_dir = make_run_dir(cfg)
+    pool = None
+    if cfg.pool.capacity > 0:
+        pool = ReplayPool(cfg.pool.capacity, (info.in_channels, info.image_size, info.image_size),
+                          cfg.pool.storage, device=device if cfg.pool.device == "same" else "cpu", out_device=device,
+                          path=run_dir / "pool.bin" if cfg.pool.device == "disk" else None)
     config = to_dict(cfg)
     atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
     tracker = Tracker(run_dir, cfg.tracking, config, name=run_dir.name, job_type="distill")
     loop = Distiller(cfg, student, synth, probe, student_objective, view_t, view_s, test_loader,
                      tracker, run_dir, device, student_blocks=student_blocks, pool=pool)
-    result = loop.run(quiet=quiet)
+    try:
+        result = loop.run(quiet=quiet)
+    finally:
+        if pool is not None:
+            pool.close()
     save_model(run_dir / "student.pt", student, kind="student", arch=cfg.student.arch, dataset=cfg.data.name,
                num_classes=info.num_classes, in_channels=s_channels, image_size=info.image_size,
                mean=info.mean, std=info.std, config=config, metrics={"test_acc": result["student_acc"]})

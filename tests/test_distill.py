@@ -139,9 +139,11 @@ def test_cmi_runs_end_to_end_and_logs_the_contrastive_term(digits_teacher, tmp_p
     assert {"gen/cmi", "gen/bn", "gen/oh", "gen/adv_kl"} <= set(row) and row["gen/cmi"] > 0
 
 
-def test_nayer_runs_end_to_end_from_the_pool(digits_teacher, tmp_path):
+def test_nayer_runs_end_to_end_from_a_disk_pool(digits_teacher, tmp_path):
     run_dir, _ = distill(_cfg(digits_teacher, tmp_path, "nayer", "distill.rounds=2", "distill.eval_every=2",
-                              "synth.batch_size=20", "pool.capacity=100"), quiet=True)
+                              "synth.batch_size=20", "pool.capacity=100", "pool.device=disk"), quiet=True)
     row = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"gen/ce", "gen/bn", "gen/adv_kl", "student/kd_kl"} <= set(row)
-    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["pool"]["size"] == 40
+    pool = torch.load(run_dir / "checkpoint.pt", weights_only=True)["pool"]
+    assert pool["size"] == 40 and pool["data"].abs().sum() > 0  # the checkpoint holds the samples
+    assert not (run_dir / "pool.bin").exists()  # the memory-mapped file is removed with the run

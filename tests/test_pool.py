@@ -41,3 +41,22 @@ def test_state_round_trip_and_empty_pool():
     other = ReplayPool(capacity=4, shape=(1, 1, 1), storage="uint8")
     other.load_state_dict(pool.state_dict())
     assert len(other) == 3 and torch.equal(other.data[:3], pool.data[:3]) and other.head == 3
+
+
+def test_disk_pool_is_a_memory_mapped_file_that_behaves_like_the_ram_pool(tmp_path):
+    torch.manual_seed(0)
+    x = torch.randn(6, 1, 3, 3)
+    ram = ReplayPool(capacity=4, shape=(1, 3, 3), storage="fp32")
+    disk = ReplayPool(capacity=4, shape=(1, 3, 3), storage="fp32", path=tmp_path / "pool.bin")
+    path = tmp_path / "pool.bin"
+    assert path.stat().st_size == 4 * 9 * 4  # capacity x sample numel x 4 bytes, allocated up front
+    for pool in (ram, disk):
+        pool.add(x[:3])
+        pool.add(x[3:])
+    assert torch.equal(ram.data, disk.data)
+    on_file = torch.from_file(str(path), size=36, dtype=torch.float32).view(4, 1, 3, 3)
+    assert torch.equal(on_file, ram.data)  # the samples really are on disk
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(ram.sample(5, generator=g1), disk.sample(5, generator=g2))
+    disk.close()
+    assert not path.exists()
