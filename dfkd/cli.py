@@ -4,7 +4,7 @@
     dfkd train-teacher [--dataset D] [--arch A] [--config F] [--set k=v]...
     dfkd distill [--method M] [--config F] [--set k=v]...
     dfkd list [methods|models|datasets|sources|schedules|terms|views]
-    dfkd table RUN_DIR...                             mean ± sd over seeds, Markdown
+    dfkd table RUN_DIR... [--published F] [--format markdown|latex|csv]  statistics over seeds
     dfkd options [distill|train-teacher]              every config key with its default and meaning
 
 Bad input prints one line on stderr and exits with status 2 (3 for a non-finite loss).
@@ -78,10 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("what", nargs="?", default="all",
                     choices=["all", "methods", "models", "datasets", "sources", "schedules", "terms", "views"])
 
-    tb = sub.add_parser("table", help="mean ± sd over seeds from run directories (Markdown)",
-                        description="Group finished runs by method, dataset, teacher and student; print "
-                                    "student accuracy mean ± sd over seeds as a Markdown table.")
+    tb = sub.add_parser("table", help="mean ± sd, 95%% t-interval, published value and DS over seeds",
+                        description="Group finished runs by method, dataset, teacher and student; print per "
+                                    "cell the student accuracy mean ± sd over seeds, its 95%% Student-t "
+                                    "interval, the published value and the difference, the distillation "
+                                    "metric DS (Alkhulaifi et al. 2021) and synthesis/wall time.")
     tb.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (searched recursively)")
+    tb.add_argument("--published", metavar="FILE", help="published-results YAML (e.g. experiments/*/published.yaml)")
+    tb.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"], help="output format")
+    tb.add_argument("--output", metavar="FILE", help="write the table here (atomically) instead of stdout")
+    tb.add_argument("--alpha", type=float, default=0.5,
+                    help="DS weight of the size ratio, in [0, 1] (default 0.5)")
 
     o = sub.add_parser("options", help="every config key with its type, default and meaning")
     o.add_argument("which", nargs="?", default="distill", choices=["distill", "train-teacher"])
@@ -106,10 +113,7 @@ def _dispatch(args) -> int:
     if args.command == "options":
         return _options(args.which)
     if args.command == "table":
-        from .tables import collect, markdown
-
-        print(markdown(collect(args.runs)))
-        return 0
+        return _table(args)
     if args.command == "quickstart":
         from .quickstart import quickstart
 
@@ -137,6 +141,22 @@ def _dispatch(args) -> int:
         print(f"run directory: {run_dir}")
         return 0
     raise AssertionError(args.command)
+
+
+def _table(args) -> int:
+    from .checkpoint import atomic_write_text
+    from .tables import collect, read_published, render
+
+    if not 0.0 <= args.alpha <= 1.0:
+        raise DfkdError(f"--alpha must be in [0, 1], got {args.alpha}")
+    published = read_published(args.published) if args.published else None
+    text = render(collect(args.runs, published, args.alpha), args.format)
+    if args.output:
+        atomic_write_text(args.output, text + "\n")
+        print(f"table: {args.output}")
+    else:
+        print(text)
+    return 0
 
 
 def _list(what: str) -> int:

@@ -88,8 +88,13 @@ class Distiller:
         start = time.time()
         bar = tqdm(range(1, d.rounds + 1), desc=f"{cfg.method} {cfg.teacher.arch}->{cfg.student.arch}",
                    unit="round", disable=quiet, leave=False)
+        synth_time = 0.0
         for rnd in bar:
+            t0 = time.perf_counter()
             batch, g_parts = self.synth.synthesize(self.student)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            synth_time += time.perf_counter() - t0
             last_batch = batch.x
             if self.pool is not None:
                 self.pool.add(batch.x)
@@ -115,7 +120,7 @@ class Distiller:
                 metrics["elapsed_s"] = time.time() - start
                 self.tracker.log(metrics, step=rnd)
         return {"student_acc": acc, "best_student_acc": best, "best_round": best_round,
-                "wall_time_s": round(time.time() - start, 2)}
+                "wall_time_s": round(time.time() - start, 2), "synth_time_s": round(synth_time, 2)}
 
     def _averages(self, sums: dict[str, Tensor], rounds: int, rnd: int) -> dict[str, float]:
         out = {}

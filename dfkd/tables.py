@@ -1,17 +1,50 @@
-"""Tables from run directories: one row per (method, dataset, teacher, student), statistics over seeds.
+"""Tables from run directories: one row per cell (method, dataset, teacher, student), statistics over seeds.
 
-    rows = collect(["runs/a", "runs/b", ...])   # reads each RUN/summary.json (directories are searched)
-    print(markdown(rows))
+    rows = collect(["runs/a", "runs/b"], published=read_published("experiments/x/published.yaml"))
+    print(render(rows, "markdown"))      # or "latex", "csv"
+
+Per cell: student accuracy mean ± sample sd over seeds and the half-width of its 95% Student-t
+interval (scipy.stats.t, n − 1 degrees of freedom; none for a single seed), the published value and
+our difference to it, wall-clock synthesis time, and the distillation metric of Alkhulaifi,
+Alsahli, Ahmad, "Knowledge distillation in deep learning and its applications", PeerJ CS 2021
+(arXiv:2007.09029):
+
+    DS = α·(student_params / teacher_params) + (1 − α)·(1 − student_acc / teacher_acc)
+
+lower is better (0 ideal, negative when the student beats the teacher), α = 0.5 by default.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
+import math
 import statistics
 from pathlib import Path
+
+import yaml
 
 from .errors import DfkdError
 
 KEY = ("method", "dataset", "teacher", "student")
+
+
+def distillation_score(student_params: float, teacher_params: float, student_acc: float, teacher_acc: float,
+                       alpha: float = 0.5) -> float:
+    """Alkhulaifi et al. (2021): α·size ratio + (1 − α)·(1 − accuracy ratio); lower is better."""
+    if teacher_params <= 0 or teacher_acc <= 0:
+        raise ValueError("teacher_params and teacher_acc must be positive")
+    return alpha * student_params / teacher_params + (1 - alpha) * (1 - student_acc / teacher_acc)
+
+
+def t_interval(values: list[float], confidence: float = 0.95) -> float | None:
+    """Half-width of the Student-t confidence interval of the mean (None for fewer than 2 values)."""
+    from scipy import stats
+
+    n = len(values)
+    if n < 2:
+        return None
+    return float(stats.t.ppf(0.5 + confidence / 2, n - 1) * statistics.stdev(values) / math.sqrt(n))
 
 
 def find_summaries(paths) -> list[Path]:
@@ -28,34 +61,111 @@ def find_summaries(paths) -> list[Path]:
     return found
 
 
+def read_published(path) -> dict[tuple, dict]:
+    """A published-results file: YAML with `cells:`, a list of {method, dataset, teacher, student,
+    acc, source} (source: paper and table, or the authors' README)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise DfkdError(f"published-results file '{path}' not found") from None
+    except yaml.YAMLError as e:
+        raise DfkdError(f"published-results file '{path}' is not valid YAML ({type(e).__name__})") from None
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if not isinstance(cells, list):
+        raise DfkdError(f"published-results file '{path}' needs a list under 'cells:'")
+    out = {}
+    for i, c in enumerate(cells):
+        if not isinstance(c, dict) or not all(k in c for k in (*KEY, "acc")):
+            raise DfkdError(f"{path}: cell {i} needs method, dataset, teacher, student and acc")
+        out[tuple(c[k] for k in KEY)] = c
+    return out
+
+
 def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def collect(paths) -> list[dict]:
+def collect(paths, published: dict[tuple, dict] | None = None, alpha: float = 0.5) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for f in find_summaries(paths):
-        s = json.loads(f.read_text())
-        if all(k in s for k in KEY):
+        try:
+            s = json.loads(f.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise DfkdError(f"{f} is not valid JSON; delete that run directory or re-run it") from None
+        if isinstance(s, dict) and all(k in s for k in KEY):
             groups.setdefault(tuple(s[k] for k in KEY), []).append(s)
     rows = []
     for key, runs in sorted(groups.items()):
+        accs = [r["student_acc"] for r in runs]
         row = dict(zip(KEY, key))
         row["seeds"] = sorted(r["seed"] for r in runs)
-        row["student_acc"] = _mean_sd([r["student_acc"] for r in runs])
+        row["student_acc"] = _mean_sd(accs)
+        row["ci95"] = t_interval(accs)
         row["best_student_acc"] = _mean_sd([r["best_student_acc"] for r in runs])
         row["teacher_acc"] = _mean_sd([r["teacher_acc"] for r in runs])
         row["wall_time_s"] = _mean_sd([r["wall_time_s"] for r in runs])
+        synth = [r["synth_time_s"] for r in runs if "synth_time_s" in r]
+        row["synth_time_s"] = _mean_sd(synth) if len(synth) == len(runs) else None
+        row["ds"] = None
+        if all(k in runs[0] for k in ("student_params", "teacher_params")):
+            row["ds"] = distillation_score(runs[0]["student_params"], runs[0]["teacher_params"],
+                                           row["student_acc"][0], row["teacher_acc"][0], alpha)
+        pub = (published or {}).get(key)
+        row["published"] = pub["acc"] if pub else None
+        row["published_source"] = pub.get("source") if pub else None
+        row["diff"] = row["student_acc"][0] - pub["acc"] if pub else None
         rows.append(row)
     return rows
 
 
+COLUMNS = ["method", "dataset", "teacher → student", "teacher acc", "student acc", "95% CI", "best",
+           "published", "diff", "DS", "seeds", "synthesis time", "wall time"]
+
+
+def _cells(r: dict, pm: str, dash: str) -> list[str]:
+    ms = lambda v: f"{v[0]:.2f} {pm} {v[1]:.2f}"  # noqa: E731
+    opt = lambda v, f: dash if v is None else f.format(v)  # noqa: E731
+    return [r["method"], r["dataset"], f"{r['teacher']} → {r['student']}", f"{r['teacher_acc'][0]:.2f}",
+            ms(r["student_acc"]), opt(r["ci95"], pm + "{:.2f}"), ms(r["best_student_acc"]),
+            opt(r["published"], "{:.2f}"), opt(r["diff"], "{:+.2f}"), opt(r["ds"], "{:.4f}"),
+            str(len(r["seeds"])), dash if r["synth_time_s"] is None else f"{r['synth_time_s'][0]:.0f} s",
+            f"{r['wall_time_s'][0]:.0f} s"]
+
+
 def markdown(rows: list[dict]) -> str:
-    out = ["| method | dataset | teacher → student | teacher acc | student acc (final) | best | seeds | wall time / run |",
-           "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        f = lambda ms: f"{ms[0]:.2f} ± {ms[1]:.2f}"  # noqa: E731
-        out.append(f"| {r['method']} | {r['dataset']} | {r['teacher']} → {r['student']} | {r['teacher_acc'][0]:.2f} "
-                   f"| {f(r['student_acc'])} | {f(r['best_student_acc'])} | {len(r['seeds'])} "
-                   f"| {r['wall_time_s'][0]:.0f} s |")
+    out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    out += ["| " + " | ".join(_cells(r, "±", "—")) + " |" for r in rows]
     return "\n".join(out)
+
+
+def latex(rows: list[dict]) -> str:
+    esc = lambda s: s.replace("_", r"\_").replace("→", r"$\to$").replace("%", r"\%")  # noqa: E731
+    out = [r"\begin{tabular}{" + "l" * 3 + "r" * (len(COLUMNS) - 3) + "}", r"\toprule",
+           " & ".join(esc(c) for c in COLUMNS) + r" \\", r"\midrule"]
+    out += [" & ".join(esc(c) for c in _cells(r, r"$\pm$", "--")) + r" \\" for r in rows]
+    out += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(out)
+
+
+def to_csv(rows: list[dict]) -> str:
+    """One row per cell, plain numbers (no ± strings) for spreadsheets and plotting."""
+    fields = [*KEY, "seeds", "teacher_acc", "student_acc_mean", "student_acc_sd", "ci95", "best_mean",
+              "best_sd", "published", "diff", "ds", "synth_time_s", "wall_time_s", "published_source"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({**{k: r[k] for k in KEY}, "seeds": len(r["seeds"]), "teacher_acc": r["teacher_acc"][0],
+                    "student_acc_mean": r["student_acc"][0], "student_acc_sd": r["student_acc"][1],
+                    "ci95": r["ci95"], "best_mean": r["best_student_acc"][0], "best_sd": r["best_student_acc"][1],
+                    "published": r["published"], "diff": r["diff"], "ds": r["ds"],
+                    "synth_time_s": r["synth_time_s"][0] if r["synth_time_s"] else None,
+                    "wall_time_s": r["wall_time_s"][0], "published_source": r["published_source"]})
+    return buf.getvalue()
+
+
+FORMATS = {"markdown": markdown, "latex": latex, "csv": to_csv}
+
+
+def render(rows: list[dict], fmt: str = "markdown") -> str:
+    return FORMATS[fmt](rows)

@@ -1,32 +1,83 @@
+import csv
+import io
 import json
 import statistics
 
 import pytest
+from scipy import stats
 
+from dfkd.cli import main
 from dfkd.errors import DfkdError
-from dfkd.tables import collect, markdown
+from dfkd.tables import collect, distillation_score, markdown, read_published, render, t_interval
 
 
-def _run(root, name, method, seed, acc):
+def _run(root, name, method, seed, acc, **extra):
     d = root / name
     d.mkdir()
     (d / "summary.json").write_text(json.dumps({
         "method": method, "dataset": "digits", "teacher": "cnn", "student": "cnn_small", "seed": seed,
-        "teacher_acc": 99.0, "student_acc": acc, "best_student_acc": acc + 1, "wall_time_s": 10.0}))
+        "teacher_acc": 99.0, "student_acc": acc, "best_student_acc": acc + 1, "wall_time_s": 10.0,
+        "teacher_params": 1000, "student_params": 100, **extra}))
 
 
 def test_groups_by_cell_and_reports_mean_and_sample_sd(tmp_path):
     for seed, acc in enumerate([90.0, 92.0, 97.0]):
-        _run(tmp_path, f"a{seed}", "dfq", seed, acc)
+        _run(tmp_path, f"a{seed}", "dfq", seed, acc, synth_time_s=4.0)
     _run(tmp_path, "b0", "dfad", 0, 40.0)
     rows = collect([tmp_path])
     assert [r["method"] for r in rows] == ["dfad", "dfq"]
     mean, sd = rows[1]["student_acc"]
     assert mean == pytest.approx(93.0) and sd == pytest.approx(statistics.stdev([90.0, 92.0, 97.0]))
     assert sd == pytest.approx(3.605551, abs=1e-6)  # sqrt(((−3)² + (−1)² + 4²) / 2) = sqrt(13)
-    assert rows[0]["student_acc"] == (40.0, 0.0)
+    # 95% t-interval, 2 degrees of freedom: t = 4.302653, half-width = t·sd/sqrt(3)
+    assert rows[1]["ci95"] == pytest.approx(4.302653 * 3.605551 / 3 ** 0.5, rel=1e-5)
+    assert rows[0]["student_acc"] == (40.0, 0.0) and rows[0]["ci95"] is None
+    assert rows[0]["synth_time_s"] is None and rows[1]["synth_time_s"] == (4.0, 0.0)
     table = markdown(rows)
-    assert "| dfq | digits | cnn → cnn_small | 99.00 | 93.00 ± 3.61 | 94.00 ± 3.61 | 3 | 10 s |" in table
+    assert "| dfq | digits | cnn → cnn_small | 99.00 | 93.00 ± 3.61 | ±8.96 | 94.00 ± 3.61 | — | — |" in table
+
+
+def test_t_interval_matches_scipy_and_needs_two_values():
+    values = [1.0, 2.0, 4.0, 8.0]
+    lo, hi = stats.t.interval(0.95, 3, loc=statistics.fmean(values), scale=stats.sem(values))
+    assert t_interval(values) == pytest.approx((hi - lo) / 2)
+    assert t_interval([5.0]) is None
+
+
+def test_distillation_metric_matches_the_papers_worked_example():
+    # Alkhulaifi et al. 2021: ResNet-44 teacher at 71.76%, a student with 15.25% of its parameters at 62.87%
+    assert distillation_score(15.25, 100.0, 62.87, 71.76) == pytest.approx(0.1382, abs=5e-5)
+    assert distillation_score(1, 1, 90, 90, alpha=0.0) == 0.0
+    assert distillation_score(10, 100, 95, 90, alpha=0.0) < 0  # a student that beats its teacher
+
+
+def test_published_values_give_the_difference_and_every_format_carries_it(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for seed, acc in enumerate([97.0, 98.0]):
+        _run(runs, f"r{seed}", "dfq", seed, acc)
+    pub = tmp_path / "published.yaml"
+    pub.write_text("cells:\n  - {method: dfq, dataset: digits, teacher: cnn, student: cnn_small, acc: 98.0,"
+                   " source: 'made up, Table 1'}\n")
+    rows = collect([runs], read_published(pub))
+    assert rows[0]["published"] == 98.0 and rows[0]["diff"] == pytest.approx(-0.5)
+    # DS = 0.5·100/1000 + 0.5·(1 − 97.5/99)
+    assert rows[0]["ds"] == pytest.approx(0.05 + 0.5 * (1 - 97.5 / 99))
+    assert "| 98.00 | -0.50 |" in render(rows, "markdown")
+    tex = render(rows, "latex")
+    assert tex.startswith(r"\begin{tabular}") and r"97.50 $\pm$ 0.71" in tex and r"cnn\_small" in tex
+    (row,) = csv.DictReader(io.StringIO(render(rows, "csv")))
+    assert float(row["student_acc_mean"]) == 97.5 and float(row["diff"]) == -0.5 and row["seeds"] == "2"
+
+
+def test_cli_writes_the_table_atomically_and_rejects_bad_input(tmp_path, capsys):
+    _run(tmp_path, "r0", "dfq", 0, 90.0)
+    out = tmp_path / "t.csv"
+    assert main(["table", str(tmp_path), "--format", "csv", "--output", str(out)]) == 0
+    assert out.read_text().startswith("method,dataset,teacher,student,seeds")
+    assert main(["table", str(tmp_path), "--published", str(tmp_path / "none.yaml")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["table", str(tmp_path), "--alpha", "2"]) == 2
 
 
 def test_no_runs_is_a_clear_error(tmp_path):
@@ -34,3 +85,7 @@ def test_no_runs_is_a_clear_error(tmp_path):
         collect([tmp_path])
     with pytest.raises(DfkdError, match="neither a run directory"):
         collect([tmp_path / "nope"])
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "summary.json").write_text("{trunc")
+    with pytest.raises(DfkdError, match="not valid JSON"):
+        collect([tmp_path])
