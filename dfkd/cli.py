@@ -4,6 +4,7 @@
     dfkd train-teacher [--dataset D] [--arch A] [--config F] [--set k=v]...
     dfkd distill [--method M] [--config F] [--set k=v]...
     dfkd list [methods|models|datasets|sources|schedules|terms|views]
+    dfkd experiment TABLE [--seeds N] [--scale smoke|paper]   every cell of a table, then the table
     dfkd table RUN_DIR... [--published F] [--format markdown|latex|csv]  statistics over seeds
     dfkd options [distill|train-teacher]              every config key with its default and meaning
 
@@ -90,6 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--alpha", type=float, default=0.5,
                     help="DS weight of the size ratio, in [0, 1] (default 0.5)")
 
+    ex = sub.add_parser("experiment", help="run every cell of a table over seeds, then print the table",
+                        description="Run the cells of experiments/TABLE/table.yaml over seeds (finished runs are "
+                                    "skipped, interrupted ones run again), training missing teachers first, "
+                                    "then print the table with the published numbers.")
+    ex.add_argument("table", help="a table name (a folder under experiments/) or a path to its table.yaml")
+    ex.add_argument("--seeds", type=int, help="seeds 0..N-1 per cell (default: the table's)")
+    ex.add_argument("--scale", default="paper", help="'paper' (the published budget) or a scale the table "
+                                                    "defines, e.g. 'smoke' (minutes on a CPU)")
+    ex.add_argument("--only", nargs="+", default=[], metavar="CELL", help="run only these cells")
+    ex.add_argument("--dry-run", action="store_true", help="list every (cell, seed) and its status, run nothing")
+    ex.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"], help="table format")
+    _common(ex, config=False)
+
     o = sub.add_parser("options", help="every config key with its type, default and meaning")
     o.add_argument("which", nargs="?", default="distill", choices=["distill", "train-teacher"])
     return p
@@ -114,6 +128,8 @@ def _dispatch(args) -> int:
         return _options(args.which)
     if args.command == "table":
         return _table(args)
+    if args.command == "experiment":
+        return _experiment(args)
     if args.command == "quickstart":
         from .quickstart import quickstart
 
@@ -141,6 +157,21 @@ def _dispatch(args) -> int:
         print(f"run directory: {run_dir}")
         return 0
     raise AssertionError(args.command)
+
+
+def _experiment(args) -> int:
+    from .experiment import published_file, run_table
+    from .tables import collect, read_published, render
+
+    if args.seeds is not None and args.seeds < 1:
+        raise DfkdError(f"--seeds must be >= 1, got {args.seeds}")
+    sets = _shorthands(argparse.Namespace(**{**vars(args), "out": None}))
+    root, cells = run_table(args.table, args.seeds, args.scale, args.out or "runs", args.only, sets,
+                     dry_run=args.dry_run, quiet=args.quiet)
+    if not args.dry_run:
+        pub = published_file(args.table)
+        print(render(collect([root], read_published(pub) if pub else None, order=cells), args.format))
+    return 0
 
 
 def _table(args) -> int:

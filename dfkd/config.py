@@ -155,6 +155,8 @@ class Config:
     device: str = opt("auto", "cpu, cuda, cuda:N, or auto (cuda when available)")
     out: str = opt("runs", "directory under which run directories are created")
     run_name: str | None = opt(None, "run directory name; default METHOD-DATASET-TEACHER-STUDENT-sSEED-TIME")
+    label: str | None = opt(None, "row label in `dfkd table` (runs with one label and pair are one cell); "
+                                  "default: the method name")
     data: DataConfig = opt(DataConfig(), "dataset (only its test split is read in data-free runs)")
     teacher: TeacherConfig = opt(TeacherConfig(), "frozen teacher")
     student: StudentConfig = opt(StudentConfig(), "student")
@@ -254,6 +256,8 @@ def _type_name(tp) -> str:
 
 def _coerce(value: Any, tp, path: str):
     """Check (and gently convert: '1e-3' -> 0.001, 3 -> 3.0) a value against a type annotation."""
+    if tp is Any:  # free-form values (e.g. an experiment cell's overrides, checked when applied)
+        return value
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):

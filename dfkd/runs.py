@@ -140,7 +140,7 @@ def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
                num_classes=info.num_classes, in_channels=s_channels, image_size=info.image_size,
                mean=info.mean, std=info.std, config=config, metrics={"test_acc": result["student_acc"]})
     summary = {
-        "method": cfg.method, "dataset": cfg.data.name, "teacher": cfg.teacher.arch,
+        "method": cfg.method, "label": cfg.label or cfg.method, "dataset": cfg.data.name, "teacher": cfg.teacher.arch,
         "student": cfg.student.arch, "seed": cfg.seed, "teacher_acc": teacher_acc, **result,
         "teacher_params": count_params(teacher), "student_params": count_params(student),
         "rounds": cfg.distill.rounds, "teacher_checkpoint": str(teacher_path),

@@ -26,7 +26,8 @@ import yaml
 
 from .errors import DfkdError
 
-KEY = ("method", "dataset", "teacher", "student")
+KEY = ("method", "dataset", "teacher", "student")  # a published cell
+ROW = ("label", "dataset", "teacher", "student")  # a row: runs with one label (default: method) and pair
 
 
 def distillation_score(student_params: float, teacher_params: float, student_acc: float, teacher_acc: float,
@@ -85,7 +86,10 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def collect(paths, published: dict[tuple, dict] | None = None, alpha: float = 0.5) -> list[dict]:
+def collect(paths, published: dict[tuple, dict] | None = None, alpha: float = 0.5,
+            order: list[str] | None = None) -> list[dict]:
+    """One row per (label, dataset, teacher, student); rows follow `order` (labels) where given,
+    then sorted. A row takes the published value of its label, else of its method."""
     groups: dict[tuple, list[dict]] = {}
     for f in find_summaries(paths):
         try:
@@ -93,11 +97,14 @@ def collect(paths, published: dict[tuple, dict] | None = None, alpha: float = 0.
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise DfkdError(f"{f} is not valid JSON; delete that run directory or re-run it") from None
         if isinstance(s, dict) and all(k in s for k in KEY):
-            groups.setdefault(tuple(s[k] for k in KEY), []).append(s)
+            s.setdefault("label", s["method"])
+            groups.setdefault(tuple(s[k] for k in ROW), []).append(s)
+    rank = {label: i for i, label in enumerate(order or [])}
     rows = []
-    for key, runs in sorted(groups.items()):
+    for key, runs in sorted(groups.items(), key=lambda kv: (rank.get(kv[0][0], len(rank)), kv[0])):
         accs = [r["student_acc"] for r in runs]
-        row = dict(zip(KEY, key))
+        row = dict(zip(ROW, key))
+        row["method"] = runs[0]["method"]
         row["seeds"] = sorted(r["seed"] for r in runs)
         row["student_acc"] = _mean_sd(accs)
         row["ci95"] = t_interval(accs)
@@ -110,7 +117,7 @@ def collect(paths, published: dict[tuple, dict] | None = None, alpha: float = 0.
         if all(k in runs[0] for k in ("student_params", "teacher_params")):
             row["ds"] = distillation_score(runs[0]["student_params"], runs[0]["teacher_params"],
                                            row["student_acc"][0], row["teacher_acc"][0], alpha)
-        pub = (published or {}).get(key)
+        pub = (published or {}).get(key) or (published or {}).get((row["method"], *key[1:]))
         row["published"] = pub["acc"] if pub else None
         row["published_source"] = pub.get("source") if pub else None
         row["diff"] = row["student_acc"][0] - pub["acc"] if pub else None
@@ -125,7 +132,7 @@ COLUMNS = ["method", "dataset", "teacher → student", "teacher acc", "student a
 def _cells(r: dict, pm: str, dash: str) -> list[str]:
     ms = lambda v: f"{v[0]:.2f} {pm} {v[1]:.2f}"  # noqa: E731
     opt = lambda v, f: dash if v is None else f.format(v)  # noqa: E731
-    return [r["method"], r["dataset"], f"{r['teacher']} → {r['student']}", f"{r['teacher_acc'][0]:.2f}",
+    return [r["label"], r["dataset"], f"{r['teacher']} → {r['student']}", f"{r['teacher_acc'][0]:.2f}",
             ms(r["student_acc"]), opt(r["ci95"], pm + "{:.2f}"), ms(r["best_student_acc"]),
             opt(r["published"], "{:.2f}"), opt(r["diff"], "{:+.2f}"), opt(r["ds"], "{:.4f}"),
             str(len(r["seeds"])), dash if r["synth_time_s"] is None else f"{r['synth_time_s'][0]:.0f} s",
@@ -149,13 +156,13 @@ def latex(rows: list[dict]) -> str:
 
 def to_csv(rows: list[dict]) -> str:
     """One row per cell, plain numbers (no ± strings) for spreadsheets and plotting."""
-    fields = [*KEY, "seeds", "teacher_acc", "student_acc_mean", "student_acc_sd", "ci95", "best_mean",
+    fields = ["label", *KEY, "seeds", "teacher_acc", "student_acc_mean", "student_acc_sd", "ci95", "best_mean",
               "best_sd", "published", "diff", "ds", "synth_time_s", "wall_time_s", "published_source"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({**{k: r[k] for k in KEY}, "seeds": len(r["seeds"]), "teacher_acc": r["teacher_acc"][0],
+        w.writerow({**{k: r[k] for k in ("label", *KEY)}, "seeds": len(r["seeds"]), "teacher_acc": r["teacher_acc"][0],
                     "student_acc_mean": r["student_acc"][0], "student_acc_sd": r["student_acc"][1],
                     "ci95": r["ci95"], "best_mean": r["best_student_acc"][0], "best_sd": r["best_student_acc"][1],
                     "published": r["published"], "diff": r["diff"], "ds": r["ds"],

@@ -74,7 +74,7 @@ def test_cli_writes_the_table_atomically_and_rejects_bad_input(tmp_path, capsys)
     _run(tmp_path, "r0", "dfq", 0, 90.0)
     out = tmp_path / "t.csv"
     assert main(["table", str(tmp_path), "--format", "csv", "--output", str(out)]) == 0
-    assert out.read_text().startswith("method,dataset,teacher,student,seeds")
+    assert out.read_text().startswith("label,method,dataset,teacher,student,seeds")
     assert main(["table", str(tmp_path), "--published", str(tmp_path / "none.yaml")]) == 2
     assert "not found" in capsys.readouterr().err
     assert main(["table", str(tmp_path), "--alpha", "2"]) == 2

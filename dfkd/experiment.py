@@ -1,0 +1,185 @@
+"""Experiment tables: run every cell of a table over seeds, then print it with `dfkd.tables`.
+
+A table is a folder `experiments/NAME/` holding `table.yaml` (schema: `TableSpec` below), the
+config files its cells share and `published.yaml` (the published numbers, with their source).
+
+    dfkd experiment digits --seeds 3 --scale smoke      # or: python experiments/run.py digits ...
+
+For each (cell, seed) the run directory is `OUT/NAME/SCALE/CELL-sSEED`: a finished run (it has a
+summary.json) is skipped, an interrupted one is moved aside to `…-interrupted-TIME` and run again,
+so the command can simply be repeated until the table is complete. Teachers are trained first
+(once per dataset and architecture, under `OUT/NAME/SCALE/teachers`) with the dataset's recipe and
+the scale's `teacher_set` overrides. The scale's `max` caps any numeric key of every cell: `smoke`
+shrinks budgets so a whole table runs on a CPU in minutes (it checks the pipeline, not the numbers).
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Config, from_dict, read_yaml, to_dict
+from .errors import DfkdError
+from .registry import suggest
+
+
+@dataclass
+class Cell:
+    method: str
+    name: str = ""  # default: the method name; unique within the table
+    set: dict[str, Any] | None = None  # dotted config keys -> values, over the table's base config
+    doc: str = ""
+
+
+@dataclass
+class Scale:
+    doc: str = ""
+    set: dict[str, Any] | None = None  # dotted overrides for every cell at this scale
+    max: dict[str, Any] | None = None  # caps: key -> largest value any cell may use at this scale
+    teacher_set: dict[str, Any] | None = None  # dotted overrides for teacher training (train-teacher keys)
+
+
+@dataclass
+class TableSpec:
+    doc: str = ""
+    base: str | None = None  # a config file (relative to table.yaml) under every cell
+    published: str | None = None  # published-results file (relative to table.yaml)
+    seeds: int = 3
+    cells: list[Cell] | None = None
+    scales: dict[str, Scale] | None = None
+
+
+def locate(table: str) -> Path:
+    """table.yaml for a table name or path: the path itself, ./experiments/NAME, or the repository's."""
+    p = Path(table)
+    candidates = [p / "table.yaml" if p.is_dir() else p, Path("experiments") / table / "table.yaml",
+                  Path(__file__).resolve().parents[1] / "experiments" / table / "table.yaml"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    known = sorted(q.parent.name for root in {Path("experiments"), candidates[2].parents[1]}
+                   for q in root.glob("*/table.yaml"))
+    raise DfkdError(f"no table '{table}'{suggest(table, known)}; known tables: {', '.join(known) or 'none'} "
+                    f"(a table is a folder with a table.yaml)")
+
+
+def read_table(table: str) -> tuple[Path, TableSpec]:
+    path = locate(table)
+    spec = _strict(TableSpec, read_yaml(path), path)
+    if not spec.cells:
+        raise DfkdError(f"{path}: 'cells' is empty; list at least one {{method: NAME}}")
+    names = [c.name or c.method for c in spec.cells]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DfkdError(f"{path}: cell names must be unique, '{dup[0]}' repeats; give the cells a 'name'")
+    return path, spec
+
+
+def _strict(cls, data: dict, path: Path):
+    try:
+        return from_dict(cls, data)
+    except DfkdError as e:
+        raise DfkdError(f"{path}: {e}") from None
+
+
+def _flatten(d: dict | None, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _sets(d: dict | None) -> list[str]:
+    import json
+
+    return [f"{k}={json.dumps(v)}" for k, v in _flatten(d).items()]
+
+
+def cell_config(path: Path, spec: TableSpec, cell: Cell, scale: Scale, seed: int, extra=()) -> Config:
+    """The cell's config: recipe <- base file <- cell.set <- scale.set <- extra, then scale.max caps."""
+    from .methods import build_config
+
+    base = str(path.parent / spec.base) if spec.base else None
+    sets = [*_sets(cell.set), *_sets(scale.set), *extra, f"seed={seed}"]
+    cfg = build_config(base, sets, method=cell.method)
+    flat = _flatten(to_dict(cfg))
+    caps = []
+    for key, cap in (scale.max or {}).items():
+        if key not in flat:
+            raise DfkdError(f"{path}: scale cap '{key}' is not a config key{suggest(key, flat)}")
+        if isinstance(flat[key], (int, float)) and flat[key] > cap:
+            caps.append(f"{key}={cap}")
+    return build_config(base, sets + caps, method=cell.method) if caps else cfg
+
+
+def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: str = "runs",
+              only=(), sets=(), dry_run: bool = False, quiet: bool = False) -> tuple[Path, list[str]]:
+    """Run every missing (cell, seed) of `table` at `scale`; returns (the table's run folder, cell names)."""
+    from .methods import build_config
+    from .runs import auto_teacher_config, distill
+    from .teacher import build_teacher_config, ensure_teacher
+
+    path, spec = read_table(table)
+    name = path.parent.name
+    scales = spec.scales or {}
+    if scale != "paper" and scale not in scales:
+        raise DfkdError(f"{path}: no scale '{scale}'{suggest(scale, scales)}; scales: paper, {', '.join(scales)}")
+    sc = scales.get(scale, Scale())
+    cells = [c for c in spec.cells if not only or (c.name or c.method) in only]
+    unknown = set(only) - {c.name or c.method for c in spec.cells}
+    if unknown:
+        u = sorted(unknown)[0]
+        raise DfkdError(f"no cell '{u}' in {name}{suggest(u, [c.name or c.method for c in spec.cells])}")
+    root = Path(out) / name / scale
+    n_seeds = seeds or spec.seeds
+    # validate every cell before any work starts
+    plans = [(c, s, cell_config(path, spec, c, sc, s, sets)) for c in cells for s in range(n_seeds)]
+    group = [f"tracking.group={name}-{scale}"]
+    teachers: dict[tuple, str] = {}
+    for cell, seed, cfg in plans:
+        key = (cfg.data.name, cfg.data.image_size, cfg.teacher.arch)
+        if cfg.teacher.checkpoint != "auto" or key in teachers:
+            continue
+        tcfg = auto_teacher_config(dataclasses.replace(cfg, out=str(root)))
+        tcfg = build_teacher_config(base=to_dict(tcfg), sets=_sets(sc.teacher_set))
+        teachers[key] = tcfg
+    done = skipped = 0
+    for cell, seed, cfg in plans:
+        cell_name = cell.name or cell.method
+        run_dir = root / f"{cell_name}-s{seed}"
+        status = "done" if (run_dir / "summary.json").is_file() else "interrupted" if run_dir.exists() else "todo"
+        if dry_run:
+            print(f"{status:<11} {run_dir}  ({cfg.method}, {cfg.teacher.arch}->{cfg.student.arch}, "
+                  f"{cfg.distill.rounds} rounds)")
+            continue
+        if status == "done":
+            skipped += 1
+            continue
+        if status == "interrupted":
+            aside = run_dir.with_name(f"{run_dir.name}-interrupted-{time.strftime('%Y%m%d-%H%M%S')}")
+            run_dir.rename(aside)
+            print(f"dfkd: {run_dir} was interrupted; moved to {aside.name} and running it again", file=sys.stderr)
+        extra = [f"out={root}", f"run_name={run_dir.name}", f"label={cell_name}", *group,
+                 f"tracking.tags={[name, scale, cell_name]}"]
+        key = (cfg.data.name, cfg.data.image_size, cfg.teacher.arch)
+        if key in teachers:
+            tpath, _ = ensure_teacher(teachers[key], quiet=quiet)
+            extra.append(f"teacher.checkpoint={tpath}")
+        cfg = build_config(None, extra, base=to_dict(cfg))
+        _, summary = distill(cfg, quiet=quiet)
+        done += 1
+        print(f"{cell_name} seed {seed}: student {summary['student_acc']:.2f}% ({summary['wall_time_s']:.0f} s)")
+    if not dry_run:
+        print(f"{name} ({scale}): {done} runs done, {skipped} already finished; results under {root}")
+    return root, [c.name or c.method for c in spec.cells]
+
+
+def published_file(table: str) -> Path | None:
+    path, spec = read_table(table)
+    return path.parent / spec.published if spec.published else None

@@ -1,0 +1,90 @@
+"""The experiment runner: every (cell, seed) of a table, skipping finished runs, redoing interrupted ones."""
+import json
+
+import pytest
+
+from dfkd.cli import main
+from dfkd.errors import DfkdError
+from dfkd.experiment import read_table, run_table
+
+TABLE = """
+doc: a two-cell test table
+base: base.yaml
+seeds: 2
+cells:
+  - {method: noise}
+  - {method: dfq, name: dfq_small, set: {source.width: 16}}
+scales:
+  smoke:
+    max: {distill.rounds: 2, distill.eval_every: 2, distill.kd_steps: 1, synth.g_steps: 1}
+    teacher_set: {train.epochs: 1}
+"""
+
+
+@pytest.fixture
+def table(tmp_path):
+    d = tmp_path / "tiny"
+    d.mkdir()
+    (d / "table.yaml").write_text(TABLE)
+    (d / "base.yaml").write_text("synth: {batch_size: 16}\ndevice: cpu\ntracking: {mode: disabled}\n"
+                                 "distill: {rounds: 50}\n")
+    (d / "published.yaml").write_text("cells: []\n")
+    return d
+
+
+def test_runs_every_cell_and_seed_at_the_smoke_scale_then_skips_finished_runs(table, tmp_path, capsys):
+    root, cells = run_table(str(table), scale="smoke", out=str(tmp_path / "runs"), quiet=True)
+    assert cells == ["noise", "dfq_small"]
+    runs = sorted(p.name for p in root.iterdir() if p.name != "teachers")
+    assert runs == ["dfq_small-s0", "dfq_small-s1", "noise-s0", "noise-s1"]
+    s = json.loads((root / "dfq_small-s1" / "summary.json").read_text())
+    assert s["label"] == "dfq_small" and s["seed"] == 1 and s["rounds"] == 2  # capped from 50 by the scale
+    cfg = (root / "dfq_small-s1" / "config.yaml").read_text()
+    assert "width: 16" in cfg and "group: tiny-smoke" in cfg  # the cell's override and the W&B group
+    teacher = json.loads((root / "teachers" / "digits16-cnn-s0" / "summary.json").read_text())
+    assert teacher["test_acc"] > 10  # trained once, for 1 epoch (the scale's teacher_set)
+    capsys.readouterr()
+
+    (root / "noise-s1" / "summary.json").unlink()  # as if killed before the end
+    run_table(str(table), scale="smoke", out=str(tmp_path / "runs"), quiet=True)
+    out = capsys.readouterr()
+    assert "1 runs done, 3 already finished" in out.out and "interrupted" in out.err
+    assert (root / "noise-s1" / "summary.json").is_file()
+    assert len([p for p in root.iterdir() if "interrupted" in p.name]) == 1  # kept aside, never overwritten
+
+
+def test_cli_prints_the_table_in_cell_order(table, tmp_path, capsys):
+    assert main(["experiment", str(table), "--scale", "smoke", "--seeds", "1", "--out", str(tmp_path / "r"),
+                 "--quiet"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [line.split(" | ")[0] for line in lines[1:]] == ["| noise", "| dfq_small"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("cells: [{method: dfq, sets: {}}]", "unknown config key 'cells\\[0\\].sets' \\(did you mean 'set'"),
+    ("cells: []", "'cells' is empty"),
+    ("cells: [{method: dfq}, {method: dfq}]", "cell names must be unique"),
+    ("cells: [{method: dfq, set: {distill.round: 3}}]", "distill.round"),
+])
+def test_bad_tables_are_refused_before_any_run(tmp_path, text, message):
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / "table.yaml").write_text(text)
+    with pytest.raises(DfkdError, match=message):
+        read_table(str(d))
+        run_table(str(d), out=str(tmp_path / "runs"), quiet=True)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unknown_table_scale_and_cell_are_one_line_errors(table, tmp_path, capsys):
+    assert main(["experiment", "no_such_table", "--out", str(tmp_path)]) == 2
+    assert "no table 'no_such_table'" in capsys.readouterr().err
+    assert main(["experiment", str(table), "--scale", "smok", "--out", str(tmp_path)]) == 2
+    assert "did you mean 'smoke'" in capsys.readouterr().err
+    assert main(["experiment", str(table), "--only", "dfq", "--out", str(tmp_path)]) == 2
+    assert "no cell 'dfq'" in capsys.readouterr().err
+
+
+def test_the_shipped_digits_table_is_valid():
+    path, spec = read_table("digits")
+    assert path.parent.name == "digits" and len(spec.cells) >= 10 and "smoke" in spec.scales
