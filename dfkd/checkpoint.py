@@ -1,8 +1,9 @@
 """Atomic file writes and model checkpoints that carry their config, accuracy and a content hash.
 
 A model checkpoint is a dict: kind ("teacher"/"student"), arch, dataset, num_classes, in_channels,
-image_size, mean and std (the input normalisation it was trained under), state_dict, config, metrics, sha256 (of the state dict). Loading recomputes the hash, so a
-truncated or altered file is refused with a clear message instead of loading garbage.
+image_size, mean and std (the input normalisation it was trained under), state_dict, config,
+metrics, sha256 (of the state dict). Loading recomputes the hash, so a truncated or
+altered file is refused with a clear message instead of loading garbage.
 """
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def save_model(path: str | Path, model: nn.Module, *, kind: str, arch: str, data
     atomic_torch_save({
         "format": "dfkd-model-v1", "kind": kind, "arch": arch, "dataset": dataset,
         "num_classes": num_classes, "in_channels": in_channels, "image_size": image_size,
-        "mean": [float(m) for m in mean], "std": [float(v) for v in std], "state_dict": state, "config": config, "metrics": metrics, "sha256": digest,
+        "mean": [float(m) for m in mean], "std": [float(v) for v in std], "state_dict": state,
+        "config": config, "metrics": metrics, "sha256": digest,
     }, path)
     return digest
 

@@ -5,8 +5,8 @@ call it for the "test" split only (evaluation); tests assert that.
 
 Images come out normalised with fixed per-dataset constants: (N, C, H, W) float tensors and integer
 labels. The torchvision benchmarks are held in memory as tensors (resized and normalised once), so
-a batch is a slice; ImageFolder trees are decoded per sample by a DataLoader. Missing torchvision datasets raise `DfkdError` naming where they were looked for; they are
-downloaded only when `data.download` is true.
+a batch is a slice; ImageFolder trees are decoded per sample by a DataLoader. Missing torchvision
+datasets raise `DfkdError` naming where they were looked for; they are downloaded only when `data.download` is true.
 """
 from __future__ import annotations
 

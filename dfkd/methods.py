@@ -31,7 +31,8 @@ def recipe(name: str, summary: str, doc: str, values: dict) -> Method:
     return m
 
 
-DFAD = recipe("dfad", "adversarial generator maximising L1(S, T) (Fang et al. 2019)", """DFAD — Fang, Song, Shen, Wang, Song (2019), "Data-Free Adversarial Distillation",
+DFAD = recipe("dfad", "adversarial generator maximising L1(S, T) (Fang et al. 2019)",
+    """DFAD — Fang, Song, Shen, Wang, Song (2019), "Data-Free Adversarial Distillation",
 arXiv:1912.11006. A persistent generator maximises the L1 distance between student and teacher
 logits; the student minimises it on fresh samples: 1 generator step : 5 student steps per round.
 Student SGD (lr 0.1, momentum 0.9, wd 5e-4), generator Adam (lr 1e-3). Differs from the authors'
@@ -43,7 +44,8 @@ collapses late in training on small data; cosine decay holds it).""", {
     "distill": {"kd_steps": 5, "batch": "fresh"},
 })
 
-DAFL = recipe("dafl", "non-adversarial generator: one-hot + class balance + activation (Chen et al. 2019)", """DAFL — Chen, Wang, Xu, Yang, Liu, Shi, Xu, Xu, Tian (2019), "Data-Free Learning of
+DAFL = recipe("dafl", "non-adversarial generator: one-hot + class balance + activation (Chen et al. 2019)",
+    """DAFL — Chen, Wang, Xu, Yang, Liu, Shi, Xu, Xu, Tian (2019), "Data-Free Learning of
 Student Networks", ICCV 2019, arXiv:1904.01186. A persistent generator, trained *without* the
 student, makes inputs on which the teacher is confident (one-hot CE, weight 1), whose batch covers
 the classes evenly (information entropy, weight 5 with log10 = 5/ln 10 here) and that excite the
@@ -58,7 +60,8 @@ authors' MNIST setting.""", {
     "student": {"optim": {"name": "adam", "lr": 2e-3, "weight_decay": 0.0}},
 })
 
-DFQ = recipe("dfq", "adversarial generator + BN-statistics prior + one-hot (Choi et al. 2020)", """DFQ-style — Choi, Choi, El-Khamy, Lee (2020), "Data-Free Network Quantization With
+DFQ = recipe("dfq", "adversarial generator + BN-statistics prior + one-hot (Choi et al. 2020)",
+    """DFQ-style — Choi, Choi, El-Khamy, Lee (2020), "Data-Free Network Quantization With
 Adversarial Knowledge Distillation", CVPR Workshops 2020, arXiv:2005.04136; the generative baseline
 of the CMI and Fast tables. A persistent generator maximises KL(T||S) while matching the teacher's
 BatchNorm statistics (weight 1) and keeping the teacher confident (one-hot CE, weight 1); the student
@@ -72,7 +75,9 @@ batch-entropy term is off by default (`objective.generator.ie`).""", {
     "distill": {"kd_steps": 5, "batch": "fresh"},
 })
 
-ZSKT = recipe("zskt", "adversarial generator, KL + attention transfer, 10 student steps per batch (Micaelli & Storkey 2019)", """ZSKT — Micaelli & Storkey (2019), "Zero-shot Knowledge Transfer via Adversarial Belief
+ZSKT = recipe("zskt", "adversarial generator, KL + attention transfer, 10 student steps per batch "
+                      "(Micaelli & Storkey 2019)",
+    """ZSKT — Micaelli & Storkey (2019), "Zero-shot Knowledge Transfer via Adversarial Belief
 Matching", NeurIPS 2019, arXiv:1905.09768. A persistent generator maximises KL(T||S); the student
 minimises KL(T||S) + 250·attention transfer over matched stage outputs, taking 10 steps on each
 generated batch (n_G = 1, n_S = 10). Generator Adam lr 1e-3, student Adam lr 2e-3, both with
@@ -96,7 +101,8 @@ _DEEPINV = {
     "pool": {"capacity": 8192},
 }
 
-DEEPINV = recipe("deepinv", "free pixels re-initialised per round, BN + priors, replay pool (Yin et al. 2020)", """DeepInversion — Yin, Molchanov, Alvarez, Li, Mallya, Hoiem, Jha, Kautz (2020),
+DEEPINV = recipe("deepinv", "free pixels re-initialised per round, BN + priors, replay pool (Yin et al. 2020)",
+    """DeepInversion — Yin, Molchanov, Alvarez, Li, Mallya, Hoiem, Jha, Kautz (2020),
 "Dreaming to Distill: Data-free Knowledge Transfer via DeepInversion", CVPR 2020, arXiv:1912.08795.
 Free pixels, re-initialised every round and optimised with Adam for g_steps (2,000 in the paper) on
 CE towards sampled target classes + BN statistics (first BN layer ×10) + squared TV + L2 priors,
@@ -106,14 +112,16 @@ small images — the paper's ImageNet weights (bn 0.01, tv_l2 1e-4, l2 1e-5) ass
 on digits (40 rounds of 50 steps, seed 0) tv_l2 0.005 gave 54.4% against 44.4% for 0.05 — and
 synthesis is interleaved with student training instead of done once up front.""", _DEEPINV)
 
-ADI = recipe("adi", "DeepInversion + JS competition with the student (Yin et al. 2020)", """Adaptive DeepInversion (ADI) — Yin et al. (2020), CVPR, arXiv:1912.08795: DeepInversion plus
+ADI = recipe("adi", "DeepInversion + JS competition with the student (Yin et al. 2020)",
+    """Adaptive DeepInversion (ADI) — Yin et al. (2020), CVPR, arXiv:1912.08795: DeepInversion plus
 the competition term 1 − JS(S, T) at temperature 3, which pushes the pixels toward inputs the
 student has not learned yet (here −JS, equal up to a constant; weight 1). The temperature is
 shared: the student's KL runs at T = 3 too.""",
                   deep_merge(_DEEPINV, {"objective": {"generator": {"adv_js": 1.0}, "temperature": 3.0}}))
 
 CMI = recipe("cmi", "generator re-initialised per round + contrastive InfoNCE over a memory bank, pool "
-                    "(Fang et al. 2021)", """CMI — Fang, Song, Wang, Shen, Wang, Song (2021), "Contrastive Model
+                    "(Fang et al. 2021)",
+    """CMI — Fang, Song, Wang, Shen, Wang, Song (2021), "Contrastive Model
 Inversion for Data-Free Knowledge Distillation", IJCAI 2021, arXiv:2105.08584. The generator is
 re-initialised every round and optimised for g_steps on BN statistics + one-hot + adversarial KL +
 a contrastive term: each sample's teacher embedding (per-sample BN-input means through an MLP head
@@ -173,7 +181,8 @@ text encoder's, and z ~ N(0, I) is added to the noisy layer's output.""", {
     "pool": {"capacity": 8192},
 })
 
-NOISE = recipe("noise", "control: the same loop on Gaussian noise", """Noise control (the baseline of the DFKD tables, e.g. Fang et al. 2021, CMI): the
+NOISE = recipe("noise", "control: the same loop on Gaussian noise",
+    """Noise control (the baseline of the DFKD tables, e.g. Fang et al. 2021, CMI): the
 student is distilled with KL through the same loop on Gaussian-noise inputs, with no synthesis.
 Whatever a method scores above this row is what its input source earns.""", {
     "source": {"name": "noise"},

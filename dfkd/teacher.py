@@ -109,7 +109,8 @@ def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False) -> tuple[Path, f
             tracker.log({"epoch": epoch + 1, "train_loss": train_loss, "test_acc": acc}, step=epoch + 1)
             bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{acc:.2f}")
     digest = save_model(ckpt_path, model, kind="teacher", arch=cfg.arch, dataset=cfg.data.name,
-                        num_classes=info.num_classes, in_channels=info.in_channels, image_size=info.image_size, mean=info.mean, std=info.std,
+                        num_classes=info.num_classes, in_channels=info.in_channels, image_size=info.image_size,
+                        mean=info.mean, std=info.std,
                         config=config, metrics={"test_acc": acc})
     tracker.finish({"dataset": cfg.data.name, "arch": cfg.arch, "seed": cfg.seed, "test_acc": acc,
                     "params": count_params(model), "wall_time_s": round(time.time() - start, 2),

@@ -45,7 +45,8 @@ def test_altered_truncated_and_foreign_files_are_refused(tmp_path):
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     _save(tmp_path / "m.pt", arch="cnn_small")
     ckpt = read_model(tmp_path / "m.pt")
-    with pytest.raises(DfkdError, match="holds a 'cnn_small' but the config asks for 'cnn'; set teacher.arch=cnn_small"):
+    with pytest.raises(DfkdError,
+                       match="holds a 'cnn_small' but the config asks for 'cnn'; set teacher.arch=cnn_small"):
         load_into(build_model("cnn", 10, 1), ckpt, "cnn", tmp_path / "m.pt", key="teacher.arch")
 
 

@@ -72,8 +72,9 @@ def test_bn_term_with_a_teacher_without_batchnorm_is_a_config_error(tmp_path):
 
 @pytest.mark.parametrize("method, rounds, floor", [("dfq", 80, 75.0), ("dfad", 60, 18.0), ("dafl", 60, 18.0)])
 def test_data_free_student_beats_chance(digits_teacher, tmp_path, method, rounds, floor):
-    """Accuracy after a short run against a floor well above chance (10%). Measured at these budgets: dfq 88.9%, dfad 23.1%, dafl 29.2% (DFAD
-    and DAFL alone learn slowly on digits; the BN prior of dfq is what makes the quickstart work)."""
+    """Accuracy after a short run against a floor well above chance (10%). Measured at these budgets:
+    dfq 88.9%, dfad 23.1%, dafl 29.2% (DFAD and DAFL alone learn slowly on digits; the BN prior of dfq
+    is what makes the quickstart work)."""
     cfg = _cfg(digits_teacher, tmp_path, method, f"distill.rounds={rounds}", f"distill.eval_every={rounds}")
     _, summary = distill(cfg, quiet=True)
     assert summary["curve"][0][0] == rounds
