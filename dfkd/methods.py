@@ -226,6 +226,13 @@ def validate(cfg: Config) -> None:
         raise DfkdError("objective.student has no term with a non-zero weight; e.g. --set objective.student.kd_kl=1")
     if cfg.distill.batch == "pool" and cfg.pool.capacity == 0:
         raise DfkdError("distill.batch=pool needs a replay pool; set pool.capacity (e.g. pool.capacity=4096)")
+    if cfg.synth.g_steps > 0 and cfg.objective.generator.get("bn", 0) != 0:
+        from .hooks import has_batchnorm
+        from .models import build_model
+
+        if not has_batchnorm(build_model(cfg.teacher.arch, 10, 3)):  # BN layers do not depend on the shapes
+            raise DfkdError(f"objective.generator.bn needs a teacher with BatchNorm layers, and "
+                            f"'{cfg.teacher.arch}' has none; set objective.generator.bn=0")
     if cfg.synth.g_steps > 0 and not any(w != 0 for w in cfg.objective.generator.values()):
         raise DfkdError("synth.g_steps > 0 but objective.generator has no weighted term; "
                         "add one (e.g. objective.generator.adv_l1=1) or set synth.g_steps=0")
