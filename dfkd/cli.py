@@ -84,8 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
                                     "cell the student accuracy mean ± sd over seeds, its 95%% Student-t "
                                     "interval, the published value and the difference, the distillation "
                                     "metric DS (Alkhulaifi et al. 2021) and synthesis/wall time.")
-    tb.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (searched recursively)")
+    tb.add_argument("runs", nargs="+", metavar="RUN_DIR|TABLE",
+                    help="run directories (searched recursively), or a table name: its runs under "
+                         "OUT/TABLE/SCALE, with its published values and cell order")
     tb.add_argument("--published", metavar="FILE", help="published-results YAML (e.g. experiments/*/published.yaml)")
+    tb.add_argument("--scale", default="paper", help="with a table name: which scale's runs (default paper)")
+    tb.add_argument("--out", default="runs", help="with a table name: the runner's --out (default runs)")
     tb.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"], help="output format")
     tb.add_argument("--output", metavar="FILE", help="write the table here (atomically) instead of stdout")
     tb.add_argument("--alpha", type=float, default=0.5,
@@ -178,10 +182,28 @@ def _table(args) -> int:
     from .checkpoint import atomic_write_text
     from .tables import collect, read_published, render
 
+    from pathlib import Path
+
+    from .experiment import read_table
+
     if not 0.0 <= args.alpha <= 1.0:
         raise DfkdError(f"--alpha must be in [0, 1], got {args.alpha}")
-    published = read_published(args.published) if args.published else None
-    text = render(collect(args.runs, published, args.alpha), args.format)
+    paths, order, pub_file = [], [], args.published
+    for item in args.runs:
+        p = Path(item)
+        if p.exists() and p.name != "table.yaml" and not (p / "table.yaml").is_file():
+            paths.append(item)
+            continue
+        try:
+            path, spec = read_table(item)  # not a path: a table name
+        except DfkdError as e:
+            raise DfkdError(f"'{item}' is not a run directory, and {e}") from None
+        paths.append(Path(args.out) / path.parent.name / args.scale)
+        order += [c.name or c.method for c in spec.cells]
+        if pub_file is None and spec.published:
+            pub_file = path.parent / spec.published
+    published = read_published(pub_file) if pub_file else None
+    text = render(collect(paths, published, args.alpha, order), args.format)
     if args.output:
         atomic_write_text(args.output, text + "\n")
         print(f"table: {args.output}")

@@ -88,3 +88,13 @@ def test_unknown_table_scale_and_cell_are_one_line_errors(table, tmp_path, capsy
 def test_the_shipped_digits_table_is_valid():
     path, spec = read_table("digits")
     assert path.parent.name == "digits" and len(spec.cells) >= 10 and "smoke" in spec.scales
+
+
+def test_table_by_name_reads_the_runners_folder_in_cell_order(table, tmp_path, capsys):
+    run_table(str(table), scale="smoke", seeds=1, out=str(tmp_path / "r"), quiet=True)
+    capsys.readouterr()
+    assert main(["table", str(table), "--scale", "smoke", "--out", str(tmp_path / "r")]) == 0
+    rows = [line.split(" | ")[0] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert rows == ["| noise", "| dfq_small"]
+    assert main(["table", str(tmp_path / "nothing_here")]) == 2
+    assert "is not a run directory, and no table" in capsys.readouterr().err
