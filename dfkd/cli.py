@@ -5,6 +5,7 @@
     dfkd distill [--method M] [--config F] [--set k=v]...
     dfkd list [methods|models|datasets|sources|schedules|terms|views]
     dfkd experiment TABLE [--seeds N] [--scale smoke|paper]   every cell of a table, then the table
+    dfkd plot RUN_DIR...|TABLE                        accuracy curves, bar chart, sample grids (PNG)
     dfkd table RUN_DIR... [--published F] [--format markdown|latex|csv]  statistics over seeds
     dfkd options [distill|train-teacher]              every config key with its default and meaning
 
@@ -95,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--alpha", type=float, default=0.5,
                     help="DS weight of the size ratio, in [0, 1] (default 0.5)")
 
+    pl = sub.add_parser("plot", help="accuracy curves, a bar chart and sample grids of runs or a table (PNG)",
+                        description="Plot student accuracy over rounds (mean ± sd over seeds), a bar chart of "
+                                    "final accuracy with the published values, and each row's sample grid.")
+    pl.add_argument("runs", nargs="+", metavar="RUN_DIR|TABLE", help="as for `dfkd table`")
+    pl.add_argument("--scale", default="paper", help="with a table name: which scale's runs (default paper)")
+    pl.add_argument("--out", default="runs", help="with a table name: the runner's --out (default runs)")
+    pl.add_argument("--to", metavar="DIR", help="where the PNGs go (default: the table's or first run folder)")
+
     ex = sub.add_parser("experiment", help="run every cell of a table over seeds, then print the table",
                         description="Run the cells of experiments/TABLE/table.yaml over seeds (finished runs are "
                                     "skipped, interrupted ones run again), training missing teachers first, "
@@ -134,6 +143,8 @@ def _dispatch(args) -> int:
         return _table(args)
     if args.command == "experiment":
         return _experiment(args)
+    if args.command == "plot":
+        return _plot(args)
     if args.command == "quickstart":
         from .quickstart import quickstart
 
@@ -171,44 +182,71 @@ def _experiment(args) -> int:
         raise DfkdError(f"--seeds must be >= 1, got {args.seeds}")
     sets = _shorthands(argparse.Namespace(**{**vars(args), "out": None}))
     root, cells = run_table(args.table, args.seeds, args.scale, args.out or "runs", args.only, sets,
-                     dry_run=args.dry_run, quiet=args.quiet)
+                            dry_run=args.dry_run, quiet=args.quiet)
     if not args.dry_run:
+        from .checkpoint import atomic_write_text
+        from .plots import plot_all
+
         pub = published_file(args.table)
-        print(render(collect([root], read_published(pub) if pub else None, order=cells), args.format))
+        rows = collect([root], read_published(pub) if pub else None, order=cells)
+        for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
+            atomic_write_text(root / f"table.{ext}", render(rows, fmt).rstrip("\n") + "\n")
+        plot_all(rows, root)
+        print(render(rows, args.format))
+        print(f"table and plots (table.md/.tex/.csv, accuracy.png, bars.png, samples.png) in {root}")
     return 0
 
 
-def _table(args) -> int:
-    from .checkpoint import atomic_write_text
-    from .tables import collect, read_published, render
-
+def _resolve_runs(args):
+    """(run paths, row order, published file, folder for outputs) from RUN_DIR|TABLE arguments."""
     from pathlib import Path
 
     from .experiment import read_table
 
-    if not 0.0 <= args.alpha <= 1.0:
-        raise DfkdError(f"--alpha must be in [0, 1], got {args.alpha}")
-    paths, order, pub_file = [], [], args.published
+    paths, order, pub_file, folder = [], [], getattr(args, "published", None), None
     for item in args.runs:
         p = Path(item)
         if p.exists() and p.name != "table.yaml" and not (p / "table.yaml").is_file():
-            paths.append(item)
+            paths.append(p)
+            folder = folder or p
             continue
         try:
             path, spec = read_table(item)  # not a path: a table name
         except DfkdError as e:
             raise DfkdError(f"'{item}' is not a run directory, and {e}") from None
         paths.append(Path(args.out) / path.parent.name / args.scale)
+        folder = folder or paths[-1]
         order += [c.name or c.method for c in spec.cells]
         if pub_file is None and spec.published:
             pub_file = path.parent / spec.published
+    return paths, order, pub_file, folder
+
+
+def _table(args) -> int:
+    from .checkpoint import atomic_write_text
+    from .tables import collect, read_published, render
+
+    if not 0.0 <= args.alpha <= 1.0:
+        raise DfkdError(f"--alpha must be in [0, 1], got {args.alpha}")
+    paths, order, pub_file, _ = _resolve_runs(args)
     published = read_published(pub_file) if pub_file else None
     text = render(collect(paths, published, args.alpha, order), args.format)
     if args.output:
-        atomic_write_text(args.output, text + "\n")
+        atomic_write_text(args.output, text.rstrip("\n") + "\n")
         print(f"table: {args.output}")
     else:
         print(text)
+    return 0
+
+
+def _plot(args) -> int:
+    from .plots import plot_all
+    from .tables import collect, read_published
+
+    paths, order, pub_file, folder = _resolve_runs(args)
+    rows = collect(paths, read_published(pub_file) if pub_file else None, order=order)
+    for p in plot_all(rows, args.to or folder):
+        print(f"plot: {p}")
     return 0
 
 

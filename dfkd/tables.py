@@ -98,6 +98,7 @@ def collect(paths, published: dict[tuple, dict] | None = None, alpha: float = 0.
             raise DfkdError(f"{f} is not valid JSON; delete that run directory or re-run it") from None
         if isinstance(s, dict) and all(k in s for k in KEY):
             s.setdefault("label", s["method"])
+            s["run_dir"] = str(f.parent)
             groups.setdefault(tuple(s[k] for k in ROW), []).append(s)
     rank = {label: i for i, label in enumerate(order or [])}
     rows = []
@@ -105,7 +106,10 @@ def collect(paths, published: dict[tuple, dict] | None = None, alpha: float = 0.
         accs = [r["student_acc"] for r in runs]
         row = dict(zip(ROW, key))
         row["method"] = runs[0]["method"]
-        row["seeds"] = sorted(r["seed"] for r in runs)
+        runs.sort(key=lambda r: r["seed"])
+        row["seeds"] = [r["seed"] for r in runs]
+        row["run_dirs"] = [r["run_dir"] for r in runs]
+        row["curves"] = [r.get("curve", []) for r in runs]  # [[round, acc], ...] per seed
         row["student_acc"] = _mean_sd(accs)
         row["ci95"] = t_interval(accs)
         row["best_student_acc"] = _mean_sd([r["best_student_acc"] for r in runs])

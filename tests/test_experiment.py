@@ -58,6 +58,10 @@ def test_cli_prints_the_table_in_cell_order(table, tmp_path, capsys):
                  "--quiet"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert [line.split(" | ")[0] for line in lines[1:]] == ["| noise", "| dfq_small"]
+    root = tmp_path / "r" / "tiny" / "smoke"
+    assert (root / "table.csv").read_text().count("\n") == 3 and (root / "table.tex").is_file()
+    for png in ("accuracy.png", "bars.png", "samples.png"):  # the runner's figures
+        assert (root / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("text, message", [

@@ -89,3 +89,25 @@ def test_no_runs_is_a_clear_error(tmp_path):
     (tmp_path / "bad" / "summary.json").write_text("{trunc")
     with pytest.raises(DfkdError, match="not valid JSON"):
         collect([tmp_path])
+
+
+def test_plots_of_fixture_runs(tmp_path):
+    from PIL import Image
+
+    from dfkd.plots import plot_all
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for seed, acc in enumerate([60.0, 70.0]):
+        _run(runs, f"r{seed}", "dfq", seed, acc, curve=[[10, acc / 2], [20, acc]])
+    Image.new("RGB", (40, 40), "white").save(runs / "r0" / "samples.png")
+    _run(runs, "n0", "noise", 0, 30.0, curve=[[10, 20.0], [20, 30.0]])
+    rows = collect([runs])
+    assert rows[0]["curves"] == [[[10, 30.0], [20, 60.0]], [[10, 35.0], [20, 70.0]]]
+    written = plot_all(rows, tmp_path / "figs")
+    assert [p.name for p in written] == ["accuracy.png", "bars.png", "samples.png"]
+    for p in written:
+        with Image.open(p) as im:
+            assert im.format == "PNG" and im.size[0] > 300
+    assert main(["plot", str(runs), "--to", str(tmp_path / "cli")]) == 0
+    assert (tmp_path / "cli" / "bars.png").is_file()
