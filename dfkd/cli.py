@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--published", metavar="FILE", help="published-results YAML (e.g. experiments/*/published.yaml)")
     tb.add_argument("--scale", default="paper", help="with a table name: which scale's runs (default paper)")
     tb.add_argument("--out", default="runs", help="with a table name: the runner's --out (default runs)")
+    tb.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read the runs back from W&B instead of run "
+                                                            "directories (needs network); RUN_DIR|TABLE then "
+                                                            "names W&B groups, e.g. digits-paper")
     tb.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"], help="output format")
     tb.add_argument("--output", metavar="FILE", help="write the table here (atomically) instead of stdout")
     tb.add_argument("--alpha", type=float, default=0.5,
@@ -228,9 +231,16 @@ def _table(args) -> int:
 
     if not 0.0 <= args.alpha <= 1.0:
         raise DfkdError(f"--alpha must be in [0, 1], got {args.alpha}")
-    paths, order, pub_file, _ = _resolve_runs(args)
+    if args.wandb:
+        from .tables import wandb_summaries
+
+        summaries = [s for group in args.runs for s in wandb_summaries(args.wandb, group)]
+        paths, order, pub_file = [], [], args.published
+    else:
+        summaries = None
+        paths, order, pub_file, _ = _resolve_runs(args)
     published = read_published(pub_file) if pub_file else None
-    text = render(collect(paths, published, args.alpha, order), args.format)
+    text = render(collect(paths, published, args.alpha, order, summaries), args.format)
     if args.output:
         atomic_write_text(args.output, text.rstrip("\n") + "\n")
         print(f"table: {args.output}")

@@ -142,6 +142,8 @@ class TrackingConfig:
     project: str = opt("dfkd", "W&B project")
     entity: str | None = opt(None, "W&B entity (user or team)")
     group: str | None = opt(None, "W&B group (e.g. the table a run belongs to)")
+    job_type: str | None = opt(None, "W&B job type; default the command (distill, train-teacher); the "
+                                     "experiment runner sets the cell name, so W&B groups a table's runs by cell")
     tags: list[str] = opt([], "W&B tags")
     log_every: int = opt(10, "write averaged losses every N rounds", min=1)
 

@@ -166,7 +166,7 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
             run_dir.rename(aside)
             print(f"dfkd: {run_dir} was interrupted; moved to {aside.name} and running it again", file=sys.stderr)
         extra = [f"out={root}", f"run_name={run_dir.name}", f"label={cell_name}", *group,
-                 f"tracking.tags={[name, scale, cell_name]}"]
+                 f"tracking.job_type={cell_name}", f"tracking.tags={[name, scale, cfg.method, f'seed{seed}']}"]
         key = (cfg.data.name, cfg.data.image_size, cfg.teacher.arch)
         if key in teachers:
             tpath, _ = ensure_teacher(teachers[key], quiet=quiet)

@@ -146,6 +146,12 @@ def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
         "rounds": cfg.distill.rounds, "teacher_checkpoint": str(teacher_path),
         "teacher_sha256": ckpt["sha256"], "curve": loop.history, "wandb_run_id": tracker.run_id,
     }
+    if loop.history:
+        from .plots import accuracy_curves
+
+        row = {"label": cfg.label or cfg.method, "dataset": cfg.data.name, "teacher": cfg.teacher.arch,
+               "student": cfg.student.arch, "curves": [loop.history]}
+        tracker.log_image("accuracy_curve", accuracy_curves([row], run_dir / "accuracy.png"), step=cfg.distill.rounds)
     tracker.finish(summary)
     return run_dir, summary
 

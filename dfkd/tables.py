@@ -86,19 +86,50 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def collect(paths, published: dict[tuple, dict] | None = None, alpha: float = 0.5,
-            order: list[str] | None = None) -> list[dict]:
-    """One row per (label, dataset, teacher, student); rows follow `order` (labels) where given,
-    then sorted. A row takes the published value of its label, else of its method."""
-    groups: dict[tuple, list[dict]] = {}
+def load_summaries(paths) -> list[dict]:
+    """Every run's summary.json under `paths`, with its `run_dir`."""
+    out = []
     for f in find_summaries(paths):
         try:
             s = json.loads(f.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise DfkdError(f"{f} is not valid JSON; delete that run directory or re-run it") from None
-        if isinstance(s, dict) and all(k in s for k in KEY):
+        if isinstance(s, dict):
+            out.append({**s, "run_dir": str(f.parent)})
+    return out
+
+
+def wandb_summaries(project: str, group: str | None = None, api=None) -> list[dict]:
+    """Run summaries read back from W&B (`ENTITY/PROJECT`, optionally one group); needs network and
+    a login. Only finished dfkd runs (their summary has the cell keys) are kept."""
+    if api is None:
+        try:
+            import wandb
+
+            api = wandb.Api(timeout=30)
+        except Exception as e:  # no login, no network, bad settings
+            raise DfkdError(f"cannot reach W&B ({type(e).__name__}: {e}); run `wandb login`, or read "
+                            f"the run directories instead") from None
+    try:
+        runs = api.runs(project, filters={"group": group} if group else None)
+        summaries = [{**dict(r.summary), "run_dir": getattr(r, "url", r.id)} for r in runs]
+    except Exception as e:
+        raise DfkdError(f"reading W&B project '{project}' failed ({type(e).__name__}: {e})") from None
+    summaries = [s for s in summaries if all(k in s for k in (*KEY, "student_acc", "seed"))]
+    if not summaries:
+        raise DfkdError(f"no finished dfkd runs in W&B project '{project}'" + (f", group '{group}'" if group else ""))
+    return summaries
+
+
+def collect(paths, published: dict[tuple, dict] | None = None, alpha: float = 0.5,
+            order: list[str] | None = None, summaries: list[dict] | None = None) -> list[dict]:
+    """One row per (label, dataset, teacher, student) from the runs under `paths` (or the given
+    `summaries`); rows follow `order` (labels) where given, then sorted. A row takes the published
+    value of its label, else of its method."""
+    groups: dict[tuple, list[dict]] = {}
+    for s in summaries if summaries is not None else load_summaries(paths):
+        if all(k in s for k in KEY):
             s.setdefault("label", s["method"])
-            s["run_dir"] = str(f.parent)
             groups.setdefault(tuple(s[k] for k in ROW), []).append(s)
     rank = {label: i for i, label in enumerate(order or [])}
     rows = []
@@ -112,7 +143,7 @@ def collect(paths, published: dict[tuple, dict] | None = None, alpha: float = 0.
         row["curves"] = [r.get("curve", []) for r in runs]  # [[round, acc], ...] per seed
         row["student_acc"] = _mean_sd(accs)
         row["ci95"] = t_interval(accs)
-        row["best_student_acc"] = _mean_sd([r["best_student_acc"] for r in runs])
+        row["best_student_acc"] = _mean_sd([r.get("best_student_acc", r["student_acc"]) for r in runs])
         row["teacher_acc"] = _mean_sd([r["teacher_acc"] for r in runs])
         row["wall_time_s"] = _mean_sd([r["wall_time_s"] for r in runs])
         synth = [r["synth_time_s"] for r in runs if "synth_time_s" in r]

@@ -38,7 +38,8 @@ class Tracker:
 
                 self.wb = wandb.init(mode=cfg.mode, dir=str(self.run_dir), project=cfg.project,
                                      entity=cfg.entity, group=cfg.group, tags=list(cfg.tags) or None,
-                                     name=name, job_type=job_type, config=config, reinit="finish_previous")
+                                     name=name, job_type=cfg.job_type or job_type, config=config,
+                                     reinit="finish_previous")
                 self.run_id = self.wb.id
             except Exception as e:  # tracking must never kill a run
                 self._warn(f"W&B could not start ({type(e).__name__}: {e}); logging to local files only")

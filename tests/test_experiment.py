@@ -40,7 +40,8 @@ def test_runs_every_cell_and_seed_at_the_smoke_scale_then_skips_finished_runs(ta
     s = json.loads((root / "dfq_small-s1" / "summary.json").read_text())
     assert s["label"] == "dfq_small" and s["seed"] == 1 and s["rounds"] == 2  # capped from 50 by the scale
     cfg = (root / "dfq_small-s1" / "config.yaml").read_text()
-    assert "width: 16" in cfg and "group: tiny-smoke" in cfg  # the cell's override and the W&B group
+    assert "width: 16" in cfg and "group: tiny-smoke" in cfg and "job_type: dfq_small" in cfg  # W&B: table, cell
+    assert "- seed1" in cfg and "- dfq" in cfg  # tagged by method and seed
     teacher = json.loads((root / "teachers" / "digits16-cnn-s0" / "summary.json").read_text())
     assert teacher["test_acc"] > 10  # trained once, for 1 epoch (the scale's teacher_set)
     capsys.readouterr()

@@ -111,3 +111,23 @@ def test_plots_of_fixture_runs(tmp_path):
             assert im.format == "PNG" and im.size[0] > 300
     assert main(["plot", str(runs), "--to", str(tmp_path / "cli")]) == 0
     assert (tmp_path / "cli" / "bars.png").is_file()
+
+
+def test_table_from_wandb_runs_uses_the_same_statistics():
+    from types import SimpleNamespace
+
+    from dfkd.tables import wandb_summaries
+
+    class FakeApi:  # stands in for wandb.Api(): runs(path, filters) -> objects with .summary
+        def runs(self, path, filters=None):
+            assert path == "me/dfkd" and filters == {"group": "digits-paper"}
+            base = {"method": "dfq", "dataset": "digits", "teacher": "cnn", "student": "cnn_small",
+                    "teacher_acc": 99.0, "wall_time_s": 5.0}
+            return [SimpleNamespace(id=f"r{i}", summary={**base, "seed": i, "student_acc": a})
+                    for i, a in enumerate([90.0, 94.0])] + [SimpleNamespace(id="x", summary={"loss": 1})]
+
+    summaries = wandb_summaries("me/dfkd", "digits-paper", api=FakeApi())
+    (row,) = collect([], summaries=summaries)
+    assert row["student_acc"] == (92.0, pytest.approx(2 ** 0.5 * 2)) and row["seeds"] == [0, 1]
+    with pytest.raises(DfkdError, match="no finished dfkd runs"):
+        wandb_summaries("me/dfkd", "digits-paper", api=SimpleNamespace(runs=lambda p, filters=None: []))
