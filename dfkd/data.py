@@ -50,19 +50,32 @@ def _register(name: str, info: DatasetInfo, doc: str):
     return add
 
 
+STANDIN = "standin:"
+
+
+def get_entry(name: str) -> DatasetEntry:
+    """The registry entry of `name`; `standin:NAME` is a small generated dataset shaped like NAME."""
+    if name.startswith(STANDIN):
+        base = DATASETS.get(name[len(STANDIN):])
+        return DatasetEntry(base.info, _standin, f"generated stand-in shaped like {base}")
+    return DATASETS.get(name)
+
+
 def data_root(cfg: DataConfig) -> Path:
     return Path(cfg.root or os.environ.get("DFKD_DATA_ROOT") or "data").expanduser()
 
 
 def dataset_info(cfg: DataConfig) -> DatasetInfo:
     """The dataset's shape facts, with `image_size`, `mean`, `std` and classes from the config."""
-    entry = DATASETS.get(cfg.name)
+    entry = get_entry(cfg.name)
     info = entry.info
     size = cfg.image_size or info.image_size
     mean = tuple(cfg.mean) if cfg.mean else info.mean
     std = tuple(cfg.std) if cfg.std else info.std
     classes = cfg.num_classes or info.num_classes
-    if cfg.name == "imagefolder" and not cfg.num_classes:
+    if cfg.name.startswith(STANDIN):
+        classes = classes or 10
+    elif cfg.name == "imagefolder" and not cfg.num_classes:
         classes = _count_class_dirs(data_root(cfg) / "train")
     if len(mean) != info.in_channels or len(std) != info.in_channels:
         raise DfkdError(f"data.mean and data.std need {info.in_channels} values for {cfg.name}")
@@ -73,9 +86,33 @@ def load_split(cfg: DataConfig, split: str) -> Dataset:
     """The `split` ("train" or "test") of the configured dataset, normalised."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-    entry = DATASETS.get(cfg.name)
+    entry = get_entry(cfg.name)
     info = dataset_info(cfg)
     return entry.load(cfg, split, info)
+
+
+def available(cfg: DataConfig) -> bool:
+    """Whether the dataset's test split can be read here (without downloading)."""
+    from dataclasses import replace
+
+    try:
+        load_split(replace(cfg, download=False), "test")
+    except DfkdError:
+        return False
+    return True
+
+
+def _standin(cfg: DataConfig, split: str, info: DatasetInfo) -> TensorDataset:
+    """A small generated dataset with the real one's shape and class count, for checking a pipeline
+    where the data is absent (`--scale smoke` of a table): each class is a fixed random low-frequency
+    pattern plus noise (learnable, meaningless), 256 train / 128 test images, normalised."""
+    k, c, s = info.num_classes, info.in_channels, info.image_size
+    n = 256 if split == "train" else 128
+    protos = torch.randn(k, c, 4, 4, generator=torch.Generator().manual_seed(1234))  # shared by both splits
+    labels = torch.arange(n) % k
+    noise = torch.randn(n, c, s, s, generator=torch.Generator().manual_seed(0 if split == "train" else 1))
+    x = F.interpolate(protos[labels], size=(s, s), mode="bilinear", align_corners=False) + 0.5 * noise
+    return TensorDataset((x - x.mean()) / x.std(), labels)
 
 
 # ----------------------------------------------------------------------------- digits

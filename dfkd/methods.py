@@ -211,11 +211,11 @@ def validate(cfg: Config) -> None:
     """Checks across keys and registries that a field-by-field check cannot make."""
     from generators import SOURCES
 
-    from .data import DATASETS
+    from .data import get_entry
     from .objective import TERMS
     from .synthesizers import SCHEDULES
 
-    DATASETS.get(cfg.data.name)
+    get_entry(cfg.data.name)
     SOURCES.get(cfg.source.name)
     SCHEDULES.get(cfg.synth.schedule)
     for owner in ("generator", "student"):

@@ -58,7 +58,8 @@ def load_teacher(cfg: Config, info, quiet: bool = False):
 
 
 def make_run_dir(cfg: Config) -> Path:
-    name = cfg.run_name or (f"{cfg.method}-{cfg.data.name}-{cfg.teacher.arch}-{cfg.student.arch}-s{cfg.seed}-"
+    data = cfg.data.name.replace(":", "-")
+    name = cfg.run_name or (f"{cfg.method}-{data}-{cfg.teacher.arch}-{cfg.student.arch}-s{cfg.seed}-"
                             f"{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = Path(cfg.out) / name
     if run_dir.exists() and any(run_dir.iterdir()):

@@ -50,15 +50,15 @@ def build_teacher_config(config_file=None, sets=(), base: dict | None = None) ->
     raw = user_layers(config_file, sets, base)
     data = raw.get("data")
     dataset = data.get("name", "digits") if isinstance(data, dict) else "digits"
-    cfg = from_dict(TeacherTrainConfig, deep_merge(deep_merge(to_dict(TeacherTrainConfig()),
-                                                              RECIPES.get(str(dataset), {})), raw))
+    recipe = RECIPES.get(str(dataset).removeprefix("standin:"), {})  # a stand-in trains like the real data
+    cfg = from_dict(TeacherTrainConfig, deep_merge(deep_merge(to_dict(TeacherTrainConfig()), recipe), raw))
     dataset_info(cfg.data)  # validates the dataset name
     return cfg
 
 
 def teacher_dir(cfg: TeacherTrainConfig) -> Path:
     size = dataset_info(cfg.data).image_size
-    return Path(cfg.out) / f"{cfg.data.name}{size}-{cfg.arch}-s{cfg.seed}"
+    return Path(cfg.out) / f"{cfg.data.name.replace(':', '-')}{size}-{cfg.arch}-s{cfg.seed}"
 
 
 def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False) -> tuple[Path, float]:

@@ -90,9 +90,30 @@ def test_unknown_table_scale_and_cell_are_one_line_errors(table, tmp_path, capsy
     assert "no cell 'dfq'" in capsys.readouterr().err
 
 
-def test_the_shipped_digits_table_is_valid():
-    path, spec = read_table("digits")
-    assert path.parent.name == "digits" and len(spec.cells) >= 10 and "smoke" in spec.scales
+@pytest.mark.parametrize("name", ["digits", "mnist", "cifar10", "cifar100"])
+def test_every_shipped_table_and_its_published_file_are_valid(name, tmp_path, capsys):
+    from dfkd.experiment import published_file
+    from dfkd.tables import read_published
+
+    path, spec = read_table(name)
+    assert path.parent.name == name and "smoke" in spec.scales
+    run_table(name, scale="smoke", out=str(tmp_path), dry_run=True)  # builds and checks every cell's config
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == len(spec.cells) * spec.seeds and all(line.startswith("todo") for line in listed)
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
+    pub = published_file(name)
+    if pub:
+        cells = read_published(pub)
+        assert all(isinstance(c["acc"], float) and 0 < c["acc"] < 100 for c in cells.values())
+
+
+def test_cifar_smoke_runs_on_a_generated_standin_when_the_data_is_absent(tmp_path, capsys):
+    root, _ = run_table("cifar10", scale="smoke", seeds=1, out=str(tmp_path), quiet=True,
+                        only=["fast2-wrn402-wrn161"],
+                        sets=[f"data.root={tmp_path / 'no_data'}", "tracking.mode=disabled", "device=cpu"])
+    assert "generated stand-in (standin:cifar10)" in capsys.readouterr().err
+    s = json.loads((root / "fast2-wrn402-wrn161-s0" / "summary.json").read_text())
+    assert s["dataset"] == "standin:cifar10" and s["teacher"] == "wrn40_2" and s["student"] == "wrn16_1"
 
 
 def test_table_by_name_reads_the_runners_folder_in_cell_order(table, tmp_path, capsys):

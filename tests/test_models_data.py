@@ -72,3 +72,21 @@ def test_real_mnist_loads_at_32px_with_known_first_label():
     pixels = native.tensors[0] * 0.3081 + 0.1307  # back to [0, 1]
     assert len(native) == 60000 and native.tensors[1][0] == 5
     assert abs(pixels.mean().item() - 0.13066) < 1e-3 and abs(pixels.std().item() - 0.30811) < 1e-3
+
+
+def test_standin_is_a_small_learnable_dataset_with_the_real_shape(tmp_path):
+    from dfkd.data import available, dataset_info, load_split
+
+    cfg = DataConfig(name="standin:cifar100", root=str(tmp_path))
+    train, test = load_split(cfg, "train"), load_split(cfg, "test")
+    x, y = train.tensors
+    assert x.shape == (256, 3, 32, 32) and len(test) == 128 and int(y.max()) == 99
+    assert abs(float(x.mean())) < 1e-5 and abs(float(x.std()) - 1) < 1e-4
+    assert torch.equal(load_split(cfg, "train").tensors[0], x)  # deterministic
+    assert dataset_info(cfg).num_classes == 100
+    # learnable: nearest class mean on train classifies test far above chance (1%)
+    means = torch.stack([x[y == k].mean(0) for k in range(100)]).flatten(1)
+    xt, yt = test.tensors
+    pred = torch.cdist(xt.flatten(1), means).argmin(1)
+    assert (pred == yt).float().mean() > 0.5
+    assert available(DataConfig(name="digits")) and not available(DataConfig(name="cifar10", root=str(tmp_path)))
