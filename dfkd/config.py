@@ -333,11 +333,13 @@ def from_dict(cls, data: dict, prefix: str = ""):
     known = {f.name: f for f in fields(cls)}
     for key in data:
         if key not in known:
-            raise DfkdError(f"unknown config key '{prefix}{key}'{suggest(key, known)}; "
+            raise DfkdError(f"unknown config key '{prefix}{key}'{suggest(str(key), known)}; "
                             f"valid keys here: {', '.join(known)}")
     kwargs = {}
     for name, f in known.items():
         if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise DfkdError(f"config key '{prefix}{name}' is required")
             continue
         value = _coerce(data[name], hints[name], prefix + name)
         _check_range(value, f.metadata, prefix + name)
