@@ -49,6 +49,37 @@ def atomic_torch_save(obj, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
+RUN_MAGIC = b"DFKD-RUN-CHECKPOINT v2 sha256="
+
+
+def save_run_checkpoint(obj: dict, path: str | Path) -> None:
+    """A run checkpoint: one header line with the sha256 of the torch-serialised payload, then the
+    payload; written atomically, so a kill leaves the previous good file in place."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    payload = buf.getvalue()
+    atomic_write_bytes(path, RUN_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+
+
+def read_run_checkpoint(path: str | Path) -> dict:
+    """Load a run checkpoint after checking its hash; DfkdError if missing, foreign, truncated or altered."""
+    import io
+
+    path = Path(path)
+    if not path.is_file():
+        raise DfkdError(f"no run checkpoint at '{path}'")
+    data = path.read_bytes()
+    head, _, payload = data.partition(b"\n")
+    if not head.startswith(RUN_MAGIC):
+        raise DfkdError(f"'{path}' is not a dfkd run checkpoint")
+    if hashlib.sha256(payload).hexdigest().encode() != head[len(RUN_MAGIC):]:
+        raise DfkdError(f"run checkpoint '{path}' is corrupt or truncated (its sha256 does not match); "
+                        f"it cannot be resumed: start the run again")
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+
+
 def state_hash(state_dict: dict) -> str:
     """sha256 over names, dtypes, shapes and raw bytes of every tensor, in sorted key order."""
     h = hashlib.sha256()

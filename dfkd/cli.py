@@ -36,6 +36,7 @@ def _common(p: argparse.ArgumentParser, config: bool = True) -> None:
     p.add_argument("--download", action="store_true", help="download a missing torchvision dataset")
     p.add_argument("--tracking", choices=["offline", "online", "disabled"], help="W&B mode (tracking.mode)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--deterministic", action="store_true", help="seeded, deterministic algorithms (deterministic)")
 
 
 def _shorthands(args) -> list[str]:
@@ -48,6 +49,8 @@ def _shorthands(args) -> list[str]:
         sets.append("data.download=true")
     if args.tracking:
         sets.append(f"tracking.mode={args.tracking}")
+    if getattr(args, "deterministic", False):
+        sets.append("deterministic=true")
     return sets + list(args.sets)
 
 
@@ -74,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("distill", help="data-free distillation with a method recipe",
                        description="Data-free distillation: defaults <- method recipe <- --config <- --set.")
     d.add_argument("--method", help="method recipe (see `dfkd list methods`)")
+    d.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly from its last "
+                                                      "checkpoint (its config.yaml is used; no other options)")
     _common(d)
 
     ls = sub.add_parser("list", help="list registered methods, models, datasets, ...")
@@ -169,8 +174,14 @@ def _dispatch(args) -> int:
         from .methods import build_config
         from .runs import distill
 
-        cfg = build_config(args.config, _shorthands(args), method=args.method)
-        run_dir, summary = distill(cfg, quiet=args.quiet)
+        if args.resume:
+            if args.config or args.method or _shorthands(args):
+                raise DfkdError("--resume continues a run with its own saved config; drop --config, "
+                                "--method and --set")
+            run_dir, summary = distill(quiet=args.quiet, resume=args.resume)
+        else:
+            cfg = build_config(args.config, _shorthands(args), method=args.method)
+            run_dir, summary = distill(cfg, quiet=args.quiet)
         print(json.dumps({k: v for k, v in summary.items() if k != "curve"}, indent=2))
         print(f"run directory: {run_dir}")
         return 0

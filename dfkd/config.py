@@ -154,6 +154,8 @@ class Config:
 
     method: str = opt("dfad", "recipe that sets the defaults below (see `dfkd list methods`)")
     seed: int = opt(0, "random seed")
+    deterministic: bool = opt(False, "PyTorch deterministic algorithms (bitwise-repeatable runs and resumes; "
+                                     "slower on a GPU)")
     device: str = opt("auto", "cpu, cuda, cuda:N, or auto (cuda when available)")
     out: str = opt("runs", "directory under which run directories are created")
     run_name: str | None = opt(None, "run directory name; default METHOD-DATASET-TEACHER-STUDENT-sSEED-TIME")
@@ -183,6 +185,7 @@ class TeacherTrainConfig:
     """Teacher training (`dfkd train-teacher`): a supervised run on the real training split."""
 
     seed: int = opt(0, "random seed")
+    deterministic: bool = opt(False, "PyTorch deterministic algorithms (bitwise-repeatable training)")
     device: str = opt("auto", "cpu, cuda, cuda:N, or auto")
     out: str = opt("runs/teachers", "directory for the checkpoint and run files")
     data: DataConfig = opt(DataConfig(), "dataset")

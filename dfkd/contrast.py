@@ -61,3 +61,8 @@ class Contrast:
 
     def state_dict(self) -> dict:
         return {"head": self.head.state_dict(), "bank": self.bank.state_dict() if self.bank is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.head.load_state_dict(state["head"])
+        if self.bank is not None and state["bank"] is not None:
+            self.bank.load_state_dict(state["bank"])

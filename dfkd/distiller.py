@@ -24,13 +24,14 @@ from torch import Tensor, nn
 from torchvision.utils import make_grid, save_image
 from tqdm import tqdm
 
-from .checkpoint import atomic_torch_save
+from .checkpoint import save_run_checkpoint
 from .config import Config, to_dict
 from .errors import NonFiniteError
 from .evaluate import accuracy
 from .hooks import BlockHooks
 from .objective import Objective, Signals
 from .optim import make_optimizer
+from .runtime import rng_state, set_rng_state
 from .tracking import Tracker
 
 
@@ -48,6 +49,9 @@ class Distiller:
         self.blocks = BlockHooks(student, student_blocks) if student_blocks else None
         self.pool = pool
         self.history: list[tuple[int, float]] = []
+        self.teacher_sha256: str | None = None
+        self.state = {"round": 0, "acc": 0.0, "best": -1.0, "best_round": 0, "history": [], "sums": {},
+                      "since_log": 0, "elapsed_s": 0.0, "synth_time_s": 0.0}
 
     # ------------------------------------------------------------------ one student step
     @torch.no_grad()
@@ -83,44 +87,47 @@ class Distiller:
     # ------------------------------------------------------------------ the loop
     def run(self, quiet: bool = False) -> dict:
         cfg, d = self.cfg, self.cfg.distill
-        sums: dict[str, Tensor] = {}
-        best, best_round, acc, last_batch = -1.0, 0, 0.0, None
-        start = time.time()
-        bar = tqdm(range(1, d.rounds + 1), desc=f"{cfg.method} {cfg.teacher.arch}->{cfg.student.arch}",
-                   unit="round", disable=quiet, leave=False)
-        synth_time = 0.0
+        st = self.state  # everything the loop carries from round to round (restored on resume)
+        start = time.time() - st["elapsed_s"]
+        bar = tqdm(range(st["round"] + 1, d.rounds + 1), desc=f"{cfg.method} {cfg.teacher.arch}->{cfg.student.arch}",
+                   unit="round", disable=quiet, leave=False, initial=st["round"], total=d.rounds)
+        last_batch = None
         for rnd in bar:
             t0 = time.perf_counter()
             batch, g_parts = self.synth.synthesize(self.student)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
-            synth_time += time.perf_counter() - t0
+            st["synth_time_s"] += time.perf_counter() - t0
             last_batch = batch.x
             if self.pool is not None:
                 self.pool.add(batch.x)
+            sums = st["sums"]
             _accumulate(sums, g_parts, "gen/")
             if not self.synth.warming_up:
                 for x, teacher in self._student_inputs(batch):
                     _accumulate(sums, self.student_step(x, teacher), "student/", scale=1.0 / d.kd_steps)
-            since_log = (rnd - 1) % cfg.tracking.log_every + 1
+            st["since_log"] += 1
             evaluate = rnd % d.eval_every == 0 or rnd == d.rounds
             if rnd % cfg.tracking.log_every == 0 or evaluate:
-                metrics = self._averages(sums, since_log, rnd)
+                metrics = self._averages(sums, st["since_log"], rnd)
                 metrics["lr/student"] = self.optimizer.param_groups[0]["lr"]
-                sums = {}
+                st["sums"], st["since_log"] = {}, 0
                 if evaluate:
                     acc = accuracy(self.student, self.test_loader, self.device, transform=self.view_s)
-                    metrics["student_acc"] = acc
-                    self.history.append((rnd, acc))
-                    if acc > best:
-                        best, best_round = acc, rnd
+                    metrics["student_acc"] = st["acc"] = acc
+                    st["history"].append((rnd, acc))
+                    if acc > st["best"]:
+                        st["best"], st["best_round"] = acc, rnd
                     self._save_samples(last_batch, rnd)
-                    self._checkpoint(rnd, best, best_round)
-                    bar.set_postfix(acc=f"{acc:.2f}", best=f"{best:.2f}")
+                    bar.set_postfix(acc=f"{acc:.2f}", best=f"{st['best']:.2f}")
                 metrics["elapsed_s"] = time.time() - start
                 self.tracker.log(metrics, step=rnd)
-        return {"student_acc": acc, "best_student_acc": best, "best_round": best_round,
-                "wall_time_s": round(time.time() - start, 2), "synth_time_s": round(synth_time, 2)}
+                if evaluate:  # after the log row, so a resumed run never misses one
+                    st["round"], st["elapsed_s"] = rnd, time.time() - start
+                    self._checkpoint()
+        self.history = st["history"]
+        return {"student_acc": st["acc"], "best_student_acc": st["best"], "best_round": st["best_round"],
+                "wall_time_s": round(time.time() - start, 2), "synth_time_s": round(st["synth_time_s"], 2)}
 
     def _averages(self, sums: dict[str, Tensor], rounds: int, rnd: int) -> dict[str, float]:
         out = {}
@@ -143,14 +150,27 @@ class Distiller:
         tmp.replace(path)
         self.tracker.log_image("samples", path, step=rnd)
 
-    def _checkpoint(self, rnd: int, best: float, best_round: int) -> None:
-        atomic_torch_save({
-            "format": "dfkd-run-v1", "round": rnd, "best_student_acc": best, "best_round": best_round,
+    def _checkpoint(self) -> None:
+        """Everything needed to continue exactly from the end of this round (`resume`)."""
+        save_run_checkpoint({
+            "format": "dfkd-run-v2", "round": self.state["round"], "best_student_acc": self.state["best"],
+            "best_round": self.state["best_round"], "loop": self.state,
             "student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "synthesizer": self.synth.state_dict(),
-            "pool": self.pool.state_dict() if self.pool is not None else None,
-            "config": to_dict(self.cfg), "wandb_run_id": self.tracker.run_id,
+            "pool": self.pool.state_dict() if self.pool is not None else None, "rng": rng_state(),
+            "config": to_dict(self.cfg), "wandb_run_id": self.tracker.run_id, "teacher_sha256": self.teacher_sha256,
         }, self.run_dir / "checkpoint.pt")
+
+    def resume(self, ckpt: dict) -> None:
+        """Continue from a checkpoint written by `_checkpoint` (the run's models are already built)."""
+        self.student.load_state_dict(ckpt["student"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.synth.load_state_dict(ckpt["synthesizer"])
+        if self.pool is not None:
+            self.pool.load_state_dict(ckpt["pool"])
+        self.state = ckpt["loop"]
+        set_rng_state(ckpt["rng"])  # last: building the run above drew from the generators
 
 
 def _accumulate(sums: dict[str, Tensor], parts: dict[str, Tensor], prefix: str, scale: float = 1.0) -> None:

@@ -6,8 +6,9 @@ config files its cells share and `published.yaml` (the published numbers, with t
     dfkd experiment digits --seeds 3 --scale smoke      # or: python experiments/run.py digits ...
 
 For each (cell, seed) the run directory is `OUT/NAME/SCALE/CELL-sSEED`: a finished run (it has a
-summary.json) is skipped, an interrupted one is moved aside to `…-interrupted-TIME` and run again,
-so the command can simply be repeated until the table is complete. Teachers are trained first
+summary.json) is skipped, an interrupted one is resumed exactly from its last checkpoint (or, if it
+has none, moved aside to `…-interrupted-TIME` and run again), so the command can simply be repeated
+until the table is complete. Teachers are trained first
 (once per dataset and architecture, under `OUT/NAME/SCALE/teachers`) with the dataset's recipe and
 the scale's `teacher_set` overrides. The scale's `max` caps any numeric key of every cell: `smoke`
 shrinks budgets so a whole table runs on a CPU in minutes (it checks the pipeline, not the numbers).
@@ -165,9 +166,17 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
             skipped += 1
             continue
         if status == "interrupted":
-            aside = run_dir.with_name(f"{run_dir.name}-interrupted-{time.strftime('%Y%m%d-%H%M%S')}")
-            run_dir.rename(aside)
-            print(f"dfkd: {run_dir} was interrupted; moved to {aside.name} and running it again", file=sys.stderr)
+            try:
+                _, summary = distill(quiet=quiet, resume=run_dir)
+                print(f"dfkd: {run_dir} was interrupted; resumed it from its last checkpoint", file=sys.stderr)
+                done += 1
+                print(f"{cell_name} seed {seed}: student {summary['student_acc']:.2f}% (resumed)")
+                continue
+            except DfkdError as e:  # no checkpoint yet, or an unusable one: keep it aside, run again
+                aside = run_dir.with_name(f"{run_dir.name}-interrupted-{time.strftime('%Y%m%d-%H%M%S')}")
+                run_dir.rename(aside)
+                print(f"dfkd: {run_dir} was interrupted and cannot be resumed ({e}); moved to {aside.name} "
+                      f"and running it again", file=sys.stderr)
         extra = [f"out={root}", f"run_name={run_dir.name}", f"label={cell_name}", *group,
                  f"tracking.job_type={cell_name}", f"tracking.tags={[name, scale, cfg.method, f'seed{seed}']}"]
         key = (cfg.data.name, cfg.data.image_size, cfg.teacher.arch)

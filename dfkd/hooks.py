@@ -53,6 +53,15 @@ class BNStatsHook:
     def reset_momentum(self) -> None:
         self._previous = {}
 
+    def state_dict(self) -> list:
+        """The blended statistics carried to the next pass, per layer in order (None where none yet)."""
+        return [self._previous.get(id(m)) for m in self.layers]
+
+    def load_state_dict(self, state: list) -> None:
+        if len(state) != len(self.layers):
+            raise ValueError(f"BN momentum state has {len(state)} layers, the model {len(self.layers)}")
+        self._previous = {id(m): tuple(s) for m, s in zip(self.layers, state) if s is not None}
+
     def clear(self) -> None:
         self.stats = []
 

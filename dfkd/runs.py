@@ -11,7 +11,7 @@ from pathlib import Path
 
 from generators import SOURCES
 
-from .checkpoint import atomic_write_text, load_into, read_model, save_model
+from .checkpoint import atomic_write_text, load_into, read_model, read_run_checkpoint, save_model
 from .config import Config, TeacherTrainConfig, dump_yaml, to_dict
 from .data import dataset_info, load_split, make_loader
 from .distiller import Distiller
@@ -23,7 +23,7 @@ from .hooks import match_stages
 from .models import build_model, count_params
 from .objective import Objective
 from .pool import ReplayPool
-from .runtime import resolve_device, seed_everything
+from .runtime import resolve_device, seed_everything, set_deterministic
 from .synthesizers import SCHEDULES, TeacherProbe
 from .teacher import build_teacher_config, ensure_teacher
 from .tracking import Tracker
@@ -93,12 +93,37 @@ def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels
     return gen, stu, student_blocks
 
 
-def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
-    """Run data-free distillation; returns (run directory, summary)."""
+def resume_state(run_dir: str | Path) -> tuple[Config, dict]:
+    """(resolved config, checkpoint) of an interrupted run, or a DfkdError saying why it cannot resume."""
+    from .methods import build_config
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise DfkdError(f"'{run_dir}' is not a run directory (no config.yaml)")
+    if (run_dir / "summary.json").is_file():
+        raise DfkdError(f"run '{run_dir}' already finished (it has a summary.json); nothing to resume")
+    if not (run_dir / "checkpoint.pt").is_file():
+        raise DfkdError(f"run '{run_dir}' stopped before its first checkpoint; start it again "
+                        f"(dfkd distill --config {run_dir / 'config.yaml'} with another run_name)")
+    cfg = build_config(str(run_dir / "config.yaml"))
+    ckpt = read_run_checkpoint(run_dir / "checkpoint.pt")
+    if ckpt.get("format") != "dfkd-run-v2" or ckpt.get("config") != to_dict(cfg):
+        raise DfkdError(f"'{run_dir / 'checkpoint.pt'}' does not belong to the config beside it; "
+                        f"it cannot be resumed")
+    return cfg, ckpt
+
+
+def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path | None = None) -> tuple[Path, dict]:
+    """Run data-free distillation, or continue the interrupted run in directory `resume` exactly
+    where its last checkpoint left it; returns (run directory, summary)."""
+    ckpt_run = None
+    if resume is not None:
+        cfg, ckpt_run = resume_state(resume)
     device = resolve_device(cfg.device)
     info = dataset_info(cfg.data)
     test_ds = load_split(cfg.data, "test")  # the only real data a data-free run reads
     teacher, ckpt, teacher_path = load_teacher(cfg, info, quiet)
+    set_deterministic(cfg.deterministic)
     seed_everything(cfg.seed)
     teacher = teacher.to(device)
     probe = TeacherProbe(teacher)
@@ -121,17 +146,25 @@ def distill(cfg: Config, quiet: bool = False) -> tuple[Path, dict]:
     test_loader = make_loader(test_ds, 512, False, cfg.data, device=device)
     teacher_acc = accuracy(teacher, test_loader, device)
 
-    run_dir = make_run_dir(cfg)
+    if ckpt_run is not None and ckpt_run["teacher_sha256"] != ckpt["sha256"]:
+        raise DfkdError(f"the teacher at '{teacher_path}' is not the one run '{resume}' started with "
+                        f"(sha256 differs); restore that teacher to resume")
+    run_dir = make_run_dir(cfg) if resume is None else Path(resume)
     pool = None
     if cfg.pool.capacity > 0:
         pool = ReplayPool(cfg.pool.capacity, (info.in_channels, info.image_size, info.image_size),
                           cfg.pool.storage, device=device if cfg.pool.device == "same" else "cpu", out_device=device,
                           path=run_dir / "pool.bin" if cfg.pool.device == "disk" else None)
     config = to_dict(cfg)
-    atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
-    tracker = Tracker(run_dir, cfg.tracking, config, name=run_dir.name, job_type="distill")
+    if resume is None:
+        atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
+    tracker = Tracker(run_dir, cfg.tracking, config, name=run_dir.name, job_type="distill",
+                      resume=(ckpt_run["round"], ckpt_run["wandb_run_id"]) if ckpt_run else None)
     loop = Distiller(cfg, student, synth, probe, student_objective, view_t, view_s, test_loader,
                      tracker, run_dir, device, student_blocks=student_blocks, pool=pool)
+    loop.teacher_sha256 = ckpt["sha256"]
+    if ckpt_run is not None:
+        loop.resume(ckpt_run)
     try:
         result = loop.run(quiet=quiet)
     finally:

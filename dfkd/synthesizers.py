@@ -198,7 +198,9 @@ class PersistentSynthesizer:
         return torch.cat(parts) if len(parts) > 1 else parts[0]
 
     def state_dict(self) -> dict:
-        state = {"generator": self.generator.state_dict()}
+        """Everything the next round depends on: source (and EMA copy), optimizer and schedule, round
+        counter, CMI's head and bank, the teacher's BN-momentum statistics (Fast)."""
+        state = {"generator": self.generator.state_dict(), "round": self.round, **self._shared_state()}
         if self.ema_generator is not None:
             state["ema_generator"] = self.ema_generator.state_dict()
         if self.optimizer is not None:
@@ -207,11 +209,23 @@ class PersistentSynthesizer:
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.load_state_dict(state["generator"])
+        self.round = state["round"]
+        self._load_shared_state(state)
         if self.ema_generator is not None:
             self.ema_generator.load_state_dict(state["ema_generator"])
         if self.optimizer is not None:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
+
+    def _shared_state(self) -> dict:
+        return {"contrast": self.contrast.state_dict() if self.contrast is not None else None,
+                "bn_momentum": self.probe.bn.state_dict() if self.probe.bn is not None else None}
+
+    def _load_shared_state(self, state: dict) -> None:
+        if self.contrast is not None:
+            self.contrast.load_state_dict(state["contrast"])
+        if self.probe.bn is not None and state.get("bn_momentum") is not None:
+            self.probe.bn.load_state_dict(state["bn_momentum"])
 
 
 SCHEDULES.register("persistent")(PersistentSynthesizer)
@@ -290,11 +304,12 @@ class MetaSynthesizer(PersistentSynthesizer):
         return self.shared(torch.randn(n, self.shared.nz, device=self.device))
 
     def state_dict(self) -> dict:
-        return {"generator": self.shared.state_dict(), "round": self.round}
+        return {"generator": self.shared.state_dict(), "round": self.round, **self._shared_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.shared.load_state_dict(state["generator"])
         self.round = state["round"]
+        self._load_shared_state(state)
 
 
 SCHEDULES.register("meta")(MetaSynthesizer)

@@ -22,7 +22,7 @@ from .errors import DfkdError
 from .evaluate import accuracy
 from .models import build_model, count_params
 from .optim import make_optimizer
-from .runtime import resolve_device, seed_everything
+from .runtime import resolve_device, seed_everything, set_deterministic
 from .tracking import Tracker
 
 # Per-dataset defaults; the user's YAML and --set go on top.
@@ -70,6 +70,7 @@ def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False) -> tuple[Path, f
         raise DfkdError(f"a teacher already exists at '{ckpt_path}'; use it as teacher.checkpoint, "
                         f"or choose another --out or seed")
     device = resolve_device(cfg.device)
+    set_deterministic(cfg.deterministic)
     seed_everything(cfg.seed)
     info = dataset_info(cfg.data)
     train_ds, test_ds = load_split(cfg.data, "train"), load_split(cfg.data, "test")

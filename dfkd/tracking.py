@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .checkpoint import atomic_write_json
+from .checkpoint import atomic_write_json, atomic_write_text
 from .config import TrackingConfig
 
 
@@ -24,11 +24,26 @@ def _plain(v):
     return v
 
 
+def _step(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None  # a line cut short by a kill
+
+
 class Tracker:
-    def __init__(self, run_dir: str | Path, cfg: TrackingConfig, config: dict, name: str, job_type: str):
+    def __init__(self, run_dir: str | Path, cfg: TrackingConfig, config: dict, name: str, job_type: str,
+                 resume: tuple[int, str | None] | None = None):
+        """`resume=(step, wandb_run_id)` continues a run: metrics.jsonl keeps its rows up to `step`
+        (later ones were written after the checkpoint and are logged again) and W&B continues the run."""
         self.run_dir = Path(run_dir)
         self.cfg = cfg
-        self._metrics = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        path = self.run_dir / "metrics.jsonl"
+        if resume is not None and path.is_file():
+            kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+                    if _step(line) is not None and _step(line) <= resume[0]]
+            atomic_write_text(path, "".join(kept))
+        self._metrics = open(path, "a", encoding="utf-8")
         self.wb = None
         self.run_id = None
         if cfg.mode != "disabled":
@@ -36,7 +51,8 @@ class Tracker:
                 os.environ.setdefault("WANDB_SILENT", "true")
                 import wandb
 
-                self.wb = wandb.init(mode=cfg.mode, dir=str(self.run_dir), project=cfg.project,
+                wb_resume = {"id": resume[1], "resume": "allow"} if resume and resume[1] else {}
+                self.wb = wandb.init(mode=cfg.mode, dir=str(self.run_dir), project=cfg.project, **wb_resume,
                                      entity=cfg.entity, group=cfg.group, tags=list(cfg.tags) or None,
                                      name=name, job_type=cfg.job_type or job_type, config=config,
                                      reinit="finish_previous")

@@ -2,11 +2,10 @@
 import json
 
 import pytest
-import torch
 import yaml
 
 import dfkd.runs
-from dfkd.checkpoint import read_model
+from dfkd.checkpoint import read_model, read_run_checkpoint
 from dfkd.methods import build_config
 from dfkd.runs import distill
 
@@ -43,7 +42,7 @@ def test_data_free_run_reads_only_the_test_split_and_writes_its_run_directory(di
     assert (run_dir / "samples.png").stat().st_size > 0
     student = read_model(run_dir / "student.pt")
     assert student["kind"] == "student" and student["metrics"]["test_acc"] == on_disk["student_acc"]
-    ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    ckpt = read_run_checkpoint(run_dir / "checkpoint.pt")
     assert ckpt["round"] == 20 and ckpt["config"]["method"] == "dfad"
 
 
@@ -121,7 +120,7 @@ def test_pixel_methods_distil_from_the_pool(digits_teacher, tmp_path, method):
     row = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"gen/ce", "gen/bn", "gen/tv_l2", "gen/l2"} <= set(row)
     assert ("gen/adv_js" in row) == (method == "adi")
-    pool = torch.load(run_dir / "checkpoint.pt", weights_only=True)["pool"]
+    pool = read_run_checkpoint(run_dir / "checkpoint.pt")["pool"]
     assert pool["size"] == 40 and pool["head"] == (3 * 16) % 40  # bounded ring of 3 rounds × 16
 
 
@@ -131,7 +130,7 @@ def test_fast_warms_up_then_distils_from_the_pool(digits_teacher, tmp_path):
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [("gen/adv_kl" in r, "student/kd_kl" in r) for r in rows] == \
         [(False, False), (False, False), (True, True), (True, True)]  # warm-up: no adversary, no student
-    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["pool"]["size"] == 4 * 64
+    assert read_run_checkpoint(run_dir / "checkpoint.pt")["pool"]["size"] == 4 * 64
 
 
 def test_cmi_runs_end_to_end_and_logs_the_contrastive_term(digits_teacher, tmp_path):
@@ -147,6 +146,6 @@ def test_nayer_runs_end_to_end_from_a_disk_pool(digits_teacher, tmp_path):
                               "synth.batch_size=20", "pool.capacity=100", "pool.device=disk"), quiet=True)
     row = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"gen/ce", "gen/bn", "gen/adv_kl", "student/kd_kl"} <= set(row)
-    pool = torch.load(run_dir / "checkpoint.pt", weights_only=True)["pool"]
+    pool = read_run_checkpoint(run_dir / "checkpoint.pt")["pool"]
     assert pool["size"] == 40 and pool["data"].abs().sum() > 0  # the checkpoint holds the samples
     assert not (run_dir / "pool.bin").exists()  # the memory-mapped file is removed with the run

@@ -46,12 +46,15 @@ def test_runs_every_cell_and_seed_at_the_smoke_scale_then_skips_finished_runs(ta
     assert teacher["test_acc"] > 10  # trained once, for 1 epoch (the scale's teacher_set)
     capsys.readouterr()
 
-    (root / "noise-s1" / "summary.json").unlink()  # as if killed before the end
+    (root / "noise-s1" / "summary.json").unlink()  # as if killed after its last checkpoint: resumed
+    (root / "dfq_small-s0" / "summary.json").unlink()  # killed before any checkpoint: run again
+    (root / "dfq_small-s0" / "checkpoint.pt").unlink()
     run_table(str(table), scale="smoke", out=str(tmp_path / "runs"), quiet=True)
     out = capsys.readouterr()
-    assert "1 runs done, 3 already finished" in out.out and "interrupted" in out.err
-    assert (root / "noise-s1" / "summary.json").is_file()
-    assert len([p for p in root.iterdir() if "interrupted" in p.name]) == 1  # kept aside, never overwritten
+    assert "2 runs done, 2 already finished" in out.out and "resumed it from its last checkpoint" in out.err
+    assert (root / "noise-s1" / "summary.json").is_file() and (root / "dfq_small-s0" / "summary.json").is_file()
+    aside = [p.name for p in root.iterdir() if "interrupted" in p.name]
+    assert len(aside) == 1 and aside[0].startswith("dfq_small-s0")  # kept aside, never overwritten
 
 
 def test_cli_prints_the_table_in_cell_order(table, tmp_path, capsys):

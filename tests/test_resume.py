@@ -1,0 +1,85 @@
+"""Exact resume: a run killed with SIGKILL and resumed ends where an uninterrupted run ends."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from dfkd.checkpoint import read_model, read_run_checkpoint
+from dfkd.cli import main
+from dfkd.errors import DfkdError
+from dfkd.methods import build_config
+from dfkd.runs import distill
+
+SETS = ["distill.rounds=12", "distill.eval_every=2", "tracking.log_every=1", "synth.batch_size=32",
+        "source.width=16", "tracking.mode=disabled", "device=cpu", "deterministic=true"]
+
+
+def _kill_after_checkpoint(cmd, run_dir, min_round, timeout=240):
+    """Start `cmd`, SIGKILL it once its checkpoint has reached `min_round`; returns the round it had."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            ck = run_dir / "checkpoint.pt"
+            if ck.is_file():
+                try:
+                    rnd = read_run_checkpoint(ck)["round"]
+                except DfkdError:
+                    rnd = 0  # being replaced: the rename is atomic, so this cannot happen; be safe
+                if rnd >= min_round:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    return rnd
+            if proc.poll() is not None:
+                pytest.fail(f"the run ended before it could be killed: {proc.stderr.read().decode()[-500:]}")
+            time.sleep(0.02)
+        pytest.fail("the run never wrote a checkpoint")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("method, extra", [("dfq", []), ("fast2", ["synth.warmup=3", "pool.capacity=128"])])
+def test_killed_and_resumed_run_ends_bitwise_like_an_uninterrupted_one(digits_teacher, tmp_path, method, extra):
+    sets = [f"teacher.checkpoint={digits_teacher}", f"out={tmp_path}", *SETS, *extra]
+    full_dir, full = distill(build_config(sets=sets + ["run_name=full"], method=method), quiet=True)
+
+    cmd = [sys.executable, "-m", "dfkd", "distill", "--method", method, "--quiet"]
+    for s in sets + ["run_name=cut"]:
+        cmd += ["--set", s]
+    killed_at = _kill_after_checkpoint(cmd, tmp_path / "cut", min_round=4)
+    assert not (tmp_path / "cut" / "summary.json").exists()
+
+    cut_dir, resumed = distill(resume=tmp_path / "cut", quiet=True)
+    assert killed_at < 12 and resumed["rounds"] == 12
+    for key in ("student_acc", "best_student_acc", "best_round", "curve"):
+        assert resumed[key] == full[key], key
+    a, b = read_model(full_dir / "student.pt"), read_model(cut_dir / "student.pt")
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    steps = [json.loads(line)["step"] for line in (cut_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 13))  # rows written after the checkpoint were dropped and logged again
+
+
+def test_resume_refuses_what_it_cannot_continue(digits_teacher, tmp_path, capsys):
+    sets = [f"teacher.checkpoint={digits_teacher}", f"out={tmp_path}", *SETS, "distill.rounds=2", "run_name=done"]
+    run_dir, _ = distill(build_config(sets=sets, method="dfq"), quiet=True)
+    assert main(["distill", "--resume", str(run_dir)]) == 2
+    assert "already finished" in capsys.readouterr().err
+    (run_dir / "summary.json").unlink()
+    ck = run_dir / "checkpoint.pt"
+    data = ck.read_bytes()
+    ck.write_bytes(data[: len(data) // 2])  # truncated
+    assert main(["distill", "--resume", str(run_dir)]) == 2
+    assert "corrupt or truncated" in capsys.readouterr().err
+    ck.unlink()
+    assert main(["distill", "--resume", str(run_dir)]) == 2
+    assert "before its first checkpoint" in capsys.readouterr().err
+    assert main(["distill", "--resume", str(tmp_path / "nowhere")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    assert main(["distill", "--resume", str(run_dir), "--set", "seed=3"]) == 2
+    assert "drop --config" in capsys.readouterr().err
