@@ -126,6 +126,14 @@ class DistillConfig:
 
 
 @dataclass
+class GuardConfig:
+    enabled: bool = opt(True, "skip (and count) any generator or student step whose loss or gradients are "
+                              "not finite")
+    patience: int = opt(5, "skipped steps in a row that roll the run back to its last good checkpoint", min=1)
+    max_rollbacks: int = opt(3, "rollbacks after which the run stops with exit status 3", min=0)
+
+
+@dataclass
 class PoolConfig:
     capacity: int = opt(0, "samples the replay pool holds (oldest overwritten first); 0 = no pool", min=0)
     storage: str = opt("fp16", "pool storage: fp32 (exact), fp16 (half), or uint8 with a per-sample range "
@@ -169,6 +177,7 @@ class Config:
     objective: ObjectiveConfig = opt(ObjectiveConfig(), "loss terms")
     distill: DistillConfig = opt(DistillConfig(), "the distillation loop")
     pool: PoolConfig = opt(PoolConfig(), "replay pool of synthesized batches")
+    guard: GuardConfig = opt(GuardConfig(), "non-finite losses and gradients")
     tracking: TrackingConfig = opt(TrackingConfig(), "tracking")
 
 

@@ -14,7 +14,9 @@ with `NonFiniteError` before anything non-finite is written.
 """
 from __future__ import annotations
 
+import copy
 import math
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -24,10 +26,11 @@ from torch import Tensor, nn
 from torchvision.utils import make_grid, save_image
 from tqdm import tqdm
 
-from .checkpoint import save_run_checkpoint
+from .checkpoint import read_run_checkpoint, save_run_checkpoint
 from .config import Config, to_dict
 from .errors import NonFiniteError
 from .evaluate import accuracy
+from .guard import NonFiniteGuard
 from .hooks import BlockHooks
 from .objective import Objective, Signals
 from .optim import make_optimizer
@@ -48,6 +51,8 @@ class Distiller:
         self.student_batch = cfg.synth.batch_size
         self.blocks = BlockHooks(student, student_blocks) if student_blocks else None
         self.pool = pool
+        self.guard = NonFiniteGuard(cfg.guard)
+        synthesizer.guard = self.guard
         self.history: list[tuple[int, float]] = []
         self.teacher_sha256: str | None = None
         self.state = {"round": 0, "acc": 0.0, "best": -1.0, "best_round": 0, "history": [], "sums": {},
@@ -65,6 +70,10 @@ class Distiller:
         loss, parts = self.objective(sig)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if not self.guard.check(loss, self.student.parameters()):
+            self.optimizer.zero_grad(set_to_none=True)  # skipped and counted; the schedule still advances
+            self.scheduler.step()
+            return {}
         self.optimizer.step()
         self.scheduler.step()
         parts["loss"] = loss.detach()
@@ -92,6 +101,7 @@ class Distiller:
         bar = tqdm(range(st["round"] + 1, d.rounds + 1), desc=f"{cfg.method} {cfg.teacher.arch}->{cfg.student.arch}",
                    unit="round", disable=quiet, leave=False, initial=st["round"], total=d.rounds)
         last_batch = None
+        self._start = copy.deepcopy(self._models()) if st["round"] == 0 else None  # rollback target until a checkpoint
         for rnd in bar:
             t0 = time.perf_counter()
             batch, g_parts = self.synth.synthesize(self.student)
@@ -107,6 +117,8 @@ class Distiller:
                 for x, teacher in self._student_inputs(batch):
                     _accumulate(sums, self.student_step(x, teacher), "student/", scale=1.0 / d.kd_steps)
             st["since_log"] += 1
+            if self.guard.tripped:
+                self._roll_back(rnd)
             evaluate = rnd % d.eval_every == 0 or rnd == d.rounds
             if rnd % cfg.tracking.log_every == 0 or evaluate:
                 metrics = self._averages(sums, st["since_log"], rnd)
@@ -127,6 +139,7 @@ class Distiller:
                     self._checkpoint()
         self.history = st["history"]
         return {"student_acc": st["acc"], "best_student_acc": st["best"], "best_round": st["best_round"],
+                "skipped_steps": self.guard.skipped, "rollbacks": self.guard.rollbacks,
                 "wall_time_s": round(time.time() - start, 2), "synth_time_s": round(st["synth_time_s"], 2)}
 
     def _averages(self, sums: dict[str, Tensor], rounds: int, rnd: int) -> dict[str, float]:
@@ -151,26 +164,58 @@ class Distiller:
         self.tracker.log_image("samples", path, step=rnd)
 
     def _checkpoint(self) -> None:
-        """Everything needed to continue exactly from the end of this round (`resume`)."""
+        """Everything needed to continue exactly from the end of this round (`resume`); never written
+        with non-finite weights (the run rolls back instead)."""
+        models = self._models()
+        weights = [t for sd in (models["student"], models["synthesizer"]["generator"]) for t in sd.values()
+                   if torch.is_tensor(t) and t.is_floating_point()]
+        if not bool(torch.isfinite(torch.stack([w.abs().sum() for w in weights])).all()):
+            self.guard.streak = self.cfg.guard.patience
+            self._roll_back(self.state["round"])
+            return
         save_run_checkpoint({
             "format": "dfkd-run-v2", "round": self.state["round"], "best_student_acc": self.state["best"],
-            "best_round": self.state["best_round"], "loop": self.state,
-            "student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "synthesizer": self.synth.state_dict(),
-            "pool": self.pool.state_dict() if self.pool is not None else None, "rng": rng_state(),
+            "best_round": self.state["best_round"], "loop": self.state, **models, "rng": rng_state(),
             "config": to_dict(self.cfg), "wandb_run_id": self.tracker.run_id, "teacher_sha256": self.teacher_sha256,
+            "guard": self.guard.state_dict(),
         }, self.run_dir / "checkpoint.pt")
 
     def resume(self, ckpt: dict) -> None:
         """Continue from a checkpoint written by `_checkpoint` (the run's models are already built)."""
+        self._load_models(ckpt)
+        self.state = ckpt["loop"]
+        self.guard.load_state_dict(ckpt["guard"])
+        set_rng_state(ckpt["rng"])  # last: building the run above drew from the generators
+
+    def _load_models(self, ckpt: dict) -> None:
         self.student.load_state_dict(ckpt["student"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.synth.load_state_dict(ckpt["synthesizer"])
         if self.pool is not None:
             self.pool.load_state_dict(ckpt["pool"])
-        self.state = ckpt["loop"]
-        set_rng_state(ckpt["rng"])  # last: building the run above drew from the generators
+
+    def _models(self) -> dict:
+        return {"student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "synthesizer": self.synth.state_dict(),
+                "pool": self.pool.state_dict() if self.pool is not None else None}
+
+    def _roll_back(self, rnd: int) -> None:
+        """`guard.patience` steps in a row were non-finite: restore the student, source, optimizers
+        and pool of the last good checkpoint (or of the start) and go on with fresh random draws; after
+        `guard.max_rollbacks` rollbacks, stop (exit status 3) with the last good checkpoint intact."""
+        g = self.guard
+        if g.rollbacks >= g.cfg.max_rollbacks:
+            raise NonFiniteError(
+                f"non-finite losses or gradients in {g.streak} steps in a row by round {rnd} after {g.rollbacks} "
+                f"rollbacks ({g.skipped} steps skipped in all); the last good checkpoint is intact. Lower the "
+                f"learning rates (student.optim.lr, source.optim.lr) or the term weights")
+        path = self.run_dir / "checkpoint.pt"
+        self._load_models(read_run_checkpoint(path) if path.is_file() else self._start)
+        g.rollbacks += 1
+        g.streak = 0
+        print(f"dfkd: warning: {self.cfg.guard.patience} non-finite steps in a row at round {rnd}; rolled back "
+              f"to the last good state ({g.rollbacks}/{g.cfg.max_rollbacks})", file=sys.stderr)
 
 
 def _accumulate(sums: dict[str, Tensor], parts: dict[str, Tensor], prefix: str, scale: float = 1.0) -> None:

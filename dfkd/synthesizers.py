@@ -85,6 +85,7 @@ class PersistentSynthesizer:
         self.device = device
         self.optim_cfg, self.num_classes = optim_cfg, num_classes
         self.contrast = contrast  # CMI: its projection head trains with the source
+        self.guard = None  # a NonFiniteGuard shared with the loop (set by the Distiller)
         self._params = [p for p in generator.parameters() if p.requires_grad] + self._extra_params()
         if cfg.g_steps > 0 and not self._params:
             raise DfkdError(f"source '{type(generator).__name__}' has no parameters to optimise; "
@@ -157,10 +158,14 @@ class PersistentSynthesizer:
                 sig.s_logits = student(self.view_s(seen))
             if "contrast" in self.objective.needs:
                 sig.embed, sig.embed_local, sig.bank = self.contrast.views(self.view_t(seen))
-            loss, parts = self.objective(sig)
-            parts["loss"] = loss.detach()
+            loss, step_parts = self.objective(sig)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward(inputs=self._params)
+            if self.guard is not None and not self.guard.check(loss, self._params):
+                self.optimizer.zero_grad(set_to_none=True)  # skipped: nothing non-finite is applied
+                self._after_step()
+                continue
+            parts = {**step_parts, "loss": loss.detach()}
             self.optimizer.step()
             if sig.embed is not None:
                 self.contrast.remember(sig.embed)

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 import yaml
 
 import dfkd.runs
@@ -81,14 +82,62 @@ def test_data_free_student_beats_chance(digits_teacher, tmp_path, method, rounds
     assert summary["curve"][0][0] == rounds
     assert summary["student_acc"] > floor
 
-def test_non_finite_loss_stops_with_status_3_before_any_checkpoint(digits_teacher, tmp_path, monkeypatch, capsys):
-    from dfkd import cli, objective
+def _nan_on_calls(monkeypatch, term, bad_calls, needs=("student",)):
+    """Make objective term `term` non-finite on the given call numbers (1-based; 'all' for every call)."""
+    from dfkd import objective
 
-    nan_term = objective.Term(lambda s, t: s.s_logits.sum() * float("nan"), frozenset({"student"}), "nan")
-    monkeypatch.setitem(objective.TERMS._items, "kd_l1", nan_term)
+    real = objective.TERMS.get(term)
+    calls = {"n": 0}
+
+    def fn(s, o):
+        calls["n"] += 1
+        value = real.fn(s, o)
+        return value * float("nan") if bad_calls == "all" or calls["n"] in bad_calls else value
+
+    monkeypatch.setitem(objective.TERMS._items, term, objective.Term(fn, frozenset(needs), "nan"))
+    return calls
+
+
+def test_transient_non_finite_steps_are_skipped_and_counted(digits_teacher, tmp_path, monkeypatch):
+    _nan_on_calls(monkeypatch, "kd_l1", {3, 7, 8})  # three student steps
+    _nan_on_calls(monkeypatch, "adv_l1", {2})  # one generator step
+    run_dir, summary = distill(_cfg(digits_teacher, tmp_path, "dfad", "distill.rounds=4", "distill.eval_every=2",
+                                    "source.width=16", "synth.batch_size=16"), quiet=True)
+    assert summary["skipped_steps"] == 4 and summary["rollbacks"] == 0
+    ckpt = read_run_checkpoint(run_dir / "checkpoint.pt")
+    assert all(torch.isfinite(t).all() for t in ckpt["student"].values() if t.is_floating_point())
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(v == v for r in rows for v in r.values() if isinstance(v, float))  # no NaN was logged
+
+
+def test_persistent_non_finite_loss_rolls_back_then_stops_with_status_3(digits_teacher, tmp_path, monkeypatch,
+                                                                     capsys):
+    from dfkd import cli
+
+    calls = _nan_on_calls(monkeypatch, "kd_l1", set(range(21, 10_000)))  # good for 4 rounds, then always NaN
+    code = cli.main(["distill", "--method", "dfad", "--set", f"teacher.checkpoint={digits_teacher}",
+                     "--set", "run_name=nan", "--set", "distill.rounds=20", "--set", "distill.eval_every=2",
+                     "--set", "source.width=16", "--set", "synth.batch_size=16", "--set", "guard.max_rollbacks=2",
+                     "--out", str(tmp_path), "--tracking", "disabled", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and "non-finite" in err[-1] and "after 2 rollbacks" in err[-1]
+    assert sum("rolled back" in line for line in err) == 2
+    assert calls["n"] == 20 + 3 * 5  # 4 good rounds, then 3 rounds of 5 skipped steps (2 rollbacks, then stop)
+    # the last checkpoint (round 6) holds the good weights restored by the 2nd rollback, nothing non-finite
+    ckpt = read_run_checkpoint(tmp_path / "nan" / "checkpoint.pt")
+    assert ckpt["round"] == 6 and ckpt["guard"]["rollbacks"] == 2 and all(torch.isfinite(t).all() for t in ckpt["student"].values()
+                                      if t.is_floating_point())
+    assert not (tmp_path / "nan" / "student.pt").exists()
+
+
+def test_non_finite_with_the_guard_off_stops_at_the_log_point(digits_teacher, tmp_path, monkeypatch, capsys):
+    from dfkd import cli
+
+    _nan_on_calls(monkeypatch, "kd_l1", "all")
     code = cli.main(["distill", "--method", "dfad", "--set", f"teacher.checkpoint={digits_teacher}",
                      "--set", "run_name=nan", "--set", "distill.rounds=20", "--set", "source.width=16",
-                     "--set", "synth.batch_size=16", "--out", str(tmp_path), "--tracking", "disabled", "--quiet"])
+                     "--set", "synth.batch_size=16", "--set", "guard.enabled=false", "--out", str(tmp_path),
+                     "--tracking", "disabled", "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 3 and len(err) == 1 and "non-finite" in err[0] and "by round 10" in err[0]
     assert not (tmp_path / "nan" / "checkpoint.pt").exists() and not (tmp_path / "nan" / "student.pt").exists()

@@ -1,0 +1,54 @@
+"""Non-finite guard: a step whose loss or gradients hold NaN/Inf is skipped, not taken.
+
+    guard = NonFiniteGuard(cfg.guard)
+    loss.backward()
+    if guard.check(loss, params):      # finite: take the step
+        optimizer.step()
+    else:                              # skipped and counted; gradients dropped
+        optimizer.zero_grad(set_to_none=True)
+    if guard.tripped: ...              # `patience` skipped steps in a row: roll back (see Distiller)
+
+The check reads one boolean back from the device per step (a host sync on a GPU; nothing on a CPU).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .config import GuardConfig
+
+
+def all_finite(loss: Tensor, params) -> Tensor:
+    """A 0-d bool tensor: the loss and every existing gradient are finite (one norm per tensor)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    ok = torch.isfinite(loss.detach())
+    if grads:
+        norms = torch._foreach_norm(grads)  # inf/nan propagate into the norm
+        ok = ok & torch.isfinite(torch.stack(norms)).all()
+    return ok
+
+
+class NonFiniteGuard:
+    def __init__(self, cfg: GuardConfig):
+        self.cfg = cfg
+        self.skipped = 0  # steps skipped so far
+        self.streak = 0  # skipped in a row
+        self.rollbacks = 0
+
+    def check(self, loss: Tensor, params) -> bool:
+        if not self.cfg.enabled:
+            return True
+        ok = bool(all_finite(loss, params))
+        self.streak = 0 if ok else self.streak + 1
+        self.skipped += not ok
+        return ok
+
+    @property
+    def tripped(self) -> bool:
+        return self.cfg.enabled and self.streak >= self.cfg.patience
+
+    def state_dict(self) -> dict:
+        return {"skipped": self.skipped, "streak": self.streak, "rollbacks": self.rollbacks}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.skipped, self.streak, self.rollbacks = state["skipped"], state["streak"], state["rollbacks"]
