@@ -126,6 +126,15 @@ class DistillConfig:
 
 
 @dataclass
+class PerfConfig:
+    amp: str = opt("off", "mixed precision of forward passes: off, bf16 (autocast), or fp16 (autocast + a "
+                          "GradScaler per optimizer); for GPUs", choices=["off", "bf16", "fp16"])
+    channels_last: bool = opt(False, "channels-last memory format for teacher, student and source (GPUs)")
+    compile: bool = opt(False, "torch.compile the teacher's and the student's forward passes")
+    compile_backend: str = opt("inductor", "torch.compile backend (inductor; 'eager' checks the plumbing)")
+
+
+@dataclass
 class GuardConfig:
     enabled: bool = opt(True, "skip (and count) any generator or student step whose loss or gradients are "
                               "not finite")
@@ -178,6 +187,7 @@ class Config:
     distill: DistillConfig = opt(DistillConfig(), "the distillation loop")
     pool: PoolConfig = opt(PoolConfig(), "replay pool of synthesized batches")
     guard: GuardConfig = opt(GuardConfig(), "non-finite losses and gradients")
+    perf: PerfConfig = opt(PerfConfig(), "speed options (off by default; for GPUs)")
     tracking: TrackingConfig = opt(TrackingConfig(), "tracking")
 
 

@@ -34,14 +34,15 @@ from .guard import NonFiniteGuard
 from .hooks import BlockHooks
 from .objective import Objective, Signals
 from .optim import make_optimizer
-from .runtime import rng_state, set_rng_state
+from .runtime import Precision, rng_state, set_rng_state
 from .tracking import Tracker
 
 
 class Distiller:
     def __init__(self, cfg: Config, student: nn.Module, synthesizer, probe, student_objective: Objective,
                  view_t: nn.Module, view_s: nn.Module, test_loader, tracker: Tracker, run_dir: Path,
-                 device: torch.device, student_blocks: list[str] | None = None, pool=None):
+                 device: torch.device, student_blocks: list[str] | None = None, pool=None,
+                 precision: Precision | None = None, student_forward=None):
         self.cfg, self.student, self.synth, self.probe = cfg, student.to(device).train(), synthesizer, probe
         self.objective, self.view_t, self.view_s = student_objective, view_t, view_s
         self.test_loader, self.tracker, self.run_dir, self.device = test_loader, tracker, run_dir, device
@@ -53,6 +54,10 @@ class Distiller:
         self.pool = pool
         self.guard = NonFiniteGuard(cfg.guard)
         synthesizer.guard = self.guard
+        self.precision = precision or Precision("off", device)
+        self.scaler = self.precision.scaler()
+        # e.g. torch.compile(student): the weights (and checkpoints) stay in `student`
+        self.student_forward = student if student_forward is None else student_forward
         self.history: list[tuple[int, float]] = []
         self.teacher_sha256: str | None = None
         self.state = {"round": 0, "acc": 0.0, "best": -1.0, "best_round": 0, "history": [], "sums": {},
@@ -62,19 +67,26 @@ class Distiller:
     @torch.no_grad()
     def teacher_signals(self, x: Tensor) -> Signals:
         """What the student objective needs from the frozen teacher on view_t(x)."""
-        return self.probe(self.view_t(x), self.objective.needs)
+        with self.precision.autocast():
+            return self.probe(self.view_t(x), self.objective.needs)
 
     def student_step(self, x: Tensor, teacher: Signals) -> dict[str, Tensor]:
-        s_logits = self.student(self.view_s(x))
-        sig = replace(teacher, x=x, s_logits=s_logits, s_blocks=self.blocks.values if self.blocks else [])
-        loss, parts = self.objective(sig)
+        with self.precision.autocast():
+            s_logits = self.student_forward(self.view_s(x))
+            sig = replace(teacher, x=x, s_logits=s_logits, s_blocks=self.blocks.values if self.blocks else [])
+            loss, parts = self.objective(sig)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if not self.guard.check(loss, self.student.parameters()):
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        # with fp16, overflowing gradients are the scaler's business (it skips and rescales): check the loss
+        params = () if self.scaler.is_enabled() else self.student.parameters()
+        if not self.guard.check(loss, params):
             self.optimizer.zero_grad(set_to_none=True)  # skipped and counted; the schedule still advances
+            self.scaler.update()
             self.scheduler.step()
             return {}
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.scheduler.step()
         parts["loss"] = loss.detach()
         return parts
@@ -104,7 +116,7 @@ class Distiller:
         self._start = copy.deepcopy(self._models()) if st["round"] == 0 else None  # rollback target until a checkpoint
         for rnd in bar:
             t0 = time.perf_counter()
-            batch, g_parts = self.synth.synthesize(self.student)
+            batch, g_parts = self.synth.synthesize(self.student_forward)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             st["synth_time_s"] += time.perf_counter() - t0

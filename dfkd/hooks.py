@@ -41,7 +41,7 @@ class BNStatsHook:
             return
         x = inputs[0]
         dims = [0] + list(range(2, x.dim()))
-        var, mean = torch.var_mean(x, dim=dims, correction=0)
+        var, mean = torch.var_mean(x.float(), dim=dims, correction=0)  # fp32 under autocast too
         if self.momentum > 0:
             prev = self._previous.get(id(module))
             if prev is not None:
@@ -85,6 +85,7 @@ class InstanceMeansHook:
     def _hook(self, module, inputs, output) -> None:
         if self.enabled:
             x = inputs[0]
+            x = x.float()
             self._means.append(x.mean(dim=list(range(2, x.dim()))) if x.dim() > 2 else x)
 
     def take(self) -> Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import torch
 from generators import SOURCES
 
 from .checkpoint import atomic_write_text, load_into, read_model, read_run_checkpoint, save_model
@@ -93,6 +94,25 @@ def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels
     return gen, stu, student_blocks
 
 
+def apply_perf(cfg: Config, device, teacher, student, generator, probe):
+    """`perf` options: channels-last weights, torch.compile of the teacher's and student's forward
+    passes (the modules keep their weights and hooks), and the run's mixed precision. Returns
+    (Precision, the student's forward callable)."""
+    from .runtime import Precision
+
+    p = cfg.perf
+    if p.amp != "off" and device.type == "cpu" and p.amp == "fp16" and not hasattr(torch.amp, "GradScaler"):
+        raise DfkdError("perf.amp=fp16 on the CPU needs torch >= 2.3; use perf.amp=bf16")
+    if p.channels_last:
+        for m in (teacher, student, generator):
+            m.to(memory_format=torch.channels_last)
+    student_forward = student
+    if p.compile:
+        probe.teacher_forward = torch.compile(teacher, backend=p.compile_backend)
+        student_forward = torch.compile(student, backend=p.compile_backend)
+    return Precision(p.amp, device), student_forward
+
+
 def resume_state(run_dir: str | Path) -> tuple[Config, dict]:
     """(resolved config, checkpoint) of an interrupted run, or a DfkdError saying why it cannot resume."""
     from .methods import build_config
@@ -140,9 +160,11 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     contrast = None
     if gen_objective is not None and "contrast" in gen_objective.needs:
         contrast = Contrast(teacher, info.image_size, cfg.objective.contrast_dim, cfg.objective.contrast_bank, device)
+    precision, student_forward = apply_perf(cfg, device, teacher, student, generator, probe)
     synth = SCHEDULES.get(cfg.synth.schedule)(
         generator, cfg.synth, cfg.source.optim, gen_objective, probe, view_t.to(device), view_s.to(device),
         cfg.distill.rounds, device, augment=augment, num_classes=info.num_classes, contrast=contrast)
+    synth.precision = precision
     test_loader = make_loader(test_ds, 512, False, cfg.data, device=device)
     teacher_acc = accuracy(teacher, test_loader, device)
 
@@ -161,7 +183,8 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     tracker = Tracker(run_dir, cfg.tracking, config, name=run_dir.name, job_type="distill",
                       resume=(ckpt_run["round"], ckpt_run["wandb_run_id"]) if ckpt_run else None)
     loop = Distiller(cfg, student, synth, probe, student_objective, view_t, view_s, test_loader,
-                     tracker, run_dir, device, student_blocks=student_blocks, pool=pool)
+                     tracker, run_dir, device, student_blocks=student_blocks, pool=pool, precision=precision,
+                     student_forward=student_forward)
     loop.teacher_sha256 = ckpt["sha256"]
     if ckpt_run is not None:
         loop.resume(ckpt_run)

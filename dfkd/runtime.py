@@ -15,6 +15,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class Precision:
+    """Mixed precision of one run: `autocast()` around forward passes, and `scaler()` — one
+    GradScaler per optimizer, active for fp16 only (a disabled scaler passes everything through)."""
+
+    def __init__(self, mode: str = "off", device: str | torch.device = "cpu"):
+        self.mode, self.device_type = mode, torch.device(device).type
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode)
+
+    def autocast(self):
+        import contextlib
+
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def scaler(self):
+        enabled = self.mode == "fp16"
+        if hasattr(torch.amp, "GradScaler"):
+            return torch.amp.GradScaler(self.device_type, enabled=enabled)
+        return torch.cuda.amp.GradScaler(enabled=enabled and self.device_type == "cuda")  # torch < 2.3
+
+
 def set_deterministic(on: bool) -> None:
     """Deterministic algorithms everywhere (errors on ops that have none), cuDNN autotuning off."""
     import os

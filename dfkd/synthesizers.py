@@ -23,6 +23,7 @@ from .errors import DfkdError
 from .objective import Objective, Signals
 from .optim import make_optimizer
 from .registry import Registry
+from .runtime import Precision
 
 SCHEDULES = Registry("schedule")
 
@@ -38,6 +39,7 @@ class TeacherProbe:
 
     def __init__(self, teacher: nn.Module):
         self.teacher = teacher.eval().requires_grad_(False)
+        self.teacher_forward = self.teacher  # torch.compile(teacher) with perf.compile
         self.bn = BNStatsHook(teacher) if has_batchnorm(teacher) else None
         self.features = FeatureHook(classifier_layer(teacher), mode="input")
         self.blocks: BlockHooks | None = None
@@ -55,7 +57,7 @@ class TeacherProbe:
         self.features.enabled = want_feat
         if self.blocks is not None:
             self.blocks.enabled = want_blocks
-        logits = self.teacher(x)
+        logits = self.teacher_forward(x)
         return Signals(x=x, t_logits=logits,
                        bn_stats=list(self.bn.stats) if want_bn else [],
                        t_features=self.features.value if want_feat else None,
@@ -86,6 +88,8 @@ class PersistentSynthesizer:
         self.optim_cfg, self.num_classes = optim_cfg, num_classes
         self.contrast = contrast  # CMI: its projection head trains with the source
         self.guard = None  # a NonFiniteGuard shared with the loop (set by the Distiller)
+        self.precision = Precision("off", device)  # set by the run (perf.amp)
+        self._scaler = None
         self._params = [p for p in generator.parameters() if p.requires_grad] + self._extra_params()
         if cfg.g_steps > 0 and not self._params:
             raise DfkdError(f"source '{type(generator).__name__}' has no parameters to optimise; "
@@ -147,26 +151,34 @@ class PersistentSynthesizer:
         conditional = getattr(self.generator, "conditional", False)
         wants = self.objective is not None and "targets" in self.objective.needs
         targets = self._targets() if wants or conditional else None
+        if self._scaler is None:
+            self._scaler = self.precision.scaler()
+        scaler = self._scaler
         for _ in range(self.cfg.g_steps):
-            x = self._generate(self._z(self.cfg.batch_size), targets)
-            seen = self.augment(x) if self.augment is not None else x  # teacher and student see one view
-            if "contrast" in self.objective.needs:
-                self.contrast.capture()  # the probe's forward pass also yields the global embedding
-            sig = self.probe(self.view_t(seen), self.objective.needs)
-            sig.x, sig.targets = x, targets
-            if "student" in self.objective.needs:
-                sig.s_logits = student(self.view_s(seen))
-            if "contrast" in self.objective.needs:
-                sig.embed, sig.embed_local, sig.bank = self.contrast.views(self.view_t(seen))
-            loss, step_parts = self.objective(sig)
+            with self.precision.autocast():
+                x = self._generate(self._z(self.cfg.batch_size), targets)
+                seen = self.augment(x) if self.augment is not None else x  # teacher and student see one view
+                if "contrast" in self.objective.needs:
+                    self.contrast.capture()  # the probe's forward pass also yields the global embedding
+                sig = self.probe(self.view_t(seen), self.objective.needs)
+                sig.x, sig.targets = x, targets
+                if "student" in self.objective.needs:
+                    sig.s_logits = student(self.view_s(seen))
+                if "contrast" in self.objective.needs:
+                    sig.embed, sig.embed_local, sig.bank = self.contrast.views(self.view_t(seen))
+                loss, step_parts = self.objective(sig)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward(inputs=self._params)
-            if self.guard is not None and not self.guard.check(loss, self._params):
+            scaler.scale(loss).backward(inputs=self._params)
+            scaler.unscale_(self.optimizer)
+            checked = () if scaler.is_enabled() else self._params  # fp16: the scaler handles overflow
+            if self.guard is not None and not self.guard.check(loss, checked):
                 self.optimizer.zero_grad(set_to_none=True)  # skipped: nothing non-finite is applied
+                scaler.update()
                 self._after_step()
                 continue
             parts = {**step_parts, "loss": loss.detach()}
-            self.optimizer.step()
+            scaler.step(self.optimizer)
+            scaler.update()
             if sig.embed is not None:
                 self.contrast.remember(sig.embed)
             if self.ema_generator is not None:
@@ -178,10 +190,11 @@ class PersistentSynthesizer:
         # a source that returns its own parameter (free pixels) would be overwritten in place by the
         # next round's reset: hand out a copy
         x = x.detach().clone() if isinstance(x, nn.Parameter) else x.detach()
+        x = x.float()  # an autocast batch leaves the round in full precision
         if sig is None or self.augment is not None:  # the teacher has not yet seen this exact batch
-            with torch.no_grad():
-                return SynthBatch(x, self.probe(self.view_t(x)).t_logits), parts
-        return SynthBatch(x, sig.t_logits.detach()), parts
+            with torch.no_grad(), self.precision.autocast():
+                return SynthBatch(x, self.probe(self.view_t(x)).t_logits.float()), parts
+        return SynthBatch(x, sig.t_logits.detach().float()), parts
 
     def _after_step(self) -> None:
         """Called after every source step."""
