@@ -103,3 +103,20 @@ def test_instance_means_hook_concatenates_per_sample_bn_input_means():
     value = hook.take()
     assert value.shape == (3, hook.dim) and hook.dim == 8 + 8 + 16 + 16
     torch.testing.assert_close(value, torch.cat([x.mean(dim=(2, 3)) for x in inputs], dim=1))
+
+
+def test_bn_momentum_state_round_trips_so_a_resumed_run_blends_the_same():
+    from dfkd.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("cnn_small", 10, 1).eval()
+    a = BNStatsHook(model, momentum=0.9)
+    model(torch.randn(8, 1, 16, 16))
+    state = a.state_dict()
+    assert len(state) == len(a.layers) and all(s is not None for s in state)
+    a.remove()
+    resumed, plain = BNStatsHook(model, momentum=0.9), BNStatsHook(model)  # plain: this batch alone
+    resumed.load_state_dict(state)
+    model(torch.randn(8, 1, 16, 16))
+    for (m, v, _, _), (bm, bv, _, _), (pm, pv) in zip(resumed.stats, plain.stats, state):
+        assert torch.allclose(m, 0.9 * pm + 0.1 * bm) and torch.allclose(v, 0.9 * pv + 0.1 * bv)
