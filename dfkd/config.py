@@ -363,7 +363,11 @@ def from_dict(cls, data: dict, prefix: str = ""):
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise DfkdError(f"config key '{prefix}{name}' is required")
             continue
-        value = _coerce(data[name], hints[name], prefix + name)
+        raw = data[name]
+        choices = f.metadata.get("choices") or ()
+        if isinstance(raw, bool) and ("off" in choices or "on" in choices):
+            raw = "on" if raw else "off"  # YAML reads a bare off/on as a boolean
+        value = _coerce(raw, hints[name], prefix + name)
         _check_range(value, f.metadata, prefix + name)
         kwargs[name] = value
     return cls(**kwargs)

@@ -106,6 +106,23 @@ class Distiller:
             yield x, self.teacher_signals(x)
 
     # ------------------------------------------------------------------ the loop
+    def train_round(self) -> Tensor:
+        """One round's work: synthesis, the pool, the student steps; losses added to the running sums.
+        Returns the round's synthesized batch."""
+        st, d = self.state, self.cfg.distill
+        t0 = time.perf_counter()
+        batch, g_parts = self.synth.synthesize(self.student_forward)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        st["synth_time_s"] += time.perf_counter() - t0
+        if self.pool is not None:
+            self.pool.add(batch.x)
+        _accumulate(st["sums"], g_parts, "gen/")
+        if not self.synth.warming_up:
+            for x, teacher in self._student_inputs(batch):
+                _accumulate(st["sums"], self.student_step(x, teacher), "student/", scale=1.0 / d.kd_steps)
+        return batch.x
+
     def run(self, quiet: bool = False) -> dict:
         cfg, d = self.cfg, self.cfg.distill
         st = self.state  # everything the loop carries from round to round (restored on resume)
@@ -115,19 +132,8 @@ class Distiller:
         last_batch = None
         self._start = copy.deepcopy(self._models()) if st["round"] == 0 else None  # rollback target until a checkpoint
         for rnd in bar:
-            t0 = time.perf_counter()
-            batch, g_parts = self.synth.synthesize(self.student_forward)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            st["synth_time_s"] += time.perf_counter() - t0
-            last_batch = batch.x
-            if self.pool is not None:
-                self.pool.add(batch.x)
+            last_batch = self.train_round()
             sums = st["sums"]
-            _accumulate(sums, g_parts, "gen/")
-            if not self.synth.warming_up:
-                for x, teacher in self._student_inputs(batch):
-                    _accumulate(sums, self.student_step(x, teacher), "student/", scale=1.0 / d.kd_steps)
             st["since_log"] += 1
             if self.guard.tripped:
                 self._roll_back(rnd)

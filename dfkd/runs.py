@@ -94,6 +94,48 @@ def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels
     return gen, stu, student_blocks
 
 
+def build_parts(cfg: Config, teacher, info, device) -> dict:
+    """The run's moving parts around a frozen `teacher` (on `device`): probe, views, student,
+    objectives, source and schedule, with the `perf` options applied. Draws from the RNG in a fixed
+    order (student, then source), so a seeded run builds the same weights every time."""
+    probe = TeacherProbe(teacher)
+    if probe.bn is not None:
+        probe.bn.momentum = cfg.objective.bn_momentum
+    view_t, _ = build_view("identity", info.in_channels)
+    view_s, s_channels = build_view("identity", info.in_channels)
+    student = build_model(cfg.student.arch, info.num_classes, s_channels).to(device)
+    gen_objective, student_objective, student_blocks = build_objectives(cfg, probe, student, info, s_channels)
+    generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, cfg.synth.batch_size,
+                                             info.num_classes)
+    augment = crop_flip(info.image_size, info.flip).to(device) if cfg.synth.augment == "crop" else None
+    contrast = None
+    if gen_objective is not None and "contrast" in gen_objective.needs:
+        contrast = Contrast(teacher, info.image_size, cfg.objective.contrast_dim, cfg.objective.contrast_bank, device)
+    precision, student_forward = apply_perf(cfg, device, teacher, student, generator, probe)
+    synth = SCHEDULES.get(cfg.synth.schedule)(
+        generator, cfg.synth, cfg.source.optim, gen_objective, probe, view_t.to(device), view_s.to(device),
+        cfg.distill.rounds, device, augment=augment, num_classes=info.num_classes, contrast=contrast)
+    synth.precision = precision
+    return {"probe": probe, "student": student, "student_channels": s_channels, "view_t": view_t,
+            "view_s": view_s, "student_objective": student_objective, "student_blocks": student_blocks,
+            "synth": synth, "precision": precision, "student_forward": student_forward}
+
+
+def build_pool(cfg: Config, info, device, run_dir: Path | None) -> ReplayPool | None:
+    if cfg.pool.capacity == 0:
+        return None
+    return ReplayPool(cfg.pool.capacity, (info.in_channels, info.image_size, info.image_size), cfg.pool.storage,
+                      device=device if cfg.pool.device == "same" else "cpu", out_device=device,
+                      path=run_dir / "pool.bin" if cfg.pool.device == "disk" and run_dir else None)
+
+
+def make_distiller(cfg: Config, parts: dict, test_loader, tracker, run_dir: Path, device, pool) -> Distiller:
+    p = parts
+    return Distiller(cfg, p["student"], p["synth"], p["probe"], p["student_objective"], p["view_t"], p["view_s"],
+                     test_loader, tracker, run_dir, device, student_blocks=p["student_blocks"], pool=pool,
+                     precision=p["precision"], student_forward=p["student_forward"])
+
+
 def apply_perf(cfg: Config, device, teacher, student, generator, probe):
     """`perf` options: channels-last weights, torch.compile of the teacher's and student's forward
     passes (the modules keep their weights and hooks), and the run's mixed precision. Returns
@@ -146,25 +188,8 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     set_deterministic(cfg.deterministic)
     seed_everything(cfg.seed)
     teacher = teacher.to(device)
-    probe = TeacherProbe(teacher)
-    if probe.bn is not None:
-        probe.bn.momentum = cfg.objective.bn_momentum
-    view_t, _ = build_view("identity", info.in_channels)
-    view_s, s_channels = build_view("identity", info.in_channels)
-    student = build_model(cfg.student.arch, info.num_classes, s_channels).to(device)
-
-    gen_objective, student_objective, student_blocks = build_objectives(cfg, probe, student, info, s_channels)
-    generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, cfg.synth.batch_size,
-                                             info.num_classes)
-    augment = crop_flip(info.image_size, info.flip).to(device) if cfg.synth.augment == "crop" else None
-    contrast = None
-    if gen_objective is not None and "contrast" in gen_objective.needs:
-        contrast = Contrast(teacher, info.image_size, cfg.objective.contrast_dim, cfg.objective.contrast_bank, device)
-    precision, student_forward = apply_perf(cfg, device, teacher, student, generator, probe)
-    synth = SCHEDULES.get(cfg.synth.schedule)(
-        generator, cfg.synth, cfg.source.optim, gen_objective, probe, view_t.to(device), view_s.to(device),
-        cfg.distill.rounds, device, augment=augment, num_classes=info.num_classes, contrast=contrast)
-    synth.precision = precision
+    parts = build_parts(cfg, teacher, info, device)
+    student, s_channels = parts["student"], parts["student_channels"]
     test_loader = make_loader(test_ds, 512, False, cfg.data, device=device)
     teacher_acc = accuracy(teacher, test_loader, device)
 
@@ -172,19 +197,13 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
         raise DfkdError(f"the teacher at '{teacher_path}' is not the one run '{resume}' started with "
                         f"(sha256 differs); restore that teacher to resume")
     run_dir = make_run_dir(cfg) if resume is None else Path(resume)
-    pool = None
-    if cfg.pool.capacity > 0:
-        pool = ReplayPool(cfg.pool.capacity, (info.in_channels, info.image_size, info.image_size),
-                          cfg.pool.storage, device=device if cfg.pool.device == "same" else "cpu", out_device=device,
-                          path=run_dir / "pool.bin" if cfg.pool.device == "disk" else None)
+    pool = build_pool(cfg, info, device, run_dir)
     config = to_dict(cfg)
     if resume is None:
         atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
     tracker = Tracker(run_dir, cfg.tracking, config, name=run_dir.name, job_type="distill",
                       resume=(ckpt_run["round"], ckpt_run["wandb_run_id"]) if ckpt_run else None)
-    loop = Distiller(cfg, student, synth, probe, student_objective, view_t, view_s, test_loader,
-                     tracker, run_dir, device, student_blocks=student_blocks, pool=pool, precision=precision,
-                     student_forward=student_forward)
+    loop = make_distiller(cfg, parts, test_loader, tracker, run_dir, device, pool)
     loop.teacher_sha256 = ckpt["sha256"]
     if ckpt_run is not None:
         loop.resume(ckpt_run)

@@ -85,3 +85,10 @@ def test_options_show_the_defaults_a_section_actually_gets():
     rows = {key: default for key, _, default, _ in options(Config)}
     assert rows["source.optim.name"] == "adam" and rows["source.optim.lr"] == pytest.approx(1e-3)
     assert rows["student.optim.name"] == "sgd" and rows["student.optim.lr"] == pytest.approx(0.1)
+
+
+def test_a_bare_off_is_the_choice_off_not_a_boolean():
+    from dfkd.methods import build_config
+
+    assert build_config(sets=["perf.amp=off"]).perf.amp == "off"
+    assert build_config(sets=["perf.amp=bf16"]).perf.amp == "bf16"
