@@ -143,7 +143,7 @@ def apply_perf(cfg: Config, device, teacher, student, generator, probe):
     from .runtime import Precision
 
     p = cfg.perf
-    if p.amp != "off" and device.type == "cpu" and p.amp == "fp16" and not hasattr(torch.amp, "GradScaler"):
+    if p.amp == "fp16" and device.type == "cpu" and not hasattr(torch.amp, "GradScaler"):
         raise DfkdError("perf.amp=fp16 on the CPU needs torch >= 2.3; use perf.amp=bf16")
     if p.channels_last:
         for m in (teacher, student, generator):
