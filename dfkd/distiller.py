@@ -30,7 +30,7 @@ from .checkpoint import read_run_checkpoint, save_run_checkpoint
 from .config import Config, to_dict
 from .errors import NonFiniteError
 from .evaluate import accuracy
-from .guard import NonFiniteGuard
+from .guard import NonFiniteGuard, guarded_step
 from .hooks import BlockHooks
 from .objective import Objective, Signals
 from .optim import make_optimizer
@@ -58,10 +58,14 @@ class Distiller:
         self.scaler = self.precision.scaler()
         # e.g. torch.compile(student): the weights (and checkpoints) stay in `student`
         self.student_forward = student if student_forward is None else student_forward
-        self.history: list[tuple[int, float]] = []
         self.teacher_sha256: str | None = None
         self.state = {"round": 0, "acc": 0.0, "best": -1.0, "best_round": 0, "history": [], "sums": {},
                       "since_log": 0, "elapsed_s": 0.0, "synth_time_s": 0.0}
+
+    @property
+    def history(self) -> list[tuple[int, float]]:
+        """(round, test accuracy) at every evaluation so far."""
+        return self.state["history"]
 
     # ------------------------------------------------------------------ one student step
     @torch.no_grad()
@@ -75,19 +79,10 @@ class Distiller:
             s_logits = self.student_forward(self.view_s(x))
             sig = replace(teacher, x=x, s_logits=s_logits, s_blocks=self.blocks.values if self.blocks else [])
             loss, parts = self.objective(sig)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        # with fp16, overflowing gradients are the scaler's business (it skips and rescales): check the loss
-        params = () if self.scaler.is_enabled() else self.student.parameters()
-        if not self.guard.check(loss, params):
-            self.optimizer.zero_grad(set_to_none=True)  # skipped and counted; the schedule still advances
-            self.scaler.update()
-            self.scheduler.step()
+        taken = guarded_step(loss, self.optimizer, self.scaler, self.guard, self.student.parameters())
+        self.scheduler.step()  # a skipped step is counted by the guard; the schedule still advances
+        if not taken:
             return {}
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
         parts["loss"] = loss.detach()
         return parts
 
@@ -155,7 +150,6 @@ class Distiller:
                 if evaluate:  # after the log row, so a resumed run never misses one
                     st["round"], st["elapsed_s"] = rnd, time.time() - start
                     self._checkpoint()
-        self.history = st["history"]
         return {"student_acc": st["acc"], "best_student_acc": st["best"], "best_round": st["best_round"],
                 "skipped_steps": self.guard.skipped, "rollbacks": self.guard.rollbacks,
                 "wall_time_s": round(time.time() - start, 2), "synth_time_s": round(st["synth_time_s"], 2)}

@@ -28,6 +28,23 @@ def all_finite(loss: Tensor, params) -> Tensor:
     return ok
 
 
+def guarded_step(loss: Tensor, optimizer, scaler, guard: "NonFiniteGuard | None", params, inputs=None) -> bool:
+    """backward (through the GradScaler), then the optimizer step only if the guard finds the loss and
+    gradients finite; with fp16 the scaler owns gradient overflow, so only the loss is checked.
+    Returns whether the step was taken (a skipped step leaves no gradients behind)."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward(inputs=inputs)
+    scaler.unscale_(optimizer)
+    checked = () if scaler.is_enabled() else params
+    if guard is not None and not guard.check(loss, checked):
+        optimizer.zero_grad(set_to_none=True)
+        scaler.update()
+        return False
+    scaler.step(optimizer)
+    scaler.update()
+    return True
+
+
 class NonFiniteGuard:
     def __init__(self, cfg: GuardConfig):
         self.cfg = cfg

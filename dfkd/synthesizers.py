@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from .hooks import BlockHooks, BNStatsHook, FeatureHook, classifier_layer, has_batchnorm
 from .config import SynthConfig
 from .errors import DfkdError
+from .guard import guarded_step
 from .objective import Objective, Signals
 from .optim import make_optimizer
 from .registry import Registry
@@ -167,18 +168,10 @@ class PersistentSynthesizer:
                 if "contrast" in self.objective.needs:
                     sig.embed, sig.embed_local, sig.bank = self.contrast.views(self.view_t(seen))
                 loss, step_parts = self.objective(sig)
-            self.optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward(inputs=self._params)
-            scaler.unscale_(self.optimizer)
-            checked = () if scaler.is_enabled() else self._params  # fp16: the scaler handles overflow
-            if self.guard is not None and not self.guard.check(loss, checked):
-                self.optimizer.zero_grad(set_to_none=True)  # skipped: nothing non-finite is applied
-                scaler.update()
-                self._after_step()
+            if not guarded_step(loss, self.optimizer, scaler, self.guard, self._params, inputs=self._params):
+                self._after_step()  # skipped: nothing non-finite is applied
                 continue
             parts = {**step_parts, "loss": loss.detach()}
-            scaler.step(self.optimizer)
-            scaler.update()
             if sig.embed is not None:
                 self.contrast.remember(sig.embed)
             if self.ema_generator is not None:
