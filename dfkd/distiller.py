@@ -31,7 +31,7 @@ from .config import Config, to_dict
 from .errors import NonFiniteError
 from .evaluate import accuracy
 from .guard import NonFiniteGuard, guarded_step
-from .hooks import BlockHooks
+from .hooks import BlockHooks, FeatureHook, classifier_layer
 from .objective import Objective, Signals
 from .optim import make_optimizer
 from .runtime import Precision, rng_state, set_rng_state
@@ -47,10 +47,14 @@ class Distiller:
         self.objective, self.view_t, self.view_s = student_objective, view_t, view_s
         self.test_loader, self.tracker, self.run_dir, self.device = test_loader, tracker, run_dir, device
         d = cfg.distill
-        self.optimizer, self.scheduler = make_optimizer(student.parameters(), cfg.student.optim,
+        self.heads = student_objective.heads  # trainable parts of student terms (FitNets' adapter)
+        self.params = list(student.parameters()) + list(self.heads.parameters())
+        self.optimizer, self.scheduler = make_optimizer(self.params, cfg.student.optim,
                                                         max(1, d.rounds - cfg.synth.warmup) * d.kd_steps)
         self.student_batch = cfg.synth.batch_size
         self.blocks = BlockHooks(student, student_blocks) if student_blocks else None
+        self.features = FeatureHook(classifier_layer(student), mode="input") \
+            if "s_features" in student_objective.needs else None
         self.pool = pool
         self.guard = NonFiniteGuard(cfg.guard)
         synthesizer.guard = self.guard
@@ -77,9 +81,10 @@ class Distiller:
     def student_step(self, x: Tensor, teacher: Signals) -> dict[str, Tensor]:
         with self.precision.autocast():
             s_logits = self.student_forward(self.view_s(x))
-            sig = replace(teacher, x=x, s_logits=s_logits, s_blocks=self.blocks.values if self.blocks else [])
+            sig = replace(teacher, x=x, s_logits=s_logits, s_blocks=self.blocks.values if self.blocks else [],
+                          s_features=self.features.value if self.features else None)
             loss, parts = self.objective(sig)
-        taken = guarded_step(loss, self.optimizer, self.scaler, self.guard, self.student.parameters())
+        taken = guarded_step(loss, self.optimizer, self.scaler, self.guard, self.params)
         self.scheduler.step()  # a skipped step is counted by the guard; the schedule still advances
         if not taken:
             return {}
@@ -90,8 +95,9 @@ class Distiller:
         """(x, teacher signals) for each of the round's kd_steps, by `distill.batch`."""
         d = self.cfg.distill
         if d.batch == "reuse":  # one teacher pass serves every student step on this batch
-            teacher = Signals(x=batch.x, t_logits=batch.t_logits) if self.objective.needs <= {"student"} \
+            teacher = Signals(x=batch.x, t_logits=batch.t_logits) if self.objective.needs <= {"student", "targets"} \
                 else self.teacher_signals(batch.x)
+            teacher.targets = batch.targets
             for _ in range(d.kd_steps):
                 yield batch.x, teacher
             return
@@ -179,7 +185,8 @@ class Distiller:
         """Everything needed to continue exactly from the end of this round (`resume`); never written
         with non-finite weights (the run rolls back instead)."""
         models = self._models()
-        weights = [t for sd in (models["student"], models["synthesizer"]["generator"]) for t in sd.values()
+        weights = [t for sd in (models["student"], models["heads"], models["synthesizer"].get("generator", {}))
+                   for t in sd.values()
                    if torch.is_tensor(t) and t.is_floating_point()]
         if not bool(torch.isfinite(torch.stack([w.abs().sum() for w in weights])).all()):
             self.guard.streak = self.cfg.guard.patience
@@ -201,6 +208,7 @@ class Distiller:
 
     def _load_models(self, ckpt: dict) -> None:
         self.student.load_state_dict(ckpt["student"])
+        self.heads.load_state_dict(ckpt.get("heads") or {})
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.synth.load_state_dict(ckpt["synthesizer"])
@@ -208,8 +216,9 @@ class Distiller:
             self.pool.load_state_dict(ckpt["pool"])
 
     def _models(self) -> dict:
-        return {"student": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "synthesizer": self.synth.state_dict(),
+        return {"student": self.student.state_dict(), "heads": self.heads.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "synthesizer": self.synth.state_dict(),
                 "pool": self.pool.state_dict() if self.pool is not None else None}
 
     def _roll_back(self, rnd: int) -> None:

@@ -33,6 +33,7 @@ class Cell:
     name: str = ""  # default: the method name; unique within the table
     set: dict[str, Any] | None = None  # dotted config keys -> values, over the table's base config
     doc: str = ""
+    scale_set: dict[str, dict[str, Any]] | None = None  # scale -> overrides applied after its caps
 
 
 @dataclass
@@ -103,8 +104,10 @@ def _sets(d: dict | None) -> list[str]:
     return [f"{k}={json.dumps(v)}" for k, v in _flatten(d).items()]
 
 
-def cell_config(path: Path, spec: TableSpec, cell: Cell, scale: Scale, seed: int, extra=()) -> Config:
-    """The cell's config: recipe <- base file <- cell.set <- scale.set <- extra, then scale.max caps."""
+def cell_config(path: Path, spec: TableSpec, cell: Cell, scale: Scale, seed: int, extra=(),
+                scale_name: str = "") -> Config:
+    """The cell's config: recipe <- base file <- cell.set <- scale.set <- extra, then scale.max caps,
+    then the cell's own overrides at this scale (`scale_set`, e.g. a reference row that keeps its budget)."""
     from .methods import build_config
 
     base = str(path.parent / spec.base) if spec.base else None
@@ -117,7 +120,8 @@ def cell_config(path: Path, spec: TableSpec, cell: Cell, scale: Scale, seed: int
             raise DfkdError(f"{path}: scale cap '{key}' is not a config key{suggest(key, flat)}")
         if isinstance(flat[key], (int, float)) and flat[key] > cap:
             caps.append(f"{key}={cap}")
-    return build_config(base, sets + caps, method=cell.method) if caps else cfg
+    own = _sets((cell.scale_set or {}).get(scale_name, {}))
+    return build_config(base, sets + caps + own, method=cell.method) if caps or own else cfg
 
 
 def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: str = "runs",
@@ -141,7 +145,12 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
     root = Path(out) / name / scale
     n_seeds = seeds or spec.seeds
     # validate every cell before any work starts
-    plans = [(c, s, cell_config(path, spec, c, sc, s, sets)) for c in cells for s in range(n_seeds)]
+    for c in spec.cells:
+        for k in c.scale_set or {}:
+            if k != "paper" and k not in scales:
+                raise DfkdError(f"{path}: cell '{c.name or c.method}' has scale_set for an unknown scale "
+                                f"'{k}'{suggest(k, scales)}; scales: paper, {', '.join(scales)}")
+    plans = [(c, s, cell_config(path, spec, c, sc, s, sets, scale)) for c in cells for s in range(n_seeds)]
     if sc.standin:
         plans = _standins(plans, scale)
     group = [f"tracking.group={name}-{scale}"]

@@ -5,9 +5,10 @@
 
 Terms live in the `TERMS` registry; each declares which signals it needs ("student" logits,
 teacher "bn" statistics, teacher penultimate "features", the source's sampled "targets", CMI's
-"contrast" embeddings), so the loop runs the student forward and
-the hooks only when some weighted term asks for them ("blocks": matched teacher and student stage
-outputs, for student terms). Sign convention: every term is *minimised*
+"contrast" embeddings, the student's penultimate "s_features"), so the loop runs the student forward
+and the hooks only when some weighted term asks for them ("blocks": matched teacher and student stage
+outputs, for student terms). A term with parameters (FitNets' adapter) keeps them in
+`Objective.heads`, trained by the objective's owner. Sign convention: every term is *minimised*
 by whoever owns the objective; adversarial terms (`adv_*`) are negated disagreements, so the source
 minimising them maximises the teacher-student gap.
 """
@@ -16,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from torch import Tensor
+from torch import Tensor, nn
 
-from . import losses
+from . import kd_losses, losses
 from .errors import DfkdError
 from .registry import Registry
 
@@ -34,7 +35,8 @@ class Signals:
     t_features: Tensor | None = None
     t_blocks: list = field(default_factory=list)  # teacher stage outputs, paired with s_blocks
     s_blocks: list = field(default_factory=list)
-    targets: Tensor | None = None  # (N,) sampled classes, for sources that synthesise to a target
+    targets: Tensor | None = None  # (N,) sampled classes (DeepInversion), or true labels of a real batch
+    s_features: Tensor | None = None  # (N, D) student penultimate features (RKD)
     embed: Tensor | None = None  # (N, D) projected teacher instance embedding, global view (CMI)
     embed_local: Tensor | None = None  # (N, D) the same for a local (random resized crop) view
     bank: Tensor | None = None  # (M, D) earlier embeddings: contrastive negatives
@@ -86,6 +88,22 @@ _term("cmi", "InfoNCE between global- and local-view teacher embeddings of each 
 _term("bn", "distance of batch statistics to the teacher's BN running statistics (first layer x bn_first)",
       "bn")(
     lambda s, o: losses.bn_stat_distance(s.bn_stats, o.bn_first))
+_term("label_ce", "CE of the student on the batch's true labels (data-driven KD; real data only)",
+      "student", "targets")(
+    lambda s, o: kd_losses.label_ce(s.s_logits, s.targets))
+_term("dkd", "decoupled KD, dkd_alpha x TCKD + dkd_beta x NCKD at the objective's temperature "
+      "(Zhao et al. 2022; real data only)", "student", "targets")(
+    lambda s, o: kd_losses.dkd(s.s_logits, s.t_logits, s.targets, o.dkd_alpha, o.dkd_beta, o.temperature))
+_term("hint", "FitNets hint: MSE between the teacher's middle matched stage and the student's through a "
+      "learned 1x1-conv adapter (Romero et al. 2015)", "student", "blocks")(
+    lambda s, o: kd_losses.hint_mse(o.heads["hint"](s.s_blocks[len(s.s_blocks) // 2]),
+                                     s.t_blocks[len(s.t_blocks) // 2]))
+_term("rkd_d", "RKD distance: Huber between normalised pairwise distances of penultimate features "
+      "(Park et al. 2019)", "student", "features", "s_features")(
+    lambda s, o: kd_losses.rkd_distance(s.s_features, s.t_features))
+_term("rkd_a", "RKD angle: Huber between triplet-angle cosines of penultimate features (Park et al. 2019)",
+      "student", "features", "s_features")(
+    lambda s, o: kd_losses.rkd_angle(s.s_features, s.t_features))
 _term("tv_l1", "L1 total variation of the synthesized input (DeepInversion)")(
     lambda s, o: losses.total_variation(s.x, 1))
 _term("tv_l2", "squared total variation of the synthesized input (DeepInversion)")(
@@ -98,10 +116,13 @@ class Objective:
     """Weighted sum of registered terms; zero-weighted terms are dropped."""
 
     def __init__(self, weights: dict[str, float], temperature: float = 1.0, owner: str = "objective",
-                 bn_first: float = 1.0, contrast_tau: float = 0.1):
+                 bn_first: float = 1.0, contrast_tau: float = 0.1, dkd_alpha: float = 1.0,
+                 dkd_beta: float = 8.0):
         self.weights = {k: float(w) for k, w in weights.items() if w != 0}
         self.terms = {k: TERMS.get(k) for k in self.weights}
         self.temperature, self.bn_first, self.contrast_tau = temperature, bn_first, contrast_tau
+        self.dkd_alpha, self.dkd_beta = dkd_alpha, dkd_beta
+        self.heads = nn.ModuleDict()  # parameters of terms (FitNets' adapter), trained with the owner
         self.needs = frozenset().union(*(t.needs for t in self.terms.values()))
         if not self.weights:
             raise DfkdError(f"the {owner} objective has no term with a non-zero weight; "
@@ -121,7 +142,8 @@ class Objective:
         kept = {k: w for k, w in self.weights.items() if not k.startswith(prefix)}
         if not kept:
             return None
-        return Objective(kept, self.temperature, bn_first=self.bn_first, contrast_tau=self.contrast_tau)
+        return Objective(kept, self.temperature, bn_first=self.bn_first, contrast_tau=self.contrast_tau,
+                         dkd_alpha=self.dkd_alpha, dkd_beta=self.dkd_beta)
 
     def __repr__(self) -> str:
         return " + ".join(f"{w:g}*{k}" for k, w in self.weights.items())

@@ -24,6 +24,7 @@ from .hooks import match_stages
 from .models import build_model, count_params
 from .objective import Objective
 from .pool import ReplayPool
+from .real import RealBatches
 from .runtime import resolve_device, seed_everything, set_deterministic
 from .synthesizers import SCHEDULES, TeacherProbe
 from .teacher import build_teacher_config, ensure_teacher
@@ -72,26 +73,48 @@ def make_run_dir(cfg: Config) -> Path:
 
 def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels: int):
     """(source objective or None, student objective, student stage names for "blocks" terms), after
-    the checks that need the built models: BN terms need a BN teacher, `at` needs shared resolutions."""
+    the checks that need the built models: BN terms need a BN teacher, `at` and `hint` need shared
+    resolutions; FitNets' adapter (`hint`) is built here, sized by one forward pass of zeros."""
     o = cfg.objective
-    gen = Objective(o.generator, o.temperature, "generator", o.bn_first, o.contrast_tau) \
-        if cfg.synth.g_steps > 0 else None
-    stu = Objective(o.student, o.temperature, "student", o.bn_first, o.contrast_tau)
+    opts = dict(bn_first=o.bn_first, contrast_tau=o.contrast_tau, dkd_alpha=o.dkd_alpha, dkd_beta=o.dkd_beta)
+    gen = Objective(o.generator, o.temperature, "generator", **opts) if cfg.synth.g_steps > 0 else None
+    stu = Objective(o.student, o.temperature, "student", **opts)
     if gen is not None and "bn" in gen.needs and probe.bn is None:
         raise DfkdError(f"objective.generator.bn needs a teacher with BatchNorm layers, and "
                         f"'{cfg.teacher.arch}' has none; set objective.generator.bn=0")
     if gen is not None and "blocks" in gen.needs:
-        raise DfkdError("the 'at' term compares student and teacher stages: use it in objective.student, "
-                        "not objective.generator")
+        raise DfkdError("the 'at' and 'hint' terms compare student and teacher stages: use them in "
+                        "objective.student, not objective.generator")
     student_blocks = None
     if "blocks" in stu.needs:
         shape = (2, info.in_channels, info.image_size, info.image_size)
-        t_names, student_blocks = match_stages(probe.teacher, student, shape, (2, s_channels) + shape[2:])
+        s_shape = (2, s_channels) + shape[2:]
+        t_names, student_blocks = match_stages(probe.teacher, student, shape, s_shape)
         if not t_names:
-            raise DfkdError(f"the 'at' term needs teacher and student stages of equal spatial size, and "
-                            f"{cfg.teacher.arch} / {cfg.student.arch} share none; set objective.student.at=0")
+            terms = " and ".join(f"objective.student.{k}=0" for k in stu.weights if k in ("at", "hint"))
+            raise DfkdError(f"the 'at'/'hint' terms need teacher and student stages of equal spatial size, and "
+                            f"{cfg.teacher.arch} / {cfg.student.arch} share none; set {terms}")
         probe.watch_blocks(t_names)
+        if "hint" in stu.weights:
+            mid = len(t_names) // 2
+            c_t = _stage_channels(probe.teacher, t_names[mid], shape)
+            c_s = _stage_channels(student, student_blocks[mid], s_shape)
+            stu.heads["hint"] = torch.nn.Conv2d(c_s, c_t, kernel_size=1, bias=False)
     return gen, stu, student_blocks
+
+
+@torch.no_grad()
+def _stage_channels(model, name: str, shape) -> int:
+    from .hooks import BlockHooks
+
+    hook = BlockHooks(model, [name])
+    was_training = model.training
+    try:
+        model.eval()(torch.zeros(*shape, device=next(model.parameters()).device))
+        return hook.values[0].shape[1]
+    finally:
+        model.train(was_training)
+        hook.remove()
 
 
 def build_parts(cfg: Config, teacher, info, device) -> dict:
@@ -105,6 +128,7 @@ def build_parts(cfg: Config, teacher, info, device) -> dict:
     view_s, s_channels = build_view("identity", info.in_channels)
     student = build_model(cfg.student.arch, info.num_classes, s_channels).to(device)
     gen_objective, student_objective, student_blocks = build_objectives(cfg, probe, student, info, s_channels)
+    student_objective.heads.to(device)
     generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, cfg.synth.batch_size,
                                              info.num_classes)
     augment = crop_flip(info.image_size, info.flip).to(device) if cfg.synth.augment == "crop" else None
@@ -112,9 +136,13 @@ def build_parts(cfg: Config, teacher, info, device) -> dict:
     if gen_objective is not None and "contrast" in gen_objective.needs:
         contrast = Contrast(teacher, info.image_size, cfg.objective.contrast_dim, cfg.objective.contrast_bank, device)
     precision, student_forward = apply_perf(cfg, device, teacher, student, generator, probe)
+    extra = {}
+    if cfg.source.name == "real":  # data-driven KD: the training split, one batch per round
+        extra["batches"] = RealBatches(load_split(cfg.data, "train"), cfg.synth.batch_size, cfg.seed, device,
+                                       cfg.data.num_workers)
     synth = SCHEDULES.get(cfg.synth.schedule)(
         generator, cfg.synth, cfg.source.optim, gen_objective, probe, view_t.to(device), view_s.to(device),
-        cfg.distill.rounds, device, augment=augment, num_classes=info.num_classes, contrast=contrast)
+        cfg.distill.rounds, device, augment=augment, num_classes=info.num_classes, contrast=contrast, **extra)
     synth.precision = precision
     return {"probe": probe, "student": student, "student_channels": s_channels, "view_t": view_t,
             "view_s": view_s, "student_objective": student_objective, "student_blocks": student_blocks,
@@ -183,7 +211,7 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
         cfg, ckpt_run = resume_state(resume)
     device = resolve_device(cfg.device)
     info = dataset_info(cfg.data)
-    test_ds = load_split(cfg.data, "test")  # the only real data a data-free run reads
+    test_ds = load_split(cfg.data, "test")  # with source.name=real, build_parts also reads the train split
     teacher, ckpt, teacher_path = load_teacher(cfg, info, quiet)
     set_deterministic(cfg.deterministic)
     seed_everything(cfg.seed)

@@ -33,6 +33,7 @@ SCHEDULES = Registry("schedule")
 class SynthBatch:
     x: Tensor  # (N, C, H, W), detached
     t_logits: Tensor  # (N, K), teacher on view_t(x), detached
+    targets: Tensor | None = None  # (N,) true labels of a real batch (data-driven KD)
 
 
 class TeacherProbe:
@@ -324,3 +325,6 @@ class MetaSynthesizer(PersistentSynthesizer):
 
 
 SCHEDULES.register("meta")(MetaSynthesizer)
+
+# the real-data schedule lives in its own file; importing it here registers it with the others
+from . import real  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""Input sources: generator architectures (and, later, the free-pixel source).
+"""Input sources: generator architectures, free pixels, noise, and the real training split.
 
 Every source is registered in `SOURCES` as a factory
 `(cfg: SourceConfig, size, channels, batch_size, num_classes) -> nn.Module` mapping latent codes
@@ -12,6 +12,7 @@ from .dcgan import DCGANGenerator
 from .noise import NoiseSource
 from .nayer import NayerSource
 from .pixels import PixelSource
+from .real import RealBatch
 
 SOURCES = Registry("source")
 
@@ -44,6 +45,13 @@ def nayer(cfg, size: int, channels: int, batch_size: int, num_classes: int) -> N
                        embed_dim=cfg.embed_dim, learn_embed=cfg.embed == "learned")
 
 
+@SOURCES.register("real")
+def real(cfg, size: int, channels: int, batch_size: int, num_classes: int) -> RealBatch:
+    """The real training split, one shuffled batch per round (data-driven KD); use with
+    synth.schedule=per_batch."""
+    return RealBatch()
+
+
 def _read_embedding(path: str, num_classes: int):
     import torch
 
@@ -60,4 +68,4 @@ def _read_embedding(path: str, num_classes: int):
     return e
 
 
-__all__ = ["SOURCES", "DCGANGenerator", "NayerSource", "NoiseSource", "PixelSource"]
+__all__ = ["SOURCES", "DCGANGenerator", "NayerSource", "NoiseSource", "PixelSource", "RealBatch"]

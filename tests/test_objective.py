@@ -51,4 +51,4 @@ def test_unknown_term_and_empty_objective_are_user_errors():
 
 def test_every_term_declares_known_needs():
     for name in TERMS:
-        assert TERMS.get(name).needs <= {"student", "bn", "features", "blocks", "targets", "contrast"}, name
+        assert TERMS.get(name).needs <= {"student", "bn", "features", "blocks", "targets", "contrast", "s_features"}, name

@@ -1,0 +1,111 @@
+"""Real training data through the same loop: the `per_batch` schedule of the `real` source.
+
+Data-driven KD (Hinton et al. 2015, FitNets, AT, RKD, DKD: the upper reference row of every table)
+is the one loop with the synthesis step replaced by "draw the next real batch": each round yields
+one batch of the training split with its labels (`SynthBatch.targets`), and the student takes
+`distill.kd_steps` steps on it (`distill.batch=reuse`). A round is one batch, so
+`distill.rounds = epochs × ⌊N / synth.batch_size⌋`.
+
+The order is a seeded permutation per epoch, kept as (epoch, position) in checkpoints, so a
+resumed run sees exactly the batches the uninterrupted one would have; the last partial batch of
+an epoch is dropped (every batch has `synth.batch_size` samples).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from .config import SynthConfig
+from .errors import DfkdError
+from .synthesizers import SCHEDULES, SynthBatch, TeacherProbe
+from .runtime import Precision
+
+
+class RealBatches:
+    """Endless shuffled batches (x (B, C, H, W), y (B,)) of a dataset; in-memory tensor datasets are
+    sliced, any other `Dataset` goes through a DataLoader with `num_workers` workers."""
+
+    def __init__(self, ds: Dataset, batch_size: int, seed: int, device, num_workers: int = 0):
+        self.ds, self.batch_size, self.seed, self.device = ds, batch_size, seed, device
+        self.num_workers = num_workers
+        self.per_epoch = len(ds) // batch_size
+        if self.per_epoch == 0:
+            raise DfkdError(f"synth.batch_size={batch_size} is larger than the training split ({len(ds)} "
+                            f"samples); lower synth.batch_size")
+        self.tensors = [t.to(device) for t in ds.tensors] if isinstance(ds, TensorDataset) else None
+        self.epoch, self.pos = 0, 0
+        self._it = None
+
+    def _order(self) -> Tensor:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return torch.randperm(len(self.ds), generator=g)[: self.per_epoch * self.batch_size]
+
+    def _open(self) -> None:
+        order = self._order()[self.pos * self.batch_size:]
+        if self.tensors is not None:
+            order = order.to(self.device)
+            self._it = (tuple(t[order[i:i + self.batch_size]] for t in self.tensors)
+                        for i in range(0, len(order), self.batch_size))
+        else:
+            loader = DataLoader(self.ds, batch_size=self.batch_size, sampler=order.tolist(),
+                                num_workers=self.num_workers, pin_memory=str(self.device).startswith("cuda"))
+            self._it = ((x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+                        for x, y in loader)
+
+    def next(self) -> tuple[Tensor, Tensor]:
+        if self.pos == self.per_epoch:
+            self.epoch, self.pos, self._it = self.epoch + 1, 0, None
+        if self._it is None:
+            self._open()
+        self.pos += 1
+        return next(self._it)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.pos, self._it = state["epoch"], state["pos"], None
+
+
+class RealDataSynthesizer:
+    """Schedule `per_batch`: every round is the next real batch (optionally augmented by
+    `synth.augment`), with the teacher's logits and the true labels. Nothing is optimised
+    (`synth.g_steps` must be 0)."""
+
+    def __init__(self, source: nn.Module, cfg: SynthConfig, optim_cfg, objective, probe: TeacherProbe,
+                 view_t: nn.Module, view_s: nn.Module, rounds: int, device: torch.device,
+                 augment: nn.Module | None = None, num_classes: int = 10, contrast=None,
+                 batches: RealBatches | None = None):
+        if batches is None:
+            raise DfkdError("the per_batch schedule needs the real training split (source.name=real)")
+        self.source, self.cfg, self.probe, self.view_t = source, cfg, probe, view_t
+        self.batches, self.augment, self.device = batches, augment, device
+        self.guard = None
+        self.precision = Precision("off", device)
+        self.round = 0
+        self.warming_up = False
+
+    def synthesize(self, student: nn.Module) -> tuple[SynthBatch, dict[str, Tensor]]:
+        self.round += 1
+        x, y = self.batches.next()
+        with torch.no_grad():
+            if self.augment is not None:
+                x = self.augment(x)
+            x = self.source(x)
+            with self.precision.autocast():
+                t_logits = self.probe(self.view_t(x)).t_logits.float()
+        return SynthBatch(x, t_logits, targets=y), {}
+
+    def sample(self, n: int) -> Tensor:
+        raise DfkdError("the per_batch schedule serves one real batch per round; use distill.batch=reuse")
+
+    def state_dict(self) -> dict:
+        return {"round": self.round, "batches": self.batches.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.round = state["round"]
+        self.batches.load_state_dict(state["batches"])
+
+
+SCHEDULES.register("per_batch")(RealDataSynthesizer)
