@@ -128,6 +128,18 @@ class DistillConfig:
 
 
 @dataclass
+class ViewConfig:
+    teacher: str = opt("identity", "what the teacher sees of each batch (see `dfkd list views`); its output "
+                                   "channels must be the teacher's")
+    student: str = opt("identity", "what the student sees, in training and on the test split (cross-modal KD: "
+                                   "e.g. sobel, grayscale, lowres); the student's input channels follow it")
+    eval: str = opt("", "the view of the test split the student is scored on; default (empty): view.student. "
+                        "view.student=identity with view.eval=sobel is the 'naive transfer' control of cross-modal KD")
+    lowres_factor: int = opt(4, "lowres view: down-sampling factor", min=2)
+    mix_seed: int = opt(0, "colormix view: seed of the fixed random mixing matrix")
+
+
+@dataclass
 class PerfConfig:
     amp: str = opt("off", "mixed precision of forward passes: off, bf16 (autocast), or fp16 (autocast + a "
                           "GradScaler per optimizer); for GPUs", choices=["off", "bf16", "fp16"])
@@ -186,6 +198,7 @@ class Config:
     source: SourceConfig = opt(SourceConfig(), "input source")
     synth: SynthConfig = opt(SynthConfig(), "synthesis schedule")
     objective: ObjectiveConfig = opt(ObjectiveConfig(), "loss terms")
+    view: ViewConfig = opt(ViewConfig(), "teacher and student views (cross-modal KD)")
     distill: DistillConfig = opt(DistillConfig(), "the distillation loop")
     pool: PoolConfig = opt(PoolConfig(), "replay pool of synthesized batches")
     guard: GuardConfig = opt(GuardConfig(), "non-finite losses and gradients")

@@ -42,9 +42,10 @@ class Distiller:
     def __init__(self, cfg: Config, student: nn.Module, synthesizer, probe, student_objective: Objective,
                  view_t: nn.Module, view_s: nn.Module, test_loader, tracker: Tracker, run_dir: Path,
                  device: torch.device, student_blocks: list[str] | None = None, pool=None,
-                 precision: Precision | None = None, student_forward=None):
+                 precision: Precision | None = None, student_forward=None, view_eval: nn.Module | None = None):
         self.cfg, self.student, self.synth, self.probe = cfg, student.to(device).train(), synthesizer, probe
         self.objective, self.view_t, self.view_s = student_objective, view_t, view_s
+        self.view_eval = view_s if view_eval is None else view_eval  # what the test split is scored through
         self.test_loader, self.tracker, self.run_dir, self.device = test_loader, tracker, run_dir, device
         d = cfg.distill
         self.heads = student_objective.heads  # trainable parts of student terms (FitNets' adapter)
@@ -144,7 +145,7 @@ class Distiller:
                 metrics["lr/student"] = self.optimizer.param_groups[0]["lr"]
                 st["sums"], st["since_log"] = {}, 0
                 if evaluate:
-                    acc = accuracy(self.student, self.test_loader, self.device, transform=self.view_s)
+                    acc = accuracy(self.student, self.test_loader, self.device, transform=self.view_eval)
                     metrics["student_acc"] = st["acc"] = acc
                     st["history"].append((rnd, acc))
                     if acc > st["best"]:

@@ -278,7 +278,14 @@ def validate(cfg: Config) -> None:
     from .objective import TERMS
     from .synthesizers import SCHEDULES
 
-    get_entry(cfg.data.name)
+    entry = get_entry(cfg.data.name)
+    from .views import VIEWS, build_view, check_teacher_view
+
+    VIEWS.get(cfg.view.student)
+    if cfg.view.eval:
+        VIEWS.get(cfg.view.eval)
+    c = entry.info.in_channels
+    check_teacher_view(cfg.view.teacher, build_view(cfg.view.teacher, c, cfg=cfg.view)[1], c, cfg.teacher.arch)
     SOURCES.get(cfg.source.name)
     SCHEDULES.get(cfg.synth.schedule)
     for owner in ("generator", "student"):

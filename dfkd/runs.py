@@ -29,7 +29,7 @@ from .runtime import resolve_device, seed_everything, set_deterministic
 from .synthesizers import SCHEDULES, TeacherProbe
 from .teacher import build_teacher_config, ensure_teacher
 from .tracking import Tracker
-from .views import build_view
+from .views import build_view, check_teacher_view
 
 
 def auto_teacher_config(cfg: Config) -> TeacherTrainConfig:
@@ -124,8 +124,18 @@ def build_parts(cfg: Config, teacher, info, device) -> dict:
     probe = TeacherProbe(teacher)
     if probe.bn is not None:
         probe.bn.momentum = cfg.objective.bn_momentum
-    view_t, _ = build_view("identity", info.in_channels)
-    view_s, s_channels = build_view("identity", info.in_channels)
+    v = cfg.view
+    view_t, t_channels = build_view(v.teacher, info.in_channels, info.mean, info.std, v)
+    check_teacher_view(v.teacher, t_channels, info.in_channels, cfg.teacher.arch)
+    view_s, s_channels = build_view(v.student, info.in_channels, info.mean, info.std, v)
+    view_t, view_s = view_t.to(device), view_s.to(device)
+    view_eval = view_s
+    if v.eval and v.eval != v.student:
+        view_eval, e_channels = build_view(v.eval, info.in_channels, info.mean, info.std, v)
+        if e_channels != s_channels:
+            raise DfkdError(f"view.eval={v.eval} gives {e_channels}-channel inputs but the student takes {s_channels} "
+                            f"(from view.student={v.student}); pick views with the same channels")
+        view_eval = view_eval.to(device)
     student = build_model(cfg.student.arch, info.num_classes, s_channels).to(device)
     gen_objective, student_objective, student_blocks = build_objectives(cfg, probe, student, info, s_channels)
     student_objective.heads.to(device)
@@ -145,7 +155,8 @@ def build_parts(cfg: Config, teacher, info, device) -> dict:
         cfg.distill.rounds, device, augment=augment, num_classes=info.num_classes, contrast=contrast, **extra)
     synth.precision = precision
     return {"probe": probe, "student": student, "student_channels": s_channels, "view_t": view_t,
-            "view_s": view_s, "student_objective": student_objective, "student_blocks": student_blocks,
+            "view_s": view_s, "view_eval": view_eval, "student_objective": student_objective,
+            "student_blocks": student_blocks,
             "synth": synth, "precision": precision, "student_forward": student_forward}
 
 
@@ -161,7 +172,7 @@ def make_distiller(cfg: Config, parts: dict, test_loader, tracker, run_dir: Path
     p = parts
     return Distiller(cfg, p["student"], p["synth"], p["probe"], p["student_objective"], p["view_t"], p["view_s"],
                      test_loader, tracker, run_dir, device, student_blocks=p["student_blocks"], pool=pool,
-                     precision=p["precision"], student_forward=p["student_forward"])
+                     precision=p["precision"], student_forward=p["student_forward"], view_eval=p["view_eval"])
 
 
 def apply_perf(cfg: Config, device, teacher, student, generator, probe):

@@ -51,4 +51,5 @@ def test_unknown_term_and_empty_objective_are_user_errors():
 
 def test_every_term_declares_known_needs():
     for name in TERMS:
-        assert TERMS.get(name).needs <= {"student", "bn", "features", "blocks", "targets", "contrast", "s_features"}, name
+        known = {"student", "bn", "features", "blocks", "targets", "contrast", "s_features"}
+        assert TERMS.get(name).needs <= known, name
