@@ -76,6 +76,14 @@ class SourceConfig:
     embed: str = opt("random", "nayer: class embedding: 'random' (fixed), 'learned', or a path to a "
                                "(num_classes, E) tensor file (e.g. text-encoder embeddings)")
     embed_dim: int = opt(64, "nayer: size of the random or learned class embedding", min=1)
+    eps: float = opt(0.0, "real: L-inf radius of the perturbation delta in pixel units ([0, 1] images, e.g. "
+                          "0.031 = 8/255), optimised for synth.g_steps PGD steps per batch; 0 = clean data",
+                     min=0.0, max=1.0)
+    step: float = opt(2 / 255, "real: PGD step size in pixel units", min=0.0, max=1.0)
+    random_start: bool = opt(True, "real: start delta uniformly inside the ball (else at 0)")
+    teacher_input: str = opt("perturbed", "real with eps > 0: the teacher scores the perturbed batch, or the "
+                                          "clean one (robust distillation: ARD, RSLAD)",
+                             choices=["perturbed", "clean"])
     optim: OptimConfig = opt(OptimConfig(name="adam", lr=1e-3, betas=[0.5, 0.999], weight_decay=0.0),
                              "generator optimizer")
 
@@ -140,6 +148,14 @@ class ViewConfig:
 
 
 @dataclass
+class RobustConfig:
+    eps: float = opt(0.0, "PGD robust accuracy of the final student on the test split at this L-inf radius "
+                          "(pixel units); 0 = off", min=0.0, max=1.0)
+    steps: int = opt(10, "PGD steps of the robust evaluation", min=1)
+    step: float = opt(2 / 255, "PGD step size of the robust evaluation (pixel units)", min=0.0, max=1.0)
+
+
+@dataclass
 class PerfConfig:
     amp: str = opt("off", "mixed precision of forward passes: off, bf16 (autocast), or fp16 (autocast + a "
                           "GradScaler per optimizer); for GPUs", choices=["off", "bf16", "fp16"])
@@ -200,6 +216,7 @@ class Config:
     objective: ObjectiveConfig = opt(ObjectiveConfig(), "loss terms")
     view: ViewConfig = opt(ViewConfig(), "teacher and student views (cross-modal KD)")
     distill: DistillConfig = opt(DistillConfig(), "the distillation loop")
+    robust: RobustConfig = opt(RobustConfig(), "robust evaluation (PGD) of the final student")
     pool: PoolConfig = opt(PoolConfig(), "replay pool of synthesized batches")
     guard: GuardConfig = opt(GuardConfig(), "non-finite losses and gradients")
     perf: PerfConfig = opt(PerfConfig(), "speed options (off by default; for GPUs)")

@@ -81,9 +81,10 @@ class Distiller:
 
     def student_step(self, x: Tensor, teacher: Signals) -> dict[str, Tensor]:
         with self.precision.autocast():
+            s_clean = self.student_forward(self.view_s(teacher.x_clean)) if "clean" in self.objective.needs else None
             s_logits = self.student_forward(self.view_s(x))
             sig = replace(teacher, x=x, s_logits=s_logits, s_blocks=self.blocks.values if self.blocks else [],
-                          s_features=self.features.value if self.features else None)
+                          s_features=self.features.value if self.features else None, s_logits_clean=s_clean)
             loss, parts = self.objective(sig)
         taken = guarded_step(loss, self.optimizer, self.scaler, self.guard, self.params)
         self.scheduler.step()  # a skipped step is counted by the guard; the schedule still advances
@@ -96,9 +97,10 @@ class Distiller:
         """(x, teacher signals) for each of the round's kd_steps, by `distill.batch`."""
         d = self.cfg.distill
         if d.batch == "reuse":  # one teacher pass serves every student step on this batch
-            teacher = Signals(x=batch.x, t_logits=batch.t_logits) if self.objective.needs <= {"student", "targets"} \
-                else self.teacher_signals(batch.x)
-            teacher.targets = batch.targets
+            cheap = self.objective.needs <= {"student", "targets", "clean"}  # the batch's teacher logits suffice
+            seen = batch.x if batch.teacher_x is None else batch.teacher_x
+            teacher = Signals(x=batch.x, t_logits=batch.t_logits) if cheap else self.teacher_signals(seen)
+            teacher.targets, teacher.x_clean = batch.targets, batch.clean
             for _ in range(d.kd_steps):
                 yield batch.x, teacher
             return

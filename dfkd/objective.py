@@ -37,6 +37,8 @@ class Signals:
     s_blocks: list = field(default_factory=list)
     targets: Tensor | None = None  # (N,) sampled classes (DeepInversion), or true labels of a real batch
     s_features: Tensor | None = None  # (N, D) student penultimate features (RKD)
+    x_clean: Tensor | None = None  # the real batch before its perturbation (robust distillation)
+    s_logits_clean: Tensor | None = None  # (N, K) student on view_s(x_clean)
     embed: Tensor | None = None  # (N, D) projected teacher instance embedding, global view (CMI)
     embed_local: Tensor | None = None  # (N, D) the same for a local (random resized crop) view
     bank: Tensor | None = None  # (M, D) earlier embeddings: contrastive negatives
@@ -104,6 +106,15 @@ _term("rkd_d", "RKD distance: Huber between normalised pairwise distances of pen
 _term("rkd_a", "RKD angle: Huber between triplet-angle cosines of penultimate features (Park et al. 2019)",
       "student", "features", "s_features")(
     lambda s, o: kd_losses.rkd_angle(s.s_features, s.t_features))
+_term("kd_kl_clean", "KL(T||S) with the student on the clean batch (robust distillation: RSLAD)",
+      "student", "clean")(
+    lambda s, o: losses.kl_div(s.s_logits_clean, s.t_logits, o.temperature))
+_term("label_ce_clean", "CE of the student on the clean batch's true labels (robust distillation: ARD)",
+      "student", "clean", "targets")(
+    lambda s, o: kd_losses.label_ce(s.s_logits_clean, s.targets))
+_term("adv_ce", "-CE of the student on the true labels: the perturbation maximises it (ARD's attack)",
+      "student", "targets")(
+    lambda s, o: -kd_losses.label_ce(s.s_logits, s.targets))
 _term("tv_l1", "L1 total variation of the synthesized input (DeepInversion)")(
     lambda s, o: losses.total_variation(s.x, 1))
 _term("tv_l2", "squared total variation of the synthesized input (DeepInversion)")(

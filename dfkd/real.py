@@ -6,6 +6,13 @@ one batch of the training split with its labels (`SynthBatch.targets`), and the 
 `distill.kd_steps` steps on it (`distill.batch=reuse`). A round is one batch, so
 `distill.rounds = epochs × ⌊N / synth.batch_size⌋`.
 
+With `source.eps` > 0 the source is "real batch + δ" (adversarial KD on real data, DESIGN.md): δ
+is re-initialised per batch (uniform in the L∞ ε-ball) and optimised for `synth.g_steps` projected
+signed-gradient steps against the source objective (`dfkd.robust`), which the objective's
+adversarial terms turn into an attack: `adv_kl` on the student against the clean teacher (RSLAD),
+`adv_ce` on the true labels (ARD). The student then sees x + δ* and, through the `*_clean` terms,
+the clean batch.
+
 The order is a seeded permutation per epoch, kept as (epoch, position) in checkpoints, so a
 resumed run sees exactly the batches the uninterrupted one would have; the last partial batch of
 an epoch is dropped (every batch has `synth.batch_size` samples).
@@ -18,6 +25,8 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .config import SynthConfig
 from .errors import DfkdError
+from .guard import NonFiniteGuard
+from .robust import Ball, pgd
 from .synthesizers import SCHEDULES, SynthBatch, TeacherProbe
 from .runtime import Precision
 
@@ -70,18 +79,19 @@ class RealBatches:
 
 class RealDataSynthesizer:
     """Schedule `per_batch`: every round is the next real batch (optionally augmented by
-    `synth.augment`), with the teacher's logits and the true labels. Nothing is optimised
-    (`synth.g_steps` must be 0)."""
+    `synth.augment`), with the teacher's logits and the true labels; with a perturbation ball
+    (`source.eps` > 0), x + δ* after `synth.g_steps` PGD steps on the source objective."""
 
     def __init__(self, source: nn.Module, cfg: SynthConfig, optim_cfg, objective, probe: TeacherProbe,
                  view_t: nn.Module, view_s: nn.Module, rounds: int, device: torch.device,
                  augment: nn.Module | None = None, num_classes: int = 10, contrast=None,
-                 batches: RealBatches | None = None):
+                 batches: RealBatches | None = None, ball: Ball | None = None, source_cfg=None):
         if batches is None:
             raise DfkdError("the per_batch schedule needs the real training split (source.name=real)")
-        self.source, self.cfg, self.probe, self.view_t = source, cfg, probe, view_t
+        self.source, self.cfg, self.probe, self.view_t, self.view_s = source, cfg, probe, view_t, view_s
+        self.objective, self.ball, self.source_cfg = objective, ball, source_cfg
         self.batches, self.augment, self.device = batches, augment, device
-        self.guard = None
+        self.guard: NonFiniteGuard | None = None
         self.precision = Precision("off", device)
         self.round = 0
         self.warming_up = False
@@ -95,7 +105,40 @@ class RealDataSynthesizer:
             x = self.source(x)
             with self.precision.autocast():
                 t_logits = self.probe(self.view_t(x)).t_logits.float()
-        return SynthBatch(x, t_logits, targets=y), {}
+        if self.ball is None or self.cfg.g_steps == 0:
+            return SynthBatch(x, t_logits, targets=y), {}
+        return self._perturb(student, x, y, t_logits)
+
+    def _perturb(self, student: nn.Module, x: Tensor, y: Tensor, t_clean: Tensor):
+        """PGD on δ against the source objective (minimised: its adv_* terms are negated gaps), with
+        the student in eval mode (its BN statistics are not moved by the attack)."""
+        sc, obj = self.source_cfg, self.objective
+        clean_teacher = sc.teacher_input == "clean"
+        parts: dict[str, Tensor] = {}
+
+        def loss_fn(xa: Tensor) -> Tensor:
+            sig = self.probe(self.view_t(xa), obj.needs)
+            if clean_teacher:
+                sig.t_logits = t_clean
+            sig.x, sig.targets, sig.x_clean = xa, y, x
+            if "student" in obj.needs:
+                sig.s_logits = student(self.view_s(xa))
+            loss, step_parts = obj(sig)
+            parts.update(step_parts)
+            return loss
+
+        was_training = student.training
+        student.eval()
+        try:
+            delta = pgd(loss_fn, x, self.ball, self.cfg.g_steps, sc.step, sc.random_start)
+        finally:
+            student.train(was_training)
+        xa = x + delta
+        if clean_teacher:
+            return SynthBatch(xa, t_clean, targets=y, clean=x, teacher_x=x), parts
+        with torch.no_grad():
+            t_adv = self.probe(self.view_t(xa)).t_logits.float()
+        return SynthBatch(xa, t_adv, targets=y, clean=x), parts
 
     def sample(self, n: int) -> Tensor:
         raise DfkdError("the per_batch schedule serves one real batch per round; use distill.batch=reuse")

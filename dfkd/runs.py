@@ -25,6 +25,7 @@ from .models import build_model, count_params
 from .objective import Objective
 from .pool import ReplayPool
 from .real import RealBatches
+from .robust import Ball
 from .runtime import resolve_device, seed_everything, set_deterministic
 from .synthesizers import SCHEDULES, TeacherProbe
 from .teacher import build_teacher_config, ensure_teacher
@@ -150,6 +151,8 @@ def build_parts(cfg: Config, teacher, info, device) -> dict:
     if cfg.source.name == "real":  # data-driven KD: the training split, one batch per round
         extra["batches"] = RealBatches(load_split(cfg.data, "train"), cfg.synth.batch_size, cfg.seed, device,
                                        cfg.data.num_workers)
+        extra["source_cfg"] = cfg.source
+        extra["ball"] = Ball(cfg.source.eps, info.mean, info.std, device) if cfg.source.eps > 0 else None
     synth = SCHEDULES.get(cfg.synth.schedule)(
         generator, cfg.synth, cfg.source.optim, gen_objective, probe, view_t.to(device), view_s.to(device),
         cfg.distill.rounds, device, augment=augment, num_classes=info.num_classes, contrast=contrast, **extra)
@@ -251,6 +254,12 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     finally:
         if pool is not None:
             pool.close()
+    if cfg.robust.eps > 0:
+        from .robust import robust_accuracy
+
+        r = cfg.robust
+        result["robust_acc"] = robust_accuracy(student, test_loader, device, Ball(r.eps, info.mean, info.std, device),
+                                               r.steps, r.step, transform=parts["view_eval"])
     save_model(run_dir / "student.pt", student, kind="student", arch=cfg.student.arch, dataset=cfg.data.name,
                num_classes=info.num_classes, in_channels=s_channels, image_size=info.image_size,
                mean=info.mean, std=info.std, config=config, metrics={"test_acc": result["student_acc"]})

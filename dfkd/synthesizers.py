@@ -34,6 +34,8 @@ class SynthBatch:
     x: Tensor  # (N, C, H, W), detached
     t_logits: Tensor  # (N, K), teacher on view_t(x), detached
     targets: Tensor | None = None  # (N,) true labels of a real batch (data-driven KD)
+    clean: Tensor | None = None  # the real batch before its perturbation (x = clean + delta)
+    teacher_x: Tensor | None = None  # what the teacher scored, when not x (source.teacher_input=clean)
 
 
 class TeacherProbe:

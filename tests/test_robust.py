@@ -1,0 +1,97 @@
+"""Robust distillation: the ε-ball, PGD, the perturbed real source, its terms and configs."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dfkd.errors import DfkdError
+from dfkd.methods import build_config
+from dfkd.objective import Objective, Signals
+from dfkd.robust import Ball, pgd, robust_accuracy
+
+MEAN, STD = (0.5, 0.4), (0.25, 0.5)
+
+
+def _images(n=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pix = torch.rand(n, 2, 5, 5, generator=g)
+    return (pix - torch.tensor(MEAN).view(1, 2, 1, 1)) / torch.tensor(STD).view(1, 2, 1, 1)
+
+
+def test_the_ball_keeps_every_perturbation_inside_its_radius_and_the_valid_images():
+    ball = Ball(0.1, MEAN, STD)
+    x = _images()
+    delta = ball.start(x)
+    torch.manual_seed(1)
+    for _ in range(20):  # large random steps
+        delta = ball.step(x, delta, torch.randn_like(x), size=0.3)
+        per_channel = delta.abs().amax(dim=(0, 2, 3))
+        assert torch.all(per_channel <= torch.tensor([0.1 / 0.25, 0.1 / 0.5]) + 1e-6)
+        pixels = (x + delta) * torch.tensor(STD).view(1, 2, 1, 1) + torch.tensor(MEAN).view(1, 2, 1, 1)
+        assert pixels.min() >= -1e-6 and pixels.max() <= 1 + 1e-6
+    assert torch.equal(ball.start(x, random=False), torch.zeros_like(x))
+
+
+def test_pgd_increases_the_loss_it_attacks():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(50, 3))
+    x, y = _images(16), torch.randint(3, (16,))
+    ball = Ball(0.05, MEAN, STD)
+    delta = pgd(lambda xa: -F.cross_entropy(model(xa), y), x, ball, steps=5, size=0.02)
+    with torch.no_grad():
+        assert F.cross_entropy(model(x + delta), y) > F.cross_entropy(model(x), y) + 0.01
+    # and robust accuracy is at most the clean accuracy; with a zero radius they agree
+    loader = [(x, y)]
+    clean = robust_accuracy(model, loader, "cpu", Ball(0.0, MEAN, STD), 3, 0.02)
+    attacked = robust_accuracy(model, loader, "cpu", Ball(0.2, MEAN, STD), 10, 0.05)
+    assert attacked <= clean
+    assert clean == pytest.approx(100.0 * (model(x).argmax(1) == y).float().mean().item())
+
+
+def test_clean_and_adversarial_terms_against_hand_computed_values():
+    s_adv = torch.tensor([[1.0, 0.0]])
+    s_clean = torch.tensor([[0.0, 2.0]])
+    t = torch.tensor([[0.0, 0.0]])  # uniform teacher
+    y = torch.tensor([1])
+    sig = Signals(x=torch.zeros(1, 1, 1, 1), t_logits=t, s_logits=s_adv, s_logits_clean=s_clean, targets=y)
+    # KL(uniform || softmax(0, 2)) = -log 2 - (1/2)(log p0 + log p1), p = softmax([0, 2])
+    logp = F.log_softmax(s_clean, 1)[0]
+    expected = -torch.log(torch.tensor(2.0)) - 0.5 * (logp[0] + logp[1])
+    assert Objective({"kd_kl_clean": 1.0})(sig)[0].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert Objective({"label_ce_clean": 1.0})(sig)[0].item() == pytest.approx(-logp[1].item(), rel=1e-5)
+    ce_adv = -F.log_softmax(s_adv, 1)[0, 1]
+    assert Objective({"adv_ce": 1.0})(sig)[0].item() == pytest.approx(-ce_adv.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("sets, match", [
+    (["source.eps=0"], "set synth.g_steps=0"),
+    (["synth.g_steps=0"], "needs PGD steps"),
+])
+def test_inconsistent_robust_configs_are_refused(sets, match):
+    with pytest.raises(DfkdError, match=match):
+        build_config(method="rslad", sets=sets)
+    with pytest.raises(DfkdError, match="clean batch of a perturbed real source"):
+        build_config(method="kd", sets=["objective.student.kd_kl_clean=1"])
+
+
+def test_the_perturbed_source_stays_in_its_ball_and_the_teacher_sees_the_clean_batch(digits_teacher):
+    from dfkd.data import dataset_info
+    from dfkd.models import build_model
+    from dfkd.runs import build_parts, load_teacher
+
+    cfg = build_config(method="rslad", sets=[f"teacher.checkpoint={digits_teacher}", "device=cpu",
+                                              "source.eps=0.1", "source.step=0.05", "synth.g_steps=3"])
+    info = dataset_info(cfg.data)
+    teacher, _, _ = load_teacher(cfg, info)
+    parts = build_parts(cfg, teacher, info, torch.device("cpu"))
+    student = build_model(cfg.student.arch, 10, 1)
+    batch, g_parts = parts["synth"].synthesize(student)
+    delta = batch.x - batch.clean
+    assert delta.abs().max().item() <= 0.1 / info.std[0] + 1e-5 and delta.abs().max().item() > 0
+    assert torch.equal(batch.teacher_x, batch.clean)
+    with torch.no_grad():
+        assert torch.allclose(batch.t_logits, teacher(batch.clean), atol=1e-5)
+        kl = lambda xa: F.kl_div(F.log_softmax(student.eval()(xa), 1), F.softmax(batch.t_logits, 1),  # noqa: E731
+                                 reduction="batchmean")
+        assert kl(batch.x) > kl(batch.clean)  # the attack raised the student's disagreement
+    assert g_parts["adv_kl"] < 0
