@@ -148,6 +148,8 @@ def collect(paths, published: dict[tuple, dict] | None = None, alpha: float = 0.
         row["wall_time_s"] = _mean_sd([r["wall_time_s"] for r in runs])
         synth = [r["synth_time_s"] for r in runs if "synth_time_s" in r]
         row["synth_time_s"] = _mean_sd(synth) if len(synth) == len(runs) else None
+        robust = [r["robust_acc"] for r in runs if "robust_acc" in r]
+        row["robust_acc"] = _mean_sd(robust) if robust and len(robust) == len(runs) else None
         row["ds"] = None
         if all(k in runs[0] for k in ("student_params", "teacher_params")):
             row["ds"] = distillation_score(runs[0]["student_params"], runs[0]["teacher_params"],
@@ -164,27 +166,37 @@ COLUMNS = ["method", "dataset", "teacher → student", "teacher acc", "student a
            "published", "diff", "DS", "seeds", "synthesis time", "wall time"]
 
 
-def _cells(r: dict, pm: str, dash: str) -> list[str]:
+def _columns(rows: list[dict]) -> list[str]:
+    """COLUMNS, plus PGD robust accuracy when some row has it (robust distillation)."""
+    return COLUMNS + (["robust acc"] if any(r.get("robust_acc") for r in rows) else [])
+
+
+def _cells(r: dict, pm: str, dash: str, robust: bool = False) -> list[str]:
     ms = lambda v: f"{v[0]:.2f} {pm} {v[1]:.2f}"  # noqa: E731
     opt = lambda v, f: dash if v is None else f.format(v)  # noqa: E731
+    extra = [dash if not r.get("robust_acc") else ms(r["robust_acc"])] if robust else []
     return [r["label"], r["dataset"], f"{r['teacher']} → {r['student']}", f"{r['teacher_acc'][0]:.2f}",
             ms(r["student_acc"]), opt(r["ci95"], pm + "{:.2f}"), ms(r["best_student_acc"]),
             opt(r["published"], "{:.2f}"), opt(r["diff"], "{:+.2f}"), opt(r["ds"], "{:.4f}"),
             str(len(r["seeds"])), dash if r["synth_time_s"] is None else f"{r['synth_time_s'][0]:.0f} s",
-            f"{r['wall_time_s'][0]:.0f} s"]
+            f"{r['wall_time_s'][0]:.0f} s", *extra]
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    out += ["| " + " | ".join(_cells(r, "±", "—")) + " |" for r in rows]
+    cols = _columns(rows)
+    robust = len(cols) > len(COLUMNS)
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(_cells(r, "±", "—", robust)) + " |" for r in rows]
     return "\n".join(out)
 
 
 def latex(rows: list[dict]) -> str:
     esc = lambda s: s.replace("_", r"\_").replace("→", r"$\to$").replace("%", r"\%")  # noqa: E731
-    out = [r"\begin{tabular}{" + "l" * 3 + "r" * (len(COLUMNS) - 3) + "}", r"\toprule",
-           " & ".join(esc(c) for c in COLUMNS) + r" \\", r"\midrule"]
-    out += [" & ".join(esc(c) for c in _cells(r, r"$\pm$", "--")) + r" \\" for r in rows]
+    cols = _columns(rows)
+    robust = len(cols) > len(COLUMNS)
+    out = [r"\begin{tabular}{" + "l" * 3 + "r" * (len(cols) - 3) + "}", r"\toprule",
+           " & ".join(esc(c) for c in cols) + r" \\", r"\midrule"]
+    out += [" & ".join(esc(c) for c in _cells(r, r"$\pm$", "--", robust)) + r" \\" for r in rows]
     out += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(out)
 
@@ -192,7 +204,8 @@ def latex(rows: list[dict]) -> str:
 def to_csv(rows: list[dict]) -> str:
     """One row per cell, plain numbers (no ± strings) for spreadsheets and plotting."""
     fields = ["label", *KEY, "seeds", "teacher_acc", "student_acc_mean", "student_acc_sd", "ci95", "best_mean",
-              "best_sd", "published", "diff", "ds", "synth_time_s", "wall_time_s", "published_source"]
+              "best_sd", "published", "diff", "ds", "synth_time_s", "wall_time_s", "robust_acc_mean", "robust_acc_sd",
+              "published_source"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
@@ -202,7 +215,9 @@ def to_csv(rows: list[dict]) -> str:
                     "ci95": r["ci95"], "best_mean": r["best_student_acc"][0], "best_sd": r["best_student_acc"][1],
                     "published": r["published"], "diff": r["diff"], "ds": r["ds"],
                     "synth_time_s": r["synth_time_s"][0] if r["synth_time_s"] else None,
-                    "wall_time_s": r["wall_time_s"][0], "published_source": r["published_source"]})
+                    "wall_time_s": r["wall_time_s"][0], "published_source": r["published_source"],
+                    "robust_acc_mean": r["robust_acc"][0] if r.get("robust_acc") else None,
+                    "robust_acc_sd": r["robust_acc"][1] if r.get("robust_acc") else None})
     return buf.getvalue()
 
 

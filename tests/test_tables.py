@@ -131,3 +131,16 @@ def test_table_from_wandb_runs_uses_the_same_statistics():
     assert row["student_acc"] == (92.0, pytest.approx(2 ** 0.5 * 2)) and row["seeds"] == [0, 1]
     with pytest.raises(DfkdError, match="no finished dfkd runs"):
         wandb_summaries("me/dfkd", "digits-paper", api=SimpleNamespace(runs=lambda p, filters=None: []))
+
+
+def test_robust_accuracy_gets_its_own_column_when_runs_report_it(tmp_path):
+    _run(tmp_path, "k0", "kd", 0, 98.0)
+    _run(tmp_path, "r0", "rslad", 0, 95.0, robust_acc=60.0)
+    _run(tmp_path, "r1", "rslad", 1, 93.0, robust_acc=70.0)
+    rows = collect([tmp_path])
+    assert rows[0]["robust_acc"] is None and rows[1]["robust_acc"] == pytest.approx((65.0, 7.0710678))
+    table = markdown(rows)
+    assert table.splitlines()[0].endswith("| robust acc |")
+    assert table.splitlines()[3].endswith("| 65.00 ± 7.07 |") and table.splitlines()[2].endswith("| — |")
+    assert "robust acc" not in markdown(rows[:1])  # no robust run, no column
+    assert next(csv.DictReader(io.StringIO(render(rows, "csv"))))["robust_acc_mean"] == ""
