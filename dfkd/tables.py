@@ -151,7 +151,8 @@ def collect(paths, published: dict[tuple, dict] | None = None, alpha: float = 0.
         robust = [r["robust_acc"] for r in runs if "robust_acc" in r]
         row["robust_acc"] = _mean_sd(robust) if robust and len(robust) == len(runs) else None
         row["ds"] = None
-        if all(k in runs[0] for k in ("student_params", "teacher_params")):
+        if all(k in runs[0] for k in ("student_params", "teacher_params")) and row["teacher_acc"][0] > 0 \
+                and runs[0]["teacher_params"] > 0:  # DS is undefined for a teacher at 0% (e.g. a smoke run)
             row["ds"] = distillation_score(runs[0]["student_params"], runs[0]["teacher_params"],
                                            row["student_acc"][0], row["teacher_acc"][0], alpha)
         pub = (published or {}).get(key) or (published or {}).get((row["method"], *key[1:]))

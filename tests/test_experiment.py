@@ -93,7 +93,7 @@ def test_unknown_table_scale_and_cell_are_one_line_errors(table, tmp_path, capsy
     assert "no cell 'dfq'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["digits", "mnist", "cifar10", "cifar100"])
+@pytest.mark.parametrize("name", ["digits", "digits_variants", "mnist", "cifar10", "cifar100", "crd_cifar100"])
 def test_every_shipped_table_and_its_published_file_are_valid(name, tmp_path, capsys):
     from dfkd.experiment import published_file
     from dfkd.tables import read_published

@@ -144,3 +144,8 @@ def test_robust_accuracy_gets_its_own_column_when_runs_report_it(tmp_path):
     assert table.splitlines()[3].endswith("| 65.00 ± 7.07 |") and table.splitlines()[2].endswith("| — |")
     assert "robust acc" not in markdown(rows[:1])  # no robust run, no column
     assert next(csv.DictReader(io.StringIO(render(rows, "csv"))))["robust_acc_mean"] == ""
+
+
+def test_a_teacher_at_zero_accuracy_leaves_ds_undefined_instead_of_failing(tmp_path):
+    _run(tmp_path, "z0", "kd", 0, 1.0, teacher_acc=0.0)
+    assert collect([tmp_path])[0]["ds"] is None
