@@ -122,6 +122,8 @@ class ObjectiveConfig:
     bn_first: float = opt(1.0, "multiplier of the first BN layer in the bn term (DeepInversion: 10)", min=0.0)
     dkd_alpha: float = opt(1.0, "dkd term: weight of target-class KD (TCKD)", min=0.0)
     dkd_beta: float = opt(8.0, "dkd term: weight of non-target-class KD (NCKD)", min=0.0)
+    critic_lr: float = opt(2e-4, "adv_critic term: Adam learning rate of the critic (one step per student step)",
+                           min=0.0)
 
 
 @dataclass

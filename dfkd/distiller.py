@@ -91,6 +91,9 @@ class Distiller:
         if not taken:
             return {}
         parts["loss"] = loss.detach()
+        critic = self.objective.critic
+        if critic is not None:  # the critic's own step, against the student
+            parts["critic"] = critic.step(teacher.t_logits, s_logits.detach(), self.objective.temperature)
         return parts
 
     def _student_inputs(self, batch):
@@ -212,6 +215,8 @@ class Distiller:
     def _load_models(self, ckpt: dict) -> None:
         self.student.load_state_dict(ckpt["student"])
         self.heads.load_state_dict(ckpt.get("heads") or {})
+        if self.objective.critic is not None:
+            self.objective.critic.load_state_dict(ckpt["critic"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.synth.load_state_dict(ckpt["synthesizer"])
@@ -219,7 +224,9 @@ class Distiller:
             self.pool.load_state_dict(ckpt["pool"])
 
     def _models(self) -> dict:
+        critic = self.objective.critic
         return {"student": self.student.state_dict(), "heads": self.heads.state_dict(),
+                "critic": critic.state_dict() if critic is not None else None,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "synthesizer": self.synth.state_dict(),
                 "pool": self.pool.state_dict() if self.pool is not None else None}

@@ -255,6 +255,16 @@ next to CE on the labels. Differs: no linear warm-up of the DKD weight over the 
     {"label_ce": 1.0, "dkd": 1.0})
 
 
+ADVKD = _data_recipe("advkd", "discriminator-based adversarial KD: KD + fool a critic of output distributions",
+    """Discriminator-based adversarial KD — Belagiannis, Farshad, Galasso (2018), "Adversarial
+Network Compression", ECCV Workshops, arXiv:1803.10750; Wang, Zhang, Wang (2018), "KDGAN", NeurIPS.
+A small MLP critic (`dfkd.critic`) learns to tell the teacher's softened output distribution from
+the student's (one Adam step, lr objective.critic_lr, after every student step); the student adds
+the non-saturating fooling loss (weight 0.1, our choice) to Hinton KD (0.9 KL x T^2 + 0.1 CE, T = 4).
+Differs: the critic reads output distributions, not pooled features.""",
+    {"kd_kl": 0.9, "label_ce": 0.1, "adv_critic": 0.1})
+
+
 # ----------------------------------------------------------------------------- robust distillation
 # Real batch + delta (source real with eps > 0): delta is re-drawn per batch and optimised by PGD
 # (synth.g_steps steps of source.step) against the source objective; the teacher scores the clean

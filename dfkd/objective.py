@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import kd_losses, losses
+from . import critic, kd_losses, losses
 from .errors import DfkdError
 from .registry import Registry
 
@@ -115,6 +116,9 @@ _term("label_ce_clean", "CE of the student on the clean batch's true labels (rob
 _term("adv_ce", "-CE of the student on the true labels: the perturbation maximises it (ARD's attack)",
       "student", "targets")(
     lambda s, o: -kd_losses.label_ce(s.s_logits, s.targets))
+_term("adv_critic", "fool a learned critic that tells teacher from student output distributions: "
+      "BCE(D(p_S), 1) (Belagiannis et al. 2018; KDGAN)", "student")(
+    lambda s, o: critic.fool_loss(o.critic.critic, F.softmax(s.s_logits.float() / o.temperature, dim=1)))
 _term("tv_l1", "L1 total variation of the synthesized input (DeepInversion)")(
     lambda s, o: losses.total_variation(s.x, 1))
 _term("tv_l2", "squared total variation of the synthesized input (DeepInversion)")(
@@ -134,6 +138,7 @@ class Objective:
         self.temperature, self.bn_first, self.contrast_tau = temperature, bn_first, contrast_tau
         self.dkd_alpha, self.dkd_beta = dkd_alpha, dkd_beta
         self.heads = nn.ModuleDict()  # parameters of terms (FitNets' adapter), trained with the owner
+        self.critic = None  # adv_critic: a CriticTrainer, trained against the owner (dfkd.critic)
         self.needs = frozenset().union(*(t.needs for t in self.terms.values()))
         if not self.weights:
             raise DfkdError(f"the {owner} objective has no term with a non-zero weight; "

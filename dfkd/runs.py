@@ -86,6 +86,12 @@ def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels
     if gen is not None and "blocks" in gen.needs:
         raise DfkdError("the 'at' and 'hint' terms compare student and teacher stages: use them in "
                         "objective.student, not objective.generator")
+    if gen is not None and "adv_critic" in gen.weights:
+        raise DfkdError("the adv_critic term trains the student against a critic: use it in objective.student")
+    if "adv_critic" in stu.weights:
+        from .critic import CriticTrainer
+
+        stu.critic = CriticTrainer(info.num_classes, o.critic_lr, next(student.parameters()).device)
     student_blocks = None
     if "blocks" in stu.needs:
         shape = (2, info.in_channels, info.image_size, info.image_size)
