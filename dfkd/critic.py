@@ -49,12 +49,15 @@ class CriticTrainer:
     def __init__(self, num_classes: int, lr: float, device):
         self.critic = Critic(num_classes).to(device)
         self.optimizer = torch.optim.Adam(self.critic.parameters(), lr=lr, betas=(0.5, 0.999))
+        self.sync = None  # under torchrun: average the critic's gradients over ranks
 
     def step(self, t_logits: Tensor, s_logits: Tensor, temperature: float) -> Tensor:
         loss = critic_loss(self.critic, F.softmax(t_logits.float() / temperature, 1),
                            F.softmax(s_logits.float() / temperature, 1))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.sync is not None:
+            self.sync(list(self.critic.parameters()))
         self.optimizer.step()
         return loss.detach()
 

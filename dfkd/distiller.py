@@ -63,6 +63,9 @@ class Distiller:
         self.scaler = self.precision.scaler()
         # e.g. torch.compile(student): the weights (and checkpoints) stay in `student`
         self.student_forward = student if student_forward is None else student_forward
+        self.synth_student = self.student_forward  # what the synthesizer scores with (not DDP-wrapped)
+        self.sync = None  # under torchrun: averages the heads' gradients (dfkd.distributed.data_parallel)
+        self.main = True  # only the main process evaluates, writes and logs
         self.teacher_sha256: str | None = None
         self.state = {"round": 0, "acc": 0.0, "best": -1.0, "best_round": 0, "history": [], "sums": {},
                       "since_log": 0, "elapsed_s": 0.0, "synth_time_s": 0.0}
@@ -86,7 +89,7 @@ class Distiller:
             sig = replace(teacher, x=x, s_logits=s_logits, s_blocks=self.blocks.values if self.blocks else [],
                           s_features=self.features.value if self.features else None, s_logits_clean=s_clean)
             loss, parts = self.objective(sig)
-        taken = guarded_step(loss, self.optimizer, self.scaler, self.guard, self.params)
+        taken = guarded_step(loss, self.optimizer, self.scaler, self.guard, self.params, sync=self.sync)
         self.scheduler.step()  # a skipped step is counted by the guard; the schedule still advances
         if not taken:
             return {}
@@ -118,7 +121,7 @@ class Distiller:
         Returns the round's synthesized batch."""
         st, d = self.state, self.cfg.distill
         t0 = time.perf_counter()
-        batch, g_parts = self.synth.synthesize(self.student_forward)
+        batch, g_parts = self.synth.synthesize(self.synth_student)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         st["synth_time_s"] += time.perf_counter() - t0
@@ -144,8 +147,8 @@ class Distiller:
             st["since_log"] += 1
             if self.guard.tripped:
                 self._roll_back(rnd)
-            evaluate = rnd % d.eval_every == 0 or rnd == d.rounds
-            if rnd % cfg.tracking.log_every == 0 or evaluate:
+            evaluate = (rnd % d.eval_every == 0 or rnd == d.rounds) and self.main
+            if (rnd % cfg.tracking.log_every == 0 or evaluate) and self.main:
                 metrics = self._averages(sums, st["since_log"], rnd)
                 metrics["lr/student"] = self.optimizer.param_groups[0]["lr"]
                 st["sums"], st["since_log"] = {}, 0

@@ -28,12 +28,16 @@ def all_finite(loss: Tensor, params) -> Tensor:
     return ok
 
 
-def guarded_step(loss: Tensor, optimizer, scaler, guard: "NonFiniteGuard | None", params, inputs=None) -> bool:
-    """backward (through the GradScaler), then the optimizer step only if the guard finds the loss and
-    gradients finite; with fp16 the scaler owns gradient overflow, so only the loss is checked.
-    Returns whether the step was taken (a skipped step leaves no gradients behind)."""
+def guarded_step(loss: Tensor, optimizer, scaler, guard: "NonFiniteGuard | None", params, inputs=None,
+                 sync=None) -> bool:
+    """backward (through the GradScaler), `sync(params)` (a data-parallel gradient all-reduce, if
+    any), then the optimizer step only if the guard finds the loss and gradients finite; with fp16
+    the scaler owns gradient overflow, so only the loss is checked. Under torchrun every rank takes
+    the same decision. Returns whether the step was taken (a skipped step leaves no gradients behind)."""
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward(inputs=inputs)
+    if sync is not None:
+        sync(params)
     scaler.unscale_(optimizer)
     checked = () if scaler.is_enabled() else params
     if guard is not None and not guard.check(loss, checked):
@@ -55,7 +59,9 @@ class NonFiniteGuard:
     def check(self, loss: Tensor, params) -> bool:
         if not self.cfg.enabled:
             return True
-        ok = bool(all_finite(loss, params))
+        from .distributed import agree
+
+        ok = bool(agree(all_finite(loss, params)))
         self.streak = 0 if ok else self.streak + 1
         self.skipped += not ok
         return ok

@@ -33,14 +33,18 @@ from .runtime import Precision
 
 class RealBatches:
     """Endless shuffled batches (x (B, C, H, W), y (B,)) of a dataset; in-memory tensor datasets are
-    sliced, any other `Dataset` goes through a DataLoader with `num_workers` workers."""
+    sliced, any other `Dataset` goes through a DataLoader with `num_workers` workers. Under torchrun
+    every rank follows the same order and takes its own `batch_size` slice of each global batch of
+    `batch_size × world` samples."""
 
-    def __init__(self, ds: Dataset, batch_size: int, seed: int, device, num_workers: int = 0):
-        self.ds, self.batch_size, self.seed, self.device = ds, batch_size, seed, device
+    def __init__(self, ds: Dataset, batch_size: int, seed: int, device, num_workers: int = 0, rank: int = 0,
+                 world: int = 1):
+        self.ds, self.seed, self.device = ds, seed, device
+        self.batch_size, self.rank, self.world = batch_size * world, rank, world
         self.num_workers = num_workers
-        self.per_epoch = len(ds) // batch_size
+        self.per_epoch = len(ds) // self.batch_size
         if self.per_epoch == 0:
-            raise DfkdError(f"synth.batch_size={batch_size} is larger than the training split ({len(ds)} "
+            raise DfkdError(f"synth.batch_size={self.batch_size} is larger than the training split ({len(ds)} "
                             f"samples); lower synth.batch_size")
         self.tensors = [t.to(device) for t in ds.tensors] if isinstance(ds, TensorDataset) else None
         self.epoch, self.pos = 0, 0
@@ -51,13 +55,13 @@ class RealBatches:
         return torch.randperm(len(self.ds), generator=g)[: self.per_epoch * self.batch_size]
 
     def _open(self) -> None:
-        order = self._order()[self.pos * self.batch_size:]
+        b = self.batch_size // self.world
+        order = self._order()[self.pos * self.batch_size:].view(-1, self.world, b)[:, self.rank].reshape(-1)
         if self.tensors is not None:
             order = order.to(self.device)
-            self._it = (tuple(t[order[i:i + self.batch_size]] for t in self.tensors)
-                        for i in range(0, len(order), self.batch_size))
+            self._it = (tuple(t[order[i:i + b]] for t in self.tensors) for i in range(0, len(order), b))
         else:
-            loader = DataLoader(self.ds, batch_size=self.batch_size, sampler=order.tolist(),
+            loader = DataLoader(self.ds, batch_size=b, sampler=order.tolist(),
                                 num_workers=self.num_workers, pin_memory=str(self.device).startswith("cuda"))
             self._it = ((x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
                         for x, y in loader)

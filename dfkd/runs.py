@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from generators import SOURCES
 
+from . import distributed
 from .checkpoint import atomic_write_text, load_into, read_model, read_run_checkpoint, save_model
 from .config import Config, TeacherTrainConfig, dump_yaml, to_dict
 from .data import dataset_info, load_split, make_loader
@@ -29,7 +30,7 @@ from .robust import Ball
 from .runtime import resolve_device, seed_everything, set_deterministic
 from .synthesizers import SCHEDULES, TeacherProbe
 from .teacher import build_teacher_config, ensure_teacher
-from .tracking import Tracker
+from .tracking import NullTracker, Tracker
 from .views import build_view, check_teacher_view
 
 
@@ -124,10 +125,15 @@ def _stage_channels(model, name: str, shape) -> int:
         hook.remove()
 
 
-def build_parts(cfg: Config, teacher, info, device) -> dict:
+def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE) -> dict:
     """The run's moving parts around a frozen `teacher` (on `device`): probe, views, student,
     objectives, source and schedule, with the `perf` options applied. Draws from the RNG in a fixed
-    order (student, then source), so a seeded run builds the same weights every time."""
+    order (student, then source), so a seeded run builds the same weights every time. Under torchrun
+    (`world`) each rank gets its share of the batch and, once the models exist, its own random stream."""
+    if world.active:
+        from dataclasses import replace
+
+        cfg = replace(cfg, synth=replace(cfg.synth, batch_size=cfg.synth.batch_size // world.size))
     probe = TeacherProbe(teacher)
     if probe.bn is not None:
         probe.bn.momentum = cfg.objective.bn_momentum
@@ -156,13 +162,17 @@ def build_parts(cfg: Config, teacher, info, device) -> dict:
     extra = {}
     if cfg.source.name == "real":  # data-driven KD: the training split, one batch per round
         extra["batches"] = RealBatches(load_split(cfg.data, "train"), cfg.synth.batch_size, cfg.seed, device,
-                                       cfg.data.num_workers)
+                                       cfg.data.num_workers, rank=world.rank, world=world.size)
         extra["source_cfg"] = cfg.source
         extra["ball"] = Ball(cfg.source.eps, info.mean, info.std, device) if cfg.source.eps > 0 else None
     synth = SCHEDULES.get(cfg.synth.schedule)(
         generator, cfg.synth, cfg.source.optim, gen_objective, probe, view_t.to(device), view_s.to(device),
         cfg.distill.rounds, device, augment=augment, num_classes=info.num_classes, contrast=contrast, **extra)
     synth.precision = precision
+    if world.active:
+        synth.sync = distributed.average_gradients
+        if world.rank > 0:  # same weights everywhere (DDP broadcasts rank 0's too), own samples per rank
+            seed_everything(cfg.seed + 7919 * world.rank)
     return {"probe": probe, "student": student, "student_channels": s_channels, "view_t": view_t,
             "view_s": view_s, "view_eval": view_eval, "student_objective": student_objective,
             "student_blocks": student_blocks,
@@ -229,14 +239,24 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     ckpt_run = None
     if resume is not None:
         cfg, ckpt_run = resume_state(resume)
-    device = resolve_device(cfg.device)
+    world, device_name = distributed.from_env(cfg.device)
+    if world.active and resume is not None:
+        raise DfkdError("--resume under torchrun is not supported yet; resume the run in one process")
+    if world.active and cfg.synth.batch_size % world.size:
+        raise DfkdError(f"synth.batch_size={cfg.synth.batch_size} must be divisible by the {world.size} "
+                        f"processes of torchrun (each synthesizes its share)")
+    device = resolve_device(device_name)
     info = dataset_info(cfg.data)
     test_ds = load_split(cfg.data, "test")  # with source.name=real, build_parts also reads the train split
-    teacher, ckpt, teacher_path = load_teacher(cfg, info, quiet)
+    if not world.main:
+        distributed.barrier()  # rank 0 trains a missing teacher first
+    teacher, ckpt, teacher_path = load_teacher(cfg, info, quiet or not world.main)
+    if world.main and world.active:
+        distributed.barrier()
     set_deterministic(cfg.deterministic)
     seed_everything(cfg.seed)
     teacher = teacher.to(device)
-    parts = build_parts(cfg, teacher, info, device)
+    parts = build_parts(cfg, teacher, info, device, world)
     student, s_channels = parts["student"], parts["student_channels"]
     test_loader = make_loader(test_ds, 512, False, cfg.data, device=device)
     teacher_acc = accuracy(teacher, test_loader, device)
@@ -244,28 +264,39 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     if ckpt_run is not None and ckpt_run["teacher_sha256"] != ckpt["sha256"]:
         raise DfkdError(f"the teacher at '{teacher_path}' is not the one run '{resume}' started with "
                         f"(sha256 differs); restore that teacher to resume")
-    run_dir = make_run_dir(cfg) if resume is None else Path(resume)
-    pool = build_pool(cfg, info, device, run_dir)
+    if world.main:
+        run_dir = make_run_dir(cfg) if resume is None else Path(resume)
+    run_dir = Path(distributed.broadcast(str(run_dir) if world.main else None))
+    pool = build_pool(cfg, info, device, run_dir if world.main else None)
     config = to_dict(cfg)
-    if resume is None:
+    if resume is None and world.main:
         atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
     tracker = Tracker(run_dir, cfg.tracking, config, name=run_dir.name, job_type="distill",
-                      resume=(ckpt_run["round"], ckpt_run["wandb_run_id"]) if ckpt_run else None)
+                      resume=(ckpt_run["round"], ckpt_run["wandb_run_id"]) if ckpt_run else None) \
+        if world.main else NullTracker()
     loop = make_distiller(cfg, parts, test_loader, tracker, run_dir, device, pool)
     loop.teacher_sha256 = ckpt["sha256"]
+    if world.active:
+        distributed.data_parallel(loop, world, device)
     if ckpt_run is not None:
         loop.resume(ckpt_run)
     try:
-        result = loop.run(quiet=quiet)
+        result = loop.run(quiet=quiet or not world.main)
     finally:
         if pool is not None:
             pool.close()
+    if world.active:
+        distributed.sync_buffers(student)
     if cfg.robust.eps > 0:
         from .robust import robust_accuracy
 
         r = cfg.robust
         result["robust_acc"] = robust_accuracy(student, test_loader, device, Ball(r.eps, info.mean, info.std, device),
                                                r.steps, r.step, transform=parts["view_eval"])
+    if world.active:
+        result["ddp"] = {"world_size": world.size, "student_checksums": distributed.checksums(student)}
+        if not world.main:
+            return run_dir, result
     save_model(run_dir / "student.pt", student, kind="student", arch=cfg.student.arch, dataset=cfg.data.name,
                num_classes=info.num_classes, in_channels=s_channels, image_size=info.image_size,
                mean=info.mean, std=info.std, config=config, metrics={"test_acc": result["student_acc"]})

@@ -92,6 +92,7 @@ class PersistentSynthesizer:
         self.optim_cfg, self.num_classes = optim_cfg, num_classes
         self.contrast = contrast  # CMI: its projection head trains with the source
         self.guard = None  # a NonFiniteGuard shared with the loop (set by the Distiller)
+        self.sync = None  # under torchrun: averages the source's gradients over ranks (dfkd.distributed)
         self.precision = Precision("off", device)  # set by the run (perf.amp)
         self._scaler = None
         self._params = [p for p in generator.parameters() if p.requires_grad] + self._extra_params()
@@ -171,7 +172,8 @@ class PersistentSynthesizer:
                 if "contrast" in self.objective.needs:
                     sig.embed, sig.embed_local, sig.bank = self.contrast.views(self.view_t(seen))
                 loss, step_parts = self.objective(sig)
-            if not guarded_step(loss, self.optimizer, scaler, self.guard, self._params, inputs=self._params):
+            if not guarded_step(loss, self.optimizer, scaler, self.guard, self._params, inputs=self._params,
+                                sync=self.sync):
                 self._after_step()  # skipped: nothing non-finite is applied
                 continue
             parts = {**step_parts, "loss": loss.detach()}

@@ -94,3 +94,18 @@ class Tracker:
                 self.wb.finish()
             except Exception as e:
                 self._warn(f"W&B could not finish ({type(e).__name__}: {e})")
+
+
+class NullTracker:
+    """What a non-main process of a torchrun job logs to: nothing (rank 0 writes and logs)."""
+
+    run_id = None
+
+    def log(self, metrics: dict, step: int) -> None:
+        pass
+
+    def log_image(self, key: str, path, step: int):
+        return path
+
+    def finish(self, summary: dict) -> None:
+        pass

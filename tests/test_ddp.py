@@ -1,0 +1,34 @@
+"""torchrun with 2 CPU processes (gloo): every rank ends with the same student; only rank 0 writes."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("method, extra", [("dfq", ["synth.batch_size=32", "source.width=16"]),
+                                           ("kd", ["synth.batch_size=32"])])
+def test_two_gloo_processes_end_with_identical_students(digits_teacher, tmp_path, method, extra):
+    sets = [f"teacher.checkpoint={digits_teacher}", f"out={tmp_path}", "distill.rounds=6", "distill.eval_every=3",
+            "tracking.mode=disabled", "device=cpu", "run_name=ddp", *extra]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "dfkd", "distill", "--method", method, "--quiet"] + [a for s in sets for a in ("--set", s)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    sums = summary["ddp"]["student_checksums"]
+    assert summary["ddp"]["world_size"] == 2 and len(sums) == 2 and sums[0] == sums[1] and sums[0] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]  # one run directory, written by rank 0
+    assert (tmp_path / "ddp" / "student.pt").is_file() and (tmp_path / "ddp" / "checkpoint.pt").is_file()
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(digits_teacher, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dfkd",
+           "distill", "--method", "dfq", "--set", f"teacher.checkpoint={digits_teacher}", "--set", f"out={tmp_path}",
+           "--set", "synth.batch_size=33", "--set", "tracking.mode=disabled", "--set", "device=cpu"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode != 0 and "must be divisible by the 2 processes" in done.stderr
+    assert not any(tmp_path.iterdir())
