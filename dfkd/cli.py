@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .errors import DfkdError
@@ -167,8 +168,12 @@ def _dispatch(args) -> int:
         if args.arch:
             sets.insert(0, f"arch={args.arch}")
         cfg = build_teacher_config(args.config, sets)
-        path, acc = train_teacher(cfg, quiet=args.quiet)
-        print(f"teacher {cfg.arch} on {cfg.data.name}: test accuracy {acc:.2f}% -> {path}")
+        from .distributed import from_env
+
+        world, _ = from_env(cfg.device)
+        path, acc = train_teacher(cfg, quiet=args.quiet or not world.main, world=world)
+        if world.main:
+            print(f"teacher {cfg.arch} on {cfg.data.name}: test accuracy {acc:.2f}% -> {path}")
         return 0
     if args.command == "distill":
         from .methods import build_config
@@ -182,6 +187,8 @@ def _dispatch(args) -> int:
         else:
             cfg = build_config(args.config, _shorthands(args), method=args.method)
             run_dir, summary = distill(cfg, quiet=args.quiet)
+        if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
+            return 0
         print(json.dumps({k: v for k, v in summary.items() if k != "curve"}, indent=2))
         print(f"run directory: {run_dir}")
         return 0

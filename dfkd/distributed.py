@@ -47,13 +47,18 @@ def from_env(device_name: str) -> tuple[World, str]:
     if size <= 1:
         return SINGLE, device_name
     world = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
-    cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
+    device = device_of(world, device_name)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    if cuda:
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    if device.startswith("cuda"):
         torch.cuda.set_device(world.local_rank)
-        return world, f"cuda:{world.local_rank}"
-    return world, "cpu"
+    return world, device
+
+
+def device_of(world: World, device_name: str) -> str:
+    """This rank's device under torchrun: its local GPU, or the CPU."""
+    cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
+    return f"cuda:{world.local_rank}" if cuda else "cpu"
 
 
 def average_gradients(params) -> None:

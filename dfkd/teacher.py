@@ -23,7 +23,7 @@ from .evaluate import accuracy
 from .models import build_model, count_params
 from .optim import make_optimizer
 from .runtime import resolve_device, seed_everything, set_deterministic
-from .tracking import Tracker
+from .tracking import NullTracker, Tracker
 
 # Per-dataset defaults; the user's YAML and --set go on top.
 RECIPES: dict[str, dict] = {
@@ -61,15 +61,20 @@ def teacher_dir(cfg: TeacherTrainConfig) -> Path:
     return Path(cfg.out) / f"{cfg.data.name.replace(':', '-')}{size}-{cfg.arch}-s{cfg.seed}"
 
 
-def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False) -> tuple[Path, float]:
+def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False, world=None) -> tuple[Path, float]:
     """Train, evaluate and save a teacher; returns (checkpoint path, test accuracy in %).
-    Refuses to overwrite an existing checkpoint."""
+    Refuses to overwrite an existing checkpoint. Under torchrun (`world` from
+    `dfkd.distributed.from_env`) the model is wrapped in DDP, each rank trains on its slice of every
+    batch of `train.batch_size` (the global batch), and rank 0 alone evaluates and writes."""
+    from . import distributed
+
+    world = world or distributed.SINGLE
     run_dir = teacher_dir(cfg)
     ckpt_path = run_dir / "teacher.pt"
     if ckpt_path.exists():
         raise DfkdError(f"a teacher already exists at '{ckpt_path}'; use it as teacher.checkpoint, "
                         f"or choose another --out or seed")
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device if not world.active else distributed.device_of(world, cfg.device))
     set_deterministic(cfg.deterministic)
     seed_everything(cfg.seed)
     info = dataset_info(cfg.data)
@@ -79,11 +84,19 @@ def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False) -> tuple[Path, f
     model = build_model(cfg.arch, info.num_classes, info.in_channels).to(device)
     opt, sched = make_optimizer(model.parameters(), cfg.train.optim, cfg.train.epochs * len(train))
     aug = crop_flip(info.image_size, info.flip).to(device) if cfg.train.augment else None
+    forward = model
+    if world.active:
+        from torch.nn.parallel import DistributedDataParallel as DDP
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+        forward = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        seed_everything(cfg.seed + 7919 * world.rank)  # own augmentation draws; the data order is shared
+
     config = to_dict(cfg)
-    atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
-    tracker = Tracker(run_dir, cfg.tracking, config, name=run_dir.name, job_type="train-teacher")
+    if world.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
+    tracker = Tracker(run_dir, cfg.tracking, config, name=run_dir.name, job_type="train-teacher") \
+        if world.main else NullTracker()
     start = time.time()
     bar = tqdm(range(cfg.train.epochs), desc=f"teacher {cfg.arch} on {cfg.data.name}", disable=quiet,
                unit="epoch", leave=False)
@@ -92,10 +105,14 @@ def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False) -> tuple[Path, f
         model.train()
         total = torch.zeros((), device=device)
         for x, y in train:
+            if world.active:  # this rank's slice of the global batch (a batch too small to split is skipped)
+                if len(y) < world.size:
+                    continue
+                x, y = x.chunk(world.size)[world.rank], y.chunk(world.size)[world.rank]
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if aug is not None:
                 x = aug(x)
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(forward(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -105,17 +122,27 @@ def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False) -> tuple[Path, f
         if not math.isfinite(train_loss):
             raise DfkdError(f"teacher training diverged (loss {train_loss}) in epoch {epoch + 1}; "
                             f"lower train.optim.lr")
-        if (epoch + 1) % max(1, cfg.train.epochs // 10) == 0 or epoch + 1 == cfg.train.epochs:
+        last = epoch + 1 == cfg.train.epochs
+        if world.main and ((epoch + 1) % max(1, cfg.train.epochs // 10) == 0 or last):
             acc = accuracy(model, test, device)
             tracker.log({"epoch": epoch + 1, "train_loss": train_loss, "test_acc": acc}, step=epoch + 1)
             bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{acc:.2f}")
+    ddp = {}
+    if world.active:
+        distributed.sync_buffers(model)
+        ddp = {"ddp": {"world_size": world.size, "checksums": distributed.checksums(model)}}
+        if not world.main:
+            distributed.barrier()  # rank 0 writes the checkpoint
+            return ckpt_path, acc
     digest = save_model(ckpt_path, model, kind="teacher", arch=cfg.arch, dataset=cfg.data.name,
                         num_classes=info.num_classes, in_channels=info.in_channels, image_size=info.image_size,
                         mean=info.mean, std=info.std,
                         config=config, metrics={"test_acc": acc})
     tracker.finish({"dataset": cfg.data.name, "arch": cfg.arch, "seed": cfg.seed, "test_acc": acc,
                     "params": count_params(model), "wall_time_s": round(time.time() - start, 2),
-                    "checkpoint": str(ckpt_path), "sha256": digest, "wandb_run_id": tracker.run_id})
+                    "checkpoint": str(ckpt_path), "sha256": digest, "wandb_run_id": tracker.run_id, **ddp})
+    if world.active:
+        distributed.barrier()
     return ckpt_path, acc
 
 

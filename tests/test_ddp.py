@@ -32,3 +32,15 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(digits_teache
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode != 0 and "must be divisible by the 2 processes" in done.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_teacher_training_under_two_gloo_processes(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dfkd",
+           "train-teacher", "--quiet"] + [a for s in (f"out={tmp_path}", "train.epochs=3", "tracking.mode=disabled",
+                                                      "device=cpu") for a in ("--set", s)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("teacher cnn on digits") == 1  # rank 0 reports
+    summary = json.loads((tmp_path / "digits16-cnn-s0" / "summary.json").read_text())
+    a, b = summary["ddp"]["checksums"]
+    assert a == b and summary["test_acc"] > 80.0  # 3 epochs of the digits recipe; chance is 10%
