@@ -81,6 +81,9 @@ class SourceConfig:
                      min=0.0, max=1.0)
     step: float = opt(2 / 255, "real: PGD step size in pixel units", min=0.0, max=1.0)
     random_start: bool = opt(True, "real: start delta uniformly inside the ball (else at 0)")
+    attack_fraction: float = opt(1.0, "real with eps > 0: perturb only this fraction of each batch, the samples "
+                                      "with the largest teacher-student KL (BSS); the rest stay clean",
+                                 min=0.0, max=1.0)
     teacher_input: str = opt("perturbed", "real with eps > 0: the teacher scores the perturbed batch, or the "
                                           "clean one (robust distillation: ARD, RSLAD)",
                              choices=["perturbed", "clean"])
@@ -122,6 +125,8 @@ class ObjectiveConfig:
     bn_first: float = opt(1.0, "multiplier of the first BN layer in the bn term (DeepInversion: 10)", min=0.0)
     dkd_alpha: float = opt(1.0, "dkd term: weight of target-class KD (TCKD)", min=0.0)
     dkd_beta: float = opt(8.0, "dkd term: weight of non-target-class KD (NCKD)", min=0.0)
+    decay: list[str] = opt([], "student terms whose weight decays linearly from its value to 0 over the run "
+                               "(BSS: the boundary-sample KD term)")
     critic_lr: float = opt(2e-4, "adv_critic term: Adam learning rate of the critic (one step per student step)",
                            min=0.0)
 

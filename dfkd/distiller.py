@@ -107,6 +107,7 @@ class Distiller:
             seen = batch.x if batch.teacher_x is None else batch.teacher_x
             teacher = Signals(x=batch.x, t_logits=batch.t_logits) if cheap else self.teacher_signals(seen)
             teacher.targets, teacher.x_clean = batch.targets, batch.clean
+            teacher.t_logits_clean = batch.t_logits_clean
             for _ in range(d.kd_steps):
                 yield batch.x, teacher
             return
@@ -129,6 +130,8 @@ class Distiller:
             self.pool.add(batch.x)
         _accumulate(st["sums"], g_parts, "gen/")
         if not self.synth.warming_up:
+            for term in self.cfg.objective.decay:  # linear decay of these terms' weights over the run (BSS)
+                self.objective.factors[term] = max(0.0, 1.0 - (self.synth.round - 1) / self.cfg.distill.rounds)
             for x, teacher in self._student_inputs(batch):
                 _accumulate(st["sums"], self.student_step(x, teacher), "student/", scale=1.0 / d.kd_steps)
         return batch.x

@@ -128,3 +128,9 @@ def info_nce(anchor: Tensor, positive: Tensor, negatives: Tensor | None = None, 
         keys = torch.cat([keys, F.normalize(negatives, dim=1)])
     logits = a @ keys.t() / tau
     return F.cross_entropy(logits, torch.arange(a.shape[0], device=a.device))
+
+
+def margin(logits: Tensor, to: Tensor, frm: Tensor) -> Tensor:
+    """Mean over the batch of logits[i, to_i] − logits[i, from_i] (N, K logits; (N,) classes): the
+    quantity a targeted attack toward class `to` raises (BSS, Heo et al. 2019)."""
+    return (logits.gather(1, to[:, None]) - logits.gather(1, frm[:, None])).mean()

@@ -39,7 +39,9 @@ class Signals:
     targets: Tensor | None = None  # (N,) sampled classes (DeepInversion), or true labels of a real batch
     s_features: Tensor | None = None  # (N, D) student penultimate features (RKD)
     x_clean: Tensor | None = None  # the real batch before its perturbation (robust distillation)
+    attack_targets: Tensor | None = None  # (N,) classes a targeted attack moves each sample toward (BSS)
     s_logits_clean: Tensor | None = None  # (N, K) student on view_s(x_clean)
+    t_logits_clean: Tensor | None = None  # (N, K) teacher on the clean batch, when it scored the perturbed one
     embed: Tensor | None = None  # (N, D) projected teacher instance embedding, global view (CMI)
     embed_local: Tensor | None = None  # (N, D) the same for a local (random resized crop) view
     bank: Tensor | None = None  # (M, D) earlier embeddings: contrastive negatives
@@ -109,7 +111,8 @@ _term("rkd_a", "RKD angle: Huber between triplet-angle cosines of penultimate fe
     lambda s, o: kd_losses.rkd_angle(s.s_features, s.t_features))
 _term("kd_kl_clean", "KL(T||S) with the student on the clean batch (robust distillation: RSLAD)",
       "student", "clean")(
-    lambda s, o: losses.kl_div(s.s_logits_clean, s.t_logits, o.temperature))
+    lambda s, o: losses.kl_div(s.s_logits_clean, s.t_logits if s.t_logits_clean is None else s.t_logits_clean,
+                               o.temperature))
 _term("label_ce_clean", "CE of the student on the clean batch's true labels (robust distillation: ARD)",
       "student", "clean", "targets")(
     lambda s, o: kd_losses.label_ce(s.s_logits_clean, s.targets))
@@ -119,6 +122,9 @@ _term("adv_ce", "-CE of the student on the true labels: the perturbation maximis
 _term("adv_critic", "fool a learned critic that tells teacher from student output distributions: "
       "BCE(D(p_S), 1) (Belagiannis et al. 2018; KDGAN)", "student")(
     lambda s, o: critic.fool_loss(o.critic.critic, F.softmax(s.s_logits.float() / o.temperature, dim=1)))
+_term("bss", "-(z_T[attack target] - z_T[label]): moves real samples toward the teacher's decision boundary "
+      "(boundary-supporting samples, Heo et al. 2019)", "targets", "attack")(
+    lambda s, o: -losses.margin(s.t_logits, s.attack_targets, s.targets))
 _term("tv_l1", "L1 total variation of the synthesized input (DeepInversion)")(
     lambda s, o: losses.total_variation(s.x, 1))
 _term("tv_l2", "squared total variation of the synthesized input (DeepInversion)")(
@@ -139,6 +145,7 @@ class Objective:
         self.dkd_alpha, self.dkd_beta = dkd_alpha, dkd_beta
         self.heads = nn.ModuleDict()  # parameters of terms (FitNets' adapter), trained with the owner
         self.critic = None  # adv_critic: a CriticTrainer, trained against the owner (dfkd.critic)
+        self.factors: dict[str, float] = {}  # per-term multipliers set by the loop (objective.decay)
         self.needs = frozenset().union(*(t.needs for t in self.terms.values()))
         if not self.weights:
             raise DfkdError(f"the {owner} objective has no term with a non-zero weight; "
@@ -150,6 +157,7 @@ class Objective:
         for name, w in self.weights.items():
             value = self.terms[name].fn(sig, self)
             parts[name] = value.detach()
+            w = w * self.factors.get(name, 1.0)
             total = w * value if total is None else total + w * value
         return total, parts
 

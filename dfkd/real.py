@@ -119,12 +119,26 @@ class RealDataSynthesizer:
         sc, obj = self.source_cfg, self.objective
         clean_teacher = sc.teacher_input == "clean"
         parts: dict[str, Tensor] = {}
+        attack = mask = None
+        if "attack" in obj.needs:  # BSS: a class to move each sample toward, drawn from the teacher's other classes
+            p = torch.softmax(t_clean, 1).scatter(1, y[:, None], 0.0) + 1e-12
+            attack = torch.multinomial(p, 1).squeeze(1)
+        if sc.attack_fraction < 1.0:  # perturb the samples the student disagrees with most
+            with torch.no_grad():
+                was = student.training
+                s_clean = student.eval()(self.view_s(x))
+                student.train(was)
+                log_t = torch.log_softmax(t_clean, 1)
+                gap = (log_t.exp() * (log_t - torch.log_softmax(s_clean, 1))).sum(1)  # per-sample KL(T || S)
+            k = max(1, round(sc.attack_fraction * len(x)))
+            mask = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+            mask[gap.topk(k).indices] = True
 
         def loss_fn(xa: Tensor) -> Tensor:
             sig = self.probe(self.view_t(xa), obj.needs)
             if clean_teacher:
                 sig.t_logits = t_clean
-            sig.x, sig.targets, sig.x_clean = xa, y, x
+            sig.x, sig.targets, sig.x_clean, sig.attack_targets = xa, y, x, attack
             if "student" in obj.needs:
                 sig.s_logits = student(self.view_s(xa))
             loss, step_parts = obj(sig)
@@ -134,7 +148,7 @@ class RealDataSynthesizer:
         was_training = student.training
         student.eval()
         try:
-            delta = pgd(loss_fn, x, self.ball, self.cfg.g_steps, sc.step, sc.random_start)
+            delta = pgd(loss_fn, x, self.ball, self.cfg.g_steps, sc.step, sc.random_start, mask)
         finally:
             student.train(was_training)
         xa = x + delta
@@ -142,7 +156,7 @@ class RealDataSynthesizer:
             return SynthBatch(xa, t_clean, targets=y, clean=x, teacher_x=x), parts
         with torch.no_grad():
             t_adv = self.probe(self.view_t(xa)).t_logits.float()
-        return SynthBatch(xa, t_adv, targets=y, clean=x), parts
+        return SynthBatch(xa, t_adv, targets=y, clean=x, t_logits_clean=t_clean), parts
 
     def sample(self, n: int) -> Tensor:
         raise DfkdError("the per_batch schedule serves one real batch per round; use distill.batch=reuse")

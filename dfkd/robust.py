@@ -42,14 +42,17 @@ class Ball:
 
 
 def pgd(loss_fn: Callable[[Tensor], Tensor], x: Tensor, ball: Ball, steps: int, size: float,
-        random_start: bool = True) -> Tensor:
+        random_start: bool = True, mask: Tensor | None = None) -> Tensor:
     """δ after `steps` signed-gradient steps that *minimise* loss_fn(x + δ) inside `ball` (pass a
-    negated loss to maximise it). Returns δ detached."""
+    negated loss to maximise it); samples where `mask` (N,) is False keep δ = 0. Returns δ detached."""
+    keep = None if mask is None else mask.view(-1, *([1] * (x.dim() - 1))).to(x.dtype)
     delta = ball.start(x, random_start)
+    delta = delta if keep is None else delta * keep
     for _ in range(steps):
         delta.requires_grad_(True)
         grad, = torch.autograd.grad(loss_fn(x + delta), delta)
         delta = ball.step(x, delta.detach(), grad, size)
+        delta = delta if keep is None else delta * keep
     return delta.detach()
 
 

@@ -36,6 +36,7 @@ class SynthBatch:
     targets: Tensor | None = None  # (N,) true labels of a real batch (data-driven KD)
     clean: Tensor | None = None  # the real batch before its perturbation (x = clean + delta)
     teacher_x: Tensor | None = None  # what the teacher scored, when not x (source.teacher_input=clean)
+    t_logits_clean: Tensor | None = None  # teacher on `clean`, when t_logits is on the perturbed x
 
 
 class TeacherProbe:

@@ -51,5 +51,5 @@ def test_unknown_term_and_empty_objective_are_user_errors():
 
 def test_every_term_declares_known_needs():
     for name in TERMS:
-        known = {"student", "bn", "features", "blocks", "targets", "contrast", "s_features", "clean"}
+        known = {"student", "bn", "features", "blocks", "targets", "contrast", "s_features", "clean", "attack"}
         assert TERMS.get(name).needs <= known, name

@@ -95,3 +95,54 @@ def test_the_perturbed_source_stays_in_its_ball_and_the_teacher_sees_the_clean_b
                                  reduction="batchmean")
         assert kl(batch.x) > kl(batch.clean)  # the attack raised the student's disagreement
     assert g_parts["adv_kl"] < 0
+
+
+def test_margin_and_masked_pgd():
+    from dfkd.losses import margin
+
+    logits = torch.tensor([[1.0, 3.0, 0.0], [2.0, 0.0, 5.0]])
+    # sample 0: z[1] - z[0] = 2; sample 1: z[0] - z[2] = -3; mean -0.5
+    assert margin(logits, torch.tensor([1, 0]), torch.tensor([0, 2])).item() == pytest.approx(-0.5)
+    x = _images(4)
+    mask = torch.tensor([True, False, True, False])
+    delta = pgd(lambda xa: -xa.sum(), x, Ball(0.1, MEAN, STD), steps=3, size=0.05, mask=mask)
+    assert delta[1].abs().max() == 0 and delta[3].abs().max() == 0 and delta[0].abs().max() > 0
+
+
+def test_bss_moves_the_chosen_half_toward_the_teachers_boundary_and_decays_its_weight(digits_teacher, tmp_path):
+    from dfkd.data import dataset_info
+    from dfkd.models import build_model
+    from dfkd.runs import build_parts, load_teacher
+
+    cfg = build_config(method="bss", sets=[f"teacher.checkpoint={digits_teacher}", "device=cpu", "source.eps=0.2",
+                                            "source.step=0.05", "synth.g_steps=5"])
+    info = dataset_info(cfg.data)
+    teacher, _, _ = load_teacher(cfg, info)
+    parts = build_parts(cfg, teacher, info, torch.device("cpu"))
+    torch.manual_seed(0)
+    batch, _ = parts["synth"].synthesize(build_model(cfg.student.arch, 10, 1))
+    moved = (batch.x - batch.clean).flatten(1).abs().amax(1) > 0
+    assert moved.sum().item() == len(moved) // 2  # attack_fraction 0.5
+    with torch.no_grad():
+        t_clean, t_adv = teacher(batch.clean), teacher(batch.x)
+    y = batch.targets[moved]
+    # the teacher's confidence in the label drops on the attacked samples
+    assert (t_adv[moved].gather(1, y[:, None]) - t_clean[moved].gather(1, y[:, None])).mean() < 0
+    assert torch.equal(batch.t_logits_clean, t_clean) or torch.allclose(batch.t_logits_clean, t_clean, atol=1e-5)
+
+    from dfkd.runs import distill
+
+    cfg = build_config(method="bss", sets=[f"teacher.checkpoint={digits_teacher}", "device=cpu", f"out={tmp_path}",
+                                            "distill.rounds=4", "distill.eval_every=4", "synth.g_steps=1",
+                                            "tracking.mode=disabled", "tracking.log_every=1"])
+    run_dir, _ = distill(cfg, quiet=True)
+    import json
+
+    rows = [json.loads(r) for r in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 4  # the decayed kd_kl weight is what the loss total uses: 1, 3/4, 1/2, 1/4
+    for i, r in enumerate(rows):
+        w = 1.0 - i / 4
+        expected = 0.9 * r["student/kd_kl_clean"] + 0.1 * r["student/label_ce_clean"] + w * r["student/kd_kl"]
+        assert r["student/loss"] == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(DfkdError, match="objective.decay names 'at'"):
+        build_config(method="bss", sets=["objective.decay=[at]"])
