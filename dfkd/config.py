@@ -107,6 +107,10 @@ class SynthConfig:
     augment: str = opt("none", "differentiable augmentation of synthesized batches before teacher and "
                                "student see them: 'crop' = random crop with padding (size/8), plus a "
                                "horizontal flip on natural-image datasets", choices=["none", "crop"])
+    perturb_eps: float = opt(0.0, "data-free adversarial samples: every student batch is moved by delta, |delta| <= "
+                                  "this (normalised units), maximising KL(T||S) by PGD; 0 = off", min=0.0)
+    perturb_steps: int = opt(5, "PGD steps of that perturbation", min=1)
+    perturb_step: float = opt(0.05, "PGD step size of that perturbation (normalised units)", min=0.0)
     ema_fraction: float = opt(0.5, "with ema > 0: fraction of each student batch drawn from the EMA "
                                    "generator (the rest from the current one)", min=0.0, max=1.0)
 

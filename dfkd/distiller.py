@@ -99,9 +99,35 @@ class Distiller:
             parts["critic"] = critic.step(teacher.t_logits, s_logits.detach(), self.objective.temperature)
         return parts
 
+    def _perturbed(self, x: Tensor) -> Tensor:
+        """x + δ, |δ| ≤ synth.perturb_eps, δ maximising KL(T || S) by PGD: the real-data perturbation
+        source applied on top of synthesized samples (student in eval mode during the attack)."""
+        from .losses import kl_div
+        from .robust import Ball, pgd
+
+        s = self.cfg.synth
+        ball = Ball(s.perturb_eps, (0.0,) * x.shape[1], (1.0,) * x.shape[1], x.device, bounded=False)
+        was = self.student.training
+        self.student.eval()
+        try:
+            with torch.enable_grad():
+                delta = pgd(lambda xa: -kl_div(self.synth_student(self.view_s(xa)),
+                                               self.probe(self.view_t(xa)).t_logits, self.objective.temperature),
+                            x, ball, s.perturb_steps, s.perturb_step)
+        finally:
+            self.student.train(was)
+        return x + delta
+
     def _student_inputs(self, batch):
         """(x, teacher signals) for each of the round's kd_steps, by `distill.batch`."""
         d = self.cfg.distill
+        if self.cfg.synth.perturb_eps > 0:  # each step on a fresh perturbation of its batch
+            draw = {"pool": lambda: self.pool.sample(self.student_batch), "reuse": lambda: batch.x,
+                    "fresh": lambda: self.synth.sample(self.student_batch)}[d.batch]
+            for _ in range(d.kd_steps):
+                x = self._perturbed(draw())
+                yield x, self.teacher_signals(x)
+            return
         if d.batch == "reuse":  # one teacher pass serves every student step on this batch
             cheap = self.objective.needs <= {"student", "targets", "clean"}  # the batch's teacher logits suffice
             seen = batch.x if batch.teacher_x is None else batch.teacher_x

@@ -354,6 +354,9 @@ def validate(cfg: Config) -> None:
     if real != per_batch:
         raise DfkdError("source.name=real and synth.schedule=per_batch go together (real data is drawn one "
                         "batch per round); set both, or neither")
+    if real and cfg.synth.perturb_eps > 0:
+        raise DfkdError("synth.perturb_eps perturbs synthesized samples; on real data use source.eps (PGD on the "
+                        "real batch) instead")
     if real and cfg.distill.batch != "reuse":
         raise DfkdError("with source.name=real the student learns on each round's real batch; set distill.batch=reuse")
     if real and cfg.synth.g_steps != 0 and cfg.source.eps == 0:

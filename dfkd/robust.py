@@ -18,11 +18,14 @@ from torch import Tensor, nn
 class Ball:
     """The L∞ ball of radius `eps` (pixel units) around a normalised batch, and its projection."""
 
-    def __init__(self, eps: float, mean, std, device="cpu"):
+    def __init__(self, eps: float, mean, std, device="cpu", bounded: bool = True):
+        """`bounded=False`: no valid-image clipping (synthesized batches have no pixel range)."""
         std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         self.eps, self.std = eps / std_t, std_t
         self.lo, self.hi = (0 - mean_t) / std_t, (1 - mean_t) / std_t
+        if not bounded:
+            self.lo, self.hi = torch.full_like(self.lo, -float("inf")), torch.full_like(self.hi, float("inf"))
 
     def start(self, x: Tensor, random: bool = True) -> Tensor:
         """δ (same shape as x): uniform in the ball (clipped to valid images), or zero."""

@@ -146,3 +146,29 @@ def test_bss_moves_the_chosen_half_toward_the_teachers_boundary_and_decays_its_w
         assert r["student/loss"] == pytest.approx(expected, rel=1e-4)
     with pytest.raises(DfkdError, match="objective.decay names 'at'"):
         build_config(method="bss", sets=["objective.decay=[at]"])
+
+
+def test_data_free_perturbation_stays_in_its_ball_and_raises_the_disagreement(digits_teacher, tmp_path):
+    from dfkd.data import dataset_info
+    from dfkd.losses import kl_div
+    from dfkd.runs import build_parts, distill, load_teacher, make_distiller
+
+    sets = [f"teacher.checkpoint={digits_teacher}", "device=cpu", "synth.perturb_eps=0.3", "synth.perturb_steps=5",
+            "synth.perturb_step=0.1", "synth.batch_size=32", "source.width=16"]
+    cfg = build_config(method="dfq", sets=sets)
+    info = dataset_info(cfg.data)
+    teacher, _, _ = load_teacher(cfg, info)
+    parts = build_parts(cfg, teacher, info, torch.device("cpu"))
+    loop = make_distiller(cfg, parts, None, None, tmp_path, torch.device("cpu"), None)
+    torch.manual_seed(0)
+    x = parts["synth"].sample(32)
+    xa = loop._perturbed(x)
+    assert (xa - x).abs().max().item() <= 0.3 + 1e-6
+    student = parts["student"].eval()
+    with torch.no_grad():
+        assert kl_div(student(xa), teacher(xa)) > kl_div(student(x), teacher(x))
+    run_dir, summary = distill(build_config(method="dfq", sets=sets + [
+        f"out={tmp_path}", "distill.rounds=2", "distill.eval_every=2", "tracking.mode=disabled"]), quiet=True)
+    assert 0 <= summary["student_acc"] <= 100
+    with pytest.raises(DfkdError, match="use source.eps"):
+        build_config(method="kd", sets=["synth.perturb_eps=0.1"])
