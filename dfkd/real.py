@@ -27,6 +27,7 @@ from .config import SynthConfig
 from .errors import DfkdError
 from .guard import NonFiniteGuard
 from .robust import Ball, pgd
+from .objective import Signals
 from .synthesizers import SCHEDULES, SynthBatch, TeacherProbe
 from .runtime import Precision
 
@@ -134,8 +135,12 @@ class RealDataSynthesizer:
             mask = torch.zeros(len(x), dtype=torch.bool, device=x.device)
             mask[gap.topk(k).indices] = True
 
+        # with the teacher on the clean batch, its logits are fixed: no teacher pass per PGD step
+        # unless a term needs more of the teacher (BN statistics, features) on the perturbed batch
+        teacher_fixed = clean_teacher and obj.needs <= {"student", "targets", "attack", "clean"}
+
         def loss_fn(xa: Tensor) -> Tensor:
-            sig = self.probe(self.view_t(xa), obj.needs)
+            sig = Signals(x=xa, t_logits=t_clean) if teacher_fixed else self.probe(self.view_t(xa), obj.needs)
             if clean_teacher:
                 sig.t_logits = t_clean
             sig.x, sig.targets, sig.x_clean, sig.attack_targets = xa, y, x, attack
