@@ -127,6 +127,8 @@ class ObjectiveConfig:
     contrast_bank: int = opt(4096, "cmi: embeddings kept in the memory bank of negatives", min=0)
     contrast_dim: int = opt(128, "cmi: output size of the projection head", min=1)
     bn_first: float = opt(1.0, "multiplier of the first BN layer in the bn term (DeepInversion: 10)", min=0.0)
+    bn_all_reduce: bool = opt(False, "under torchrun: the bn term matches the statistics of the global batch "
+                                     "(all ranks, a differentiable all-reduce) instead of each rank's own")
     dkd_alpha: float = opt(1.0, "dkd term: weight of target-class KD (TCKD)", min=0.0)
     dkd_beta: float = opt(8.0, "dkd term: weight of non-target-class KD (NCKD)", min=0.0)
     decay: list[str] = opt([], "student terms whose weight decays linearly from its value to 0 over the run "

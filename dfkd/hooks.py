@@ -29,6 +29,7 @@ class BNStatsHook:
     """
 
     def __init__(self, model: nn.Module, momentum: float = 0.0):
+        self.all_reduce = False  # under torchrun: statistics of the global batch (all ranks), differentiably
         self.layers = [m for m in model.modules() if isinstance(m, _BatchNorm)]
         self.stats: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
         self.enabled = True
@@ -42,6 +43,8 @@ class BNStatsHook:
         x = inputs[0]
         dims = [0] + list(range(2, x.dim()))
         var, mean = torch.var_mean(x.float(), dim=dims, correction=0)  # fp32 under autocast too
+        if self.all_reduce:
+            mean, var = _global_moments(mean, var)
         if self.momentum > 0:
             prev = self._previous.get(id(module))
             if prev is not None:
@@ -69,6 +72,20 @@ class BNStatsHook:
         for h in self._handles:
             h.remove()
         self._handles = []
+
+
+def _global_moments(mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and biased variance over every rank's (equal-sized) batch, from each rank's own, through
+    a differentiable all-reduce: E[x] = mean of means, Var = mean of (var + mean²) − E[x]²."""
+    import torch.distributed as dist
+    from torch.distributed.nn.functional import all_reduce
+
+    if not dist.is_initialized():
+        return mean, var
+    w = dist.get_world_size()
+    both = all_reduce(torch.cat([mean, var + mean * mean])) / w
+    g_mean, g_sq = both[: len(mean)], both[len(mean):]
+    return g_mean, g_sq - g_mean * g_mean
 
 
 class InstanceMeansHook:

@@ -137,6 +137,7 @@ def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE) ->
     probe = TeacherProbe(teacher)
     if probe.bn is not None:
         probe.bn.momentum = cfg.objective.bn_momentum
+        probe.bn.all_reduce = cfg.objective.bn_all_reduce and world.active
     v = cfg.view
     view_t, t_channels = build_view(v.teacher, info.in_channels, info.mean, info.std, v)
     check_teacher_view(v.teacher, t_channels, info.in_channels, cfg.teacher.arch)

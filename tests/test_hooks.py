@@ -120,3 +120,16 @@ def test_bn_momentum_state_round_trips_so_a_resumed_run_blends_the_same():
     model(torch.randn(8, 1, 16, 16))
     for (m, v, _, _), (bm, bv, _, _), (pm, pv) in zip(resumed.stats, plain.stats, state):
         assert torch.allclose(m, 0.9 * pm + 0.1 * bm) and torch.allclose(v, 0.9 * pv + 0.1 * bv)
+
+
+def test_global_moments_of_equal_shards_equal_the_moments_of_the_whole_batch():
+    """What the all-reduce in BNStatsHook computes, checked without a process group: mean of means,
+    mean of (var + mean²) − mean²."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 3)
+    shards = x.chunk(2)
+    var_means = [torch.var_mean(s, dim=0, correction=0) for s in shards]
+    g_mean = sum(m for _, m in var_means) / 2
+    g_var = sum(v + m * m for v, m in var_means) / 2 - g_mean * g_mean
+    var, mean = torch.var_mean(x, dim=0, correction=0)
+    assert torch.allclose(g_mean, mean, atol=1e-6) and torch.allclose(g_var, var, atol=1e-6)
