@@ -260,6 +260,8 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     parts = build_parts(cfg, teacher, info, device, world)
     student, s_channels = parts["student"], parts["student_channels"]
     test_loader = make_loader(test_ds, 512, False, cfg.data, device=device)
+    if parts["probe"].bn is not None:  # no BN statistics (or their all-reduce) while scoring the teacher;
+        parts["probe"].bn.enabled = False  # the probe switches the hook per call
     teacher_acc = accuracy(teacher, test_loader, device)
 
     if ckpt_run is not None and ckpt_run["teacher_sha256"] != ckpt["sha256"]:
