@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--only", nargs="+", default=[], metavar="CELL", help="run only these cells")
     ex.add_argument("--dry-run", action="store_true", help="list every (cell, seed) and its status, run nothing")
     ex.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"], help="table format")
+    ex.add_argument("--jobs", type=int, default=1, metavar="N",
+                    help="run N (cell, seed) runs at once, each in its own process (default 1); small networks "
+                         "leave a GPU mostly idle, so several runs share one well")
     _common(ex, config=False)
 
     o = sub.add_parser("options", help="every config key with its type, default and meaning")
@@ -203,7 +206,7 @@ def _experiment(args) -> int:
         raise DfkdError(f"--seeds must be >= 1, got {args.seeds}")
     sets = _shorthands(argparse.Namespace(**{**vars(args), "out": None}))
     root, cells = run_table(args.table, args.seeds, args.scale, args.out or "runs", args.only, sets,
-                            dry_run=args.dry_run, quiet=args.quiet)
+                            dry_run=args.dry_run, quiet=args.quiet, jobs=args.jobs)
     if not args.dry_run:
         from .checkpoint import atomic_write_text
         from .plots import plot_all

@@ -16,6 +16,7 @@ shrinks budgets so a whole table runs on a CPU in minutes (it checks the pipelin
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -125,10 +126,14 @@ def cell_config(path: Path, spec: TableSpec, cell: Cell, scale: Scale, seed: int
 
 
 def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: str = "runs",
-              only=(), sets=(), dry_run: bool = False, quiet: bool = False) -> tuple[Path, list[str]]:
-    """Run every missing (cell, seed) of `table` at `scale`; returns (the table's run folder, cell names)."""
+              only=(), sets=(), dry_run: bool = False, quiet: bool = False, jobs: int = 1) -> tuple[Path, list[str]]:
+    """Run every missing (cell, seed) of `table` at `scale`; returns (the table's run folder, cell names).
+
+    `jobs` > 1 runs that many (cell, seed) runs at once, each in its own process (spawned; missing
+    teachers are trained first, in this process): on a GPU whose small networks leave it mostly idle,
+    or a many-core CPU (each process then gets cores // jobs threads)."""
     from .methods import build_config
-    from .runs import auto_teacher_config, distill
+    from .runs import auto_teacher_config
     from .teacher import build_teacher_config, ensure_teacher
 
     path, spec = read_table(table)
@@ -162,7 +167,10 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
         tcfg = auto_teacher_config(dataclasses.replace(cfg, out=str(root)))
         tcfg = build_teacher_config(base=to_dict(tcfg), sets=_sets(sc.teacher_set))
         teachers[key] = tcfg
+    if jobs < 1:
+        raise DfkdError(f"--jobs must be >= 1, got {jobs}")
     done = skipped = 0
+    work = []  # (label, config or None, run directory to resume or None)
     for cell, seed, cfg in plans:
         cell_name = cell.name or cell.method
         run_dir = root / f"{cell_name}-s{seed}"
@@ -174,31 +182,69 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
         if status == "done":
             skipped += 1
             continue
+        label = f"{cell_name} seed {seed}"
         if status == "interrupted":
-            try:
-                _, summary = distill(quiet=quiet, resume=run_dir)
+            why = not_resumable(run_dir)
+            if why is None:
                 print(f"dfkd: {run_dir} was interrupted; resumed it from its last checkpoint", file=sys.stderr)
-                done += 1
-                print(f"{cell_name} seed {seed}: student {summary['student_acc']:.2f}% (resumed)")
+                work.append((label, None, run_dir))
                 continue
-            except DfkdError as e:  # no checkpoint yet, or an unusable one: keep it aside, run again
-                aside = run_dir.with_name(f"{run_dir.name}-interrupted-{time.strftime('%Y%m%d-%H%M%S')}")
-                run_dir.rename(aside)
-                print(f"dfkd: {run_dir} was interrupted and cannot be resumed ({e}); moved to {aside.name} "
-                      f"and running it again", file=sys.stderr)
+            aside = run_dir.with_name(f"{run_dir.name}-interrupted-{time.strftime('%Y%m%d-%H%M%S')}")
+            run_dir.rename(aside)  # no checkpoint yet, or an unusable one: keep it aside, run again
+            print(f"dfkd: {run_dir} was interrupted and cannot be resumed ({why}); moved to {aside.name} "
+                  f"and running it again", file=sys.stderr)
         extra = [f"out={root}", f"run_name={run_dir.name}", f"label={cell_name}", *group,
                  f"tracking.job_type={cell_name}", f"tracking.tags={[name, scale, cfg.method, f'seed{seed}']}"]
         key = (cfg.data.name, cfg.data.image_size, cfg.teacher.arch)
         if key in teachers:
             tpath, _ = ensure_teacher(teachers[key], quiet=quiet)
             extra.append(f"teacher.checkpoint={tpath}")
-        cfg = build_config(None, extra, base=to_dict(cfg))
-        _, summary = distill(cfg, quiet=quiet)
+        work.append((label, build_config(None, extra, base=to_dict(cfg)), None))
+    for label, summary in _run_all(work, jobs, quiet):
         done += 1
-        print(f"{cell_name} seed {seed}: student {summary['student_acc']:.2f}% ({summary['wall_time_s']:.0f} s)")
+        print(f"{label}: student {summary['student_acc']:.2f}% ({summary['wall_time_s']:.0f} s)")
     if not dry_run:
         print(f"{name} ({scale}): {done} runs done, {skipped} already finished; results under {root}")
     return root, [c.name or c.method for c in spec.cells]
+
+
+def not_resumable(run_dir: Path) -> str | None:
+    """Why the interrupted run in `run_dir` cannot be continued by `distill(resume=...)`, or None."""
+    from .runs import resume_state
+
+    try:
+        resume_state(run_dir)
+    except DfkdError as e:
+        return str(e)
+    return None
+
+
+def _run_one(cfg, resume, quiet: bool, threads: int = 0) -> dict:
+    from .runs import distill
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    _, summary = distill(cfg, quiet=quiet, resume=resume)
+    return summary
+
+
+def _run_all(work, jobs: int, quiet: bool):
+    """Yield (label, summary) for each (label, config, resume) of `work`, `jobs` at a time."""
+    if jobs == 1 or len(work) <= 1:
+        for label, cfg, resume in work:
+            yield (f"{label} (resumed)" if resume else label), _run_one(cfg, resume, quiet)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_one, cfg, resume, True, threads): (f"{label} (resumed)" if resume else label)
+                   for label, cfg, resume in work}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
 
 
 def _standins(plans, scale: str):
