@@ -10,6 +10,7 @@ datasets raise `DfkdError` naming where they were looked for; they are downloade
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,6 +211,55 @@ def _cifar10(cfg, split, info):
            "CIFAR-100 via torchvision (32×32)")
 def _cifar100(cfg, split, info):
     return _torchvision(cfg, split, info, "CIFAR100")
+
+
+CIFAR10_JPEG = "cifar10-jpeg"
+
+
+@_register("cifar10_jpeg", DatasetInfo(10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), **_NATURAL),
+           "CIFAR-10 re-encoded as JPEG (q75, 4:2:0; 50,000/10,000 images, 32×32), read from "
+           "DATA_ROOT/cifar10-jpeg.tar.gz as is or from its extracted cifar10-jpeg/{train,test}/CLASS/*.jpg; "
+           "lossy, so a teacher scores about 10 points below true CIFAR-10: report it as 'CIFAR-10 (JPEG q75)'. "
+           "Never downloaded")
+def _cifar10_jpeg(cfg, split, info):
+    root = data_root(cfg)
+    candidates = [root / f"{CIFAR10_JPEG}.tar.gz", root / CIFAR10_JPEG, root]
+    source = next((c for c in candidates if c.is_file() or (c / "train").is_dir()), None)
+    if source is None:
+        how = " (it is not downloadable: it is a JPEG copy, not the torchvision dataset)" if cfg.download else ""
+        raise DfkdError(f"dataset 'cifar10_jpeg' not found: looked for {candidates[0]}, {candidates[1]}/train and "
+                        f"{candidates[2]}/train; pass --data-root DIR holding cifar10-jpeg.tar.gz or its extracted "
+                        f"folder{how}")
+    images, labels = _jpeg_split(str(source.resolve()), split)
+    return _to_tensors(images, labels, info)
+
+
+@functools.lru_cache(maxsize=2)
+def _jpeg_split(source: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 images (N, 3, H, W), labels) of one split of an ImageFolder tree of JPEGs, from a folder
+    or a .tar.gz of it (read as a stream, no extraction); classes are the sorted folder names."""
+    import tarfile
+
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    blobs: list[tuple[str, str, bytes]] = []  # (class, file name, bytes), sorted below
+    if source.endswith(".tar.gz"):
+        with tarfile.open(source, "r:gz") as tar:
+            for m in tar:
+                parts = m.name.split("/")
+                if m.isfile() and len(parts) >= 3 and parts[-3] == split and parts[-1].lower().endswith(".jpg"):
+                    blobs.append((parts[-2], parts[-1], tar.extractfile(m).read()))
+    else:
+        for f in sorted(Path(source, split).glob("*/*.jpg")):
+            blobs.append((f.parent.name, f.name, f.read_bytes()))
+    if not blobs:
+        raise DfkdError(f"no {split} images (*.jpg under {split}/CLASS/) in '{source}'")
+    blobs.sort()
+    classes = sorted({c for c, _, _ in blobs})
+    index = {c: i for i, c in enumerate(classes)}
+    data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for _, _, b in blobs]
+    images = torch.stack(decode_jpeg(data, mode=ImageReadMode.RGB))
+    return images, torch.tensor([index[c] for c, _, _ in blobs])
 
 
 def _count_class_dirs(path: Path) -> int:

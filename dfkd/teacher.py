@@ -39,6 +39,8 @@ RECIPES: dict[str, dict] = {
     # The CIFAR protocol of the DFKD papers: SGD 0.1, momentum 0.9, wd 5e-4, 200 epochs, crop + flip.
     "cifar10": {"arch": "resnet34", "train": {"epochs": 200, "batch_size": 128, "augment": True,
                                               "optim": {"name": "sgd", "lr": 0.1, "weight_decay": 5e-4}}},
+    "cifar10_jpeg": {"arch": "resnet34", "train": {"epochs": 200, "batch_size": 128, "augment": True,
+                                                   "optim": {"name": "sgd", "lr": 0.1, "weight_decay": 5e-4}}},
     "cifar100": {"arch": "resnet34", "train": {"epochs": 200, "batch_size": 128, "augment": True,
                                                "optim": {"name": "sgd", "lr": 0.1, "weight_decay": 5e-4}}},
     "imagefolder": {"arch": "resnet18", "train": {"epochs": 100, "batch_size": 128, "augment": True}},
