@@ -238,9 +238,11 @@ def _cifar10_jpeg(cfg, split, info):
 def _jpeg_split(source: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 images (N, 3, H, W), labels) of one split of an ImageFolder tree of JPEGs, from a folder
     or a .tar.gz of it (read as a stream, no extraction); classes are the sorted folder names."""
+    import io
     import tarfile
 
-    from torchvision.io import ImageReadMode, decode_jpeg
+    import numpy as np
+    from PIL import Image
 
     blobs: list[tuple[str, str, bytes]] = []  # (class, file name, bytes), sorted below
     if source.endswith(".tar.gz"):
@@ -257,9 +259,8 @@ def _jpeg_split(source: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     blobs.sort()
     classes = sorted({c for c, _, _ in blobs})
     index = {c: i for i, c in enumerate(classes)}
-    data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for _, _, b in blobs]
-    images = torch.stack(decode_jpeg(data, mode=ImageReadMode.RGB))
-    return images, torch.tensor([index[c] for c, _, _ in blobs])
+    images = torch.from_numpy(np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for _, _, b in blobs]))
+    return images.permute(0, 3, 1, 2).contiguous(), torch.tensor([index[c] for c, _, _ in blobs])
 
 
 def _count_class_dirs(path: Path) -> int:

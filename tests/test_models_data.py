@@ -90,3 +90,57 @@ def test_standin_is_a_small_learnable_dataset_with_the_real_shape(tmp_path):
     pred = torch.cdist(xt.flatten(1), means).argmin(1)
     assert (pred == yt).float().mean() > 0.5
     assert available(DataConfig(name="digits")) and not available(DataConfig(name="cifar10", root=str(tmp_path)))
+
+
+def _jpeg_tree(root: Path, classes=("airplane", "cat"), per_class=3) -> dict:
+    """A tiny cifar10-jpeg/{train,test}/CLASS/NNNN.jpg tree of flat-colour images; returns the pixels
+    each file was made from (uint8, before JPEG)."""
+    from PIL import Image
+
+    made = {}
+    for split in ("train", "test"):
+        for k, c in enumerate(classes):
+            d = root / "cifar10-jpeg" / split / c
+            d.mkdir(parents=True)
+            for i in range(per_class):
+                img = torch.full((3, 32, 32), 40 * k + 10 * i + 20, dtype=torch.uint8)
+                img[0] = 200 if split == "train" else 100  # the red channel tells the splits apart
+                Image.fromarray(img.permute(1, 2, 0).numpy()).save(d / f"{i:04d}.jpg", quality=95)
+                made[(split, c, i)] = img
+    return made
+
+
+def test_cifar10_jpeg_reads_the_tarball_and_the_folder_alike(tmp_path):
+    import tarfile
+
+    made = _jpeg_tree(tmp_path / "tree")
+    with tarfile.open(tmp_path / "cifar10-jpeg.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "tree" / "cifar10-jpeg", arcname="cifar10-jpeg")
+    from_tar = load_split(DataConfig(name="cifar10_jpeg", root=str(tmp_path)), "train")
+    from_dir = load_split(DataConfig(name="cifar10_jpeg", root=str(tmp_path / "tree")), "train")
+    assert torch.equal(from_tar.tensors[0], from_dir.tensors[0]) and torch.equal(from_tar.tensors[1], from_dir.tensors[1])
+    x, y = from_tar.tensors
+    assert x.shape == (6, 3, 32, 32) and y.tolist() == [0, 0, 0, 1, 1, 1]  # classes in sorted folder order
+    mean, std = torch.tensor([0.4914, 0.4822, 0.4465]), torch.tensor([0.2470, 0.2435, 0.2616])
+    pixels = (x * std.view(1, 3, 1, 1) + mean.view(1, 3, 1, 1)) * 255
+    expected = torch.stack([made[("train", c, i)] for c in ("airplane", "cat") for i in range(3)]).float()
+    assert (pixels - expected).abs().max() < 3  # flat colours survive JPEG q95 within a few levels
+    test = load_split(DataConfig(name="cifar10_jpeg", root=str(tmp_path)), "test").tensors[0]
+    assert abs(float((test[:, 0] * 0.2470 + 0.4914).mean()) * 255 - 100) < 3  # the test split, not train
+
+
+def test_missing_cifar10_jpeg_names_where_it_looked_and_is_never_downloaded(tmp_path):
+    with pytest.raises(DfkdError, match="cifar10-jpeg.tar.gz.*not downloadable"):
+        load_split(DataConfig(name="cifar10_jpeg", root=str(tmp_path), download=True), "test")
+
+
+def _shared_cifar10_jpeg() -> Path | None:
+    root = Path(__file__).resolve().parents[2] / "shared/datasets"
+    return root if (root / "cifar10-jpeg.tar.gz").is_file() else None
+
+
+@pytest.mark.skipif(_shared_cifar10_jpeg() is None, reason="cifar10-jpeg.tar.gz not found in ../shared/datasets")
+def test_real_cifar10_jpeg_test_split_is_balanced_and_normalised():
+    x, y = load_split(DataConfig(name="cifar10_jpeg", root=str(_shared_cifar10_jpeg())), "test").tensors
+    assert x.shape == (10000, 3, 32, 32) and y.bincount().tolist() == [1000] * 10
+    assert x.mean((0, 2, 3)).abs().max() < 0.05 and (x.std((0, 2, 3)) - 1).abs().max() < 0.05
