@@ -118,7 +118,7 @@ def test_cifar10_jpeg_reads_the_tarball_and_the_folder_alike(tmp_path):
         tar.add(tmp_path / "tree" / "cifar10-jpeg", arcname="cifar10-jpeg")
     from_tar = load_split(DataConfig(name="cifar10_jpeg", root=str(tmp_path)), "train")
     from_dir = load_split(DataConfig(name="cifar10_jpeg", root=str(tmp_path / "tree")), "train")
-    assert torch.equal(from_tar.tensors[0], from_dir.tensors[0]) and torch.equal(from_tar.tensors[1], from_dir.tensors[1])
+    assert all(torch.equal(a, b) for a, b in zip(from_tar.tensors, from_dir.tensors))
     x, y = from_tar.tensors
     assert x.shape == (6, 3, 32, 32) and y.tolist() == [0, 0, 0, 1, 1, 1]  # classes in sorted folder order
     mean, std = torch.tensor([0.4914, 0.4822, 0.4465]), torch.tensor([0.2470, 0.2435, 0.2616])
