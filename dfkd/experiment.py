@@ -219,15 +219,27 @@ def not_resumable(run_dir: Path) -> str | None:
     return None
 
 
-def _run_one(cfg, resume, quiet: bool, threads: int = 0) -> dict:
+def _run_one(cfg, resume, quiet: bool) -> dict:
     from .runs import distill
 
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     _, summary = distill(cfg, quiet=quiet, resume=resume)
     return summary
+
+
+def _init_worker(threads: int) -> None:
+    """A worker of `--jobs`: its share of the cores, and on Linux it ends with the runner, so a
+    killed runner leaves no run still writing into a directory the next runner would resume."""
+    import torch
+
+    torch.set_num_threads(threads)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 def _run_all(work, jobs: int, quiet: bool):
@@ -240,8 +252,9 @@ def _run_all(work, jobs: int, quiet: bool):
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_run_one, cfg, resume, True, threads): (f"{label} (resumed)" if resume else label)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(_run_one, cfg, resume, True): (f"{label} (resumed)" if resume else label)
                    for label, cfg, resume in work}
         for fut in as_completed(futures):
             yield futures[fut], fut.result()

@@ -1,5 +1,6 @@
 """The experiment runner: every (cell, seed) of a table, skipping finished runs, redoing interrupted ones."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +143,40 @@ def test_parallel_jobs_give_the_same_runs_as_one_at_a_time(table, tmp_path, caps
         assert sa["seed"] == sb["seed"] and sa["curve"] == sb["curve"] and sa["student_acc"] == sb["student_acc"]
     with pytest.raises(DfkdError, match="--jobs must be >= 1"):
         run_table(str(table), scale="smoke", out=str(tmp_path / "bad"), quiet=True, jobs=0)
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_killing_the_runner_ends_its_parallel_runs(table, tmp_path, digits_teacher):
+    """A runner killed outright (SIGKILL) must not leave workers writing into run directories that the
+    next runner would resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("from dfkd.experiment import run_table; run_table(%r, out=%r, quiet=True, only=['noise'], jobs=2, "
+            "sets=['distill.rounds=100000', 'distill.eval_every=100000', 'teacher.checkpoint=%s'])"
+            % (str(table), str(tmp_path / "runs"), digits_teacher))
+    runner = subprocess.Popen([sys.executable, "-c", code])
+    root = tmp_path / "runs" / "tiny" / "paper"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(root.glob("noise-s*/metrics.jsonl"))) < 2:
+        time.sleep(0.5)
+    children = [int(c) for c in Path(f"/proc/{runner.pid}/task/{runner.pid}/children").read_text().split()]
+    assert len(children) >= 2, "the two runs did not start"
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    deadline = time.time() + 30
+    alive = children
+    while alive and time.time() < deadline:
+        time.sleep(0.5)
+        alive = [c for c in alive if os.path.exists(f"/proc/{c}") and "Z" not in _state(c)]
+    assert not alive, f"workers {alive} outlived their runner"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
