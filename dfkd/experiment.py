@@ -256,8 +256,12 @@ def _run_all(work, jobs: int, quiet: bool):
                              initargs=(threads,)) as pool:
         futures = {pool.submit(_run_one, cfg, resume, True): (f"{label} (resumed)" if resume else label)
                    for label, cfg, resume in work}
-        for fut in as_completed(futures):
-            yield futures[fut], fut.result()
+        try:
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        except BaseException:  # a failed run stops the table, as it does one run at a time: start no more
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _standins(plans, scale: str):

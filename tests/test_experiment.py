@@ -180,3 +180,12 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_a_failing_parallel_run_stops_the_table_with_its_own_error(table, tmp_path, capsys):
+    """A run that fails in a worker (here: a teacher checkpoint that does not exist) raises the same
+    DfkdError as one at a time, and the runs not yet started are cancelled."""
+    with pytest.raises(DfkdError, match="no-such-teacher.pt"):
+        run_table(str(table), scale="smoke", out=str(tmp_path / "runs"), quiet=True, jobs=2,
+                  sets=[f"teacher.checkpoint={tmp_path / 'no-such-teacher.pt'}"])
+    assert not list((tmp_path / "runs").glob("*/smoke/*/summary.json"))
