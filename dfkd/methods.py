@@ -53,7 +53,7 @@ teacher's penultimate features (activation, weight 0.1). The student learns by K
 batch, one student step per generator step. Generator and student both use Adam. The authors'
 generator rate is per dataset (their README: a constant lr 0.2 on MNIST, 0.02 on CIFAR), which the
 tables set; the default here (lr 1e-3, betas 0.5, cosine) suits the embedded digits, where lr 0.2
-stays near chance (15% after 300 steps against 77%). On MNIST the large rate matters: every generator
+stays near chance (10-15% after 300 steps against 71-77%). On MNIST the large rate matters: every generator
 layer is batch-normalised, so the rate's effect shrinks as its weights grow and the generator settles;
 at lr 1e-3 it keeps drifting to inputs the teacher is sure of but the student cannot generalise from
 (3 seeds, 24,000 iterations: 56.7%, against 97.5% after 8,000 iterations at lr 0.2).""", {
