@@ -7,11 +7,12 @@ config files its cells share and `published.yaml` (the published numbers, with t
 
 For each (cell, seed) the run directory is `OUT/NAME/SCALE/CELL-sSEED`: a finished run (it has a
 summary.json) is skipped, an interrupted one is resumed exactly from its last checkpoint (or, if it
-has none, moved aside to `…-interrupted-TIME` and run again), so the command can simply be repeated
-until the table is complete. Teachers are trained first
-(once per dataset and architecture, under `OUT/NAME/SCALE/teachers`) with the dataset's recipe and
-the scale's `teacher_set` overrides. The scale's `max` caps any numeric key of every cell: `smoke`
-shrinks budgets so a whole table runs on a CPU in minutes (it checks the pipeline, not the numbers).
+has none, or was started under a config the table no longer gives, moved aside to
+`…-interrupted-TIME` and run again), so the command can simply be repeated until the table is complete.
+Teachers are trained first (once per dataset and architecture, under `OUT/NAME/SCALE/teachers`)
+with the dataset's recipe and the scale's `teacher_set` overrides. The scale's `max` caps any
+numeric key of every cell: `smoke` shrinks budgets so a whole table runs on a CPU in minutes (it
+checks the pipeline, not the numbers).
 """
 from __future__ import annotations
 
@@ -183,23 +184,24 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
             skipped += 1
             continue
         label = f"{cell_name} seed {seed}"
-        if status == "interrupted":
-            why = not_resumable(run_dir)
-            if why is None:
-                print(f"dfkd: {run_dir} was interrupted; resumed it from its last checkpoint", file=sys.stderr)
-                work.append((label, None, run_dir))
-                continue
-            aside = run_dir.with_name(f"{run_dir.name}-interrupted-{time.strftime('%Y%m%d-%H%M%S')}")
-            run_dir.rename(aside)  # no checkpoint yet, or an unusable one: keep it aside, run again
-            print(f"dfkd: {run_dir} was interrupted and cannot be resumed ({why}); moved to {aside.name} "
-                  f"and running it again", file=sys.stderr)
         extra = [f"out={root}", f"run_name={run_dir.name}", f"label={cell_name}", *group,
                  f"tracking.job_type={cell_name}", f"tracking.tags={[name, scale, cfg.method, f'seed{seed}']}"]
         key = (cfg.data.name, cfg.data.image_size, cfg.teacher.arch)
         if key in teachers:
             tpath, _ = ensure_teacher(teachers[key], quiet=quiet)
             extra.append(f"teacher.checkpoint={tpath}")
-        work.append((label, build_config(None, extra, base=to_dict(cfg)), None))
+        planned = build_config(None, extra, base=to_dict(cfg))
+        if status == "interrupted":
+            why = not_resumable(run_dir, planned)
+            if why is None:
+                print(f"dfkd: {run_dir} was interrupted; resumed it from its last checkpoint", file=sys.stderr)
+                work.append((label, None, run_dir))
+                continue
+            aside = run_dir.with_name(f"{run_dir.name}-interrupted-{time.strftime('%Y%m%d-%H%M%S')}")
+            run_dir.rename(aside)  # no checkpoint yet, an unusable one or an outdated config: keep it aside
+            print(f"dfkd: {run_dir} was interrupted and cannot be resumed ({why}); moved to {aside.name} "
+                  f"and running it again", file=sys.stderr)
+        work.append((label, planned, None))
     for label, summary in _run_all(work, jobs, quiet):
         done += 1
         print(f"{label}: student {summary['student_acc']:.2f}% ({summary['wall_time_s']:.0f} s)")
@@ -208,14 +210,23 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
     return root, [c.name or c.method for c in spec.cells]
 
 
-def not_resumable(run_dir: Path) -> str | None:
-    """Why the interrupted run in `run_dir` cannot be continued by `distill(resume=...)`, or None."""
+def not_resumable(run_dir: Path, planned=None) -> str | None:
+    """Why the interrupted run in `run_dir` cannot be continued by `distill(resume=...)`, or None.
+    With `planned` (the config the table would run now), a run started under another config (the
+    table's YAML edited since) is not resumed either: its result would not be the cell's."""
     from .runs import resume_state
 
     try:
-        resume_state(run_dir)
+        saved, _ = resume_state(run_dir)
     except DfkdError as e:
         return str(e)
+    if planned is not None:
+        old, new = _flatten(to_dict(saved)), _flatten(to_dict(planned))
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        if changed:
+            shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:3])
+            more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+            return f"the table's config changed since it started: {shown}{more}"
     return None
 
 

@@ -58,6 +58,20 @@ def test_runs_every_cell_and_seed_at_the_smoke_scale_then_skips_finished_runs(ta
     assert len(aside) == 1 and aside[0].startswith("dfq_small-s0")  # kept aside, never overwritten
 
 
+def test_an_interrupted_run_whose_cell_changed_since_is_run_again_not_resumed(table, tmp_path, capsys):
+    root, _ = run_table(str(table), scale="smoke", seeds=1, out=str(tmp_path / "runs"), quiet=True)
+    (root / "dfq_small-s0" / "summary.json").unlink()  # interrupted after its last checkpoint...
+    (table / "table.yaml").write_text(TABLE.replace("source.width: 16", "source.width: 8"))  # ...then edited
+    capsys.readouterr()
+    run_table(str(table), scale="smoke", seeds=1, out=str(tmp_path / "runs"), quiet=True)
+    err = capsys.readouterr().err
+    assert "the table's config changed since it started: source.width: 16 -> 8" in err
+    assert "width: 8" in (root / "dfq_small-s0" / "config.yaml").read_text()
+    assert (root / "dfq_small-s0" / "summary.json").is_file()
+    aside = [p for p in root.iterdir() if p.name.startswith("dfq_small-s0-interrupted")]
+    assert len(aside) == 1 and "width: 16" in (aside[0] / "config.yaml").read_text()
+
+
 def test_cli_prints_the_table_in_cell_order(table, tmp_path, capsys):
     assert main(["experiment", str(table), "--scale", "smoke", "--seeds", "1", "--out", str(tmp_path / "r"),
                  "--quiet"]) == 0
