@@ -37,6 +37,14 @@ def test_missing_dataset(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_missing_cifar10_jpeg_names_where_it_looked_even_with_download(tmp_path):
+    """The JPEG copy exists only in ../shared: --download cannot fetch it and says so (no network touched)."""
+    p = run("distill", "--set", "data.name=cifar10_jpeg", "--set", "teacher.arch=resnet8", "--data-root",
+            str(tmp_path), "--download", "--out", str(tmp_path / "o"), "--tracking", "disabled")
+    _one_line_error(p, "cifar10-jpeg.tar.gz", str(tmp_path), "not downloadable")
+    assert not (tmp_path / "o").exists()
+
+
 def test_teacher_checkpoint_of_another_architecture(digits_teacher, tmp_path):
     p = run("distill", "--set", f"teacher.checkpoint={digits_teacher}", "--set", "teacher.arch=resnet8",
             "--out", str(tmp_path / "o"), "--tracking", "disabled")
