@@ -7,8 +7,10 @@ config files its cells share and `published.yaml` (the published numbers, with t
 
 For each (cell, seed) the run directory is `OUT/NAME/SCALE/CELL-sSEED`: a finished run (it has a
 summary.json) is skipped, an interrupted one is resumed exactly from its last checkpoint (or, if it
-has none, or was started under a config the table no longer gives, moved aside to
-`…-interrupted-TIME` and run again), so the command can simply be repeated until the table is complete.
+has none, moved aside to `…-interrupted-TIME` and run again), so the command can simply be repeated
+until the table is complete. A run, finished or not, whose saved config differs from the one the
+table now gives (in anything but where and how fast it runs: see `_WHERE`) is moved aside
+(`…-outdated-TIME` or `…-interrupted-TIME`) and run again, so an edited table never mixes old results in.
 Teachers are trained first (once per dataset and architecture, under `OUT/NAME/SCALE/teachers`)
 with the dataset's recipe and the scale's `teacher_set` overrides. The scale's `max` caps any
 numeric key of every cell: `smoke` shrinks budgets so a whole table runs on a CPU in minutes (it
@@ -135,7 +137,7 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
     or a many-core CPU (each process then gets cores // jobs threads)."""
     from .methods import build_config
     from .runs import auto_teacher_config
-    from .teacher import build_teacher_config, ensure_teacher
+    from .teacher import build_teacher_config, ensure_teacher, teacher_dir
 
     path, spec = read_table(table)
     name = path.parent.name
@@ -175,22 +177,29 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
     for cell, seed, cfg in plans:
         cell_name = cell.name or cell.method
         run_dir = root / f"{cell_name}-s{seed}"
-        status = "done" if (run_dir / "summary.json").is_file() else "interrupted" if run_dir.exists() else "todo"
-        if dry_run:
-            print(f"{status:<11} {run_dir}  ({cfg.method}, {cfg.teacher.arch}->{cfg.student.arch}, "
-                  f"{cfg.distill.rounds} rounds)")
-            continue
-        if status == "done":
-            skipped += 1
-            continue
         label = f"{cell_name} seed {seed}"
         extra = [f"out={root}", f"run_name={run_dir.name}", f"label={cell_name}", *group,
                  f"tracking.job_type={cell_name}", f"tracking.tags={[name, scale, cfg.method, f'seed{seed}']}"]
         key = (cfg.data.name, cfg.data.image_size, cfg.teacher.arch)
         if key in teachers:
-            tpath, _ = ensure_teacher(teachers[key], quiet=quiet)
-            extra.append(f"teacher.checkpoint={tpath}")
+            extra.append(f"teacher.checkpoint={teacher_dir(teachers[key]) / 'teacher.pt'}")
         planned = build_config(None, extra, base=to_dict(cfg))
+        status = "done" if (run_dir / "summary.json").is_file() else "interrupted" if run_dir.exists() else "todo"
+        why = outdated(run_dir, planned) if status == "done" else None
+        if why:
+            status = "outdated"
+        if dry_run:
+            print(f"{status:<11} {run_dir}  ({cfg.method}, {cfg.teacher.arch}->{cfg.student.arch}, "
+                  f"{cfg.distill.rounds} rounds)" + (f"  [{why}]" if why else ""))
+            continue
+        if status == "done":
+            skipped += 1
+            continue
+        if status == "outdated":
+            aside = run_dir.with_name(f"{run_dir.name}-outdated-{time.strftime('%Y%m%d-%H%M%S')}")
+            run_dir.rename(aside)
+            print(f"dfkd: {run_dir} finished under another config ({why}); moved to {aside.name} and running "
+                  f"it again", file=sys.stderr)
         if status == "interrupted":
             why = not_resumable(run_dir, planned)
             if why is None:
@@ -201,6 +210,8 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
             run_dir.rename(aside)  # no checkpoint yet, an unusable one or an outdated config: keep it aside
             print(f"dfkd: {run_dir} was interrupted and cannot be resumed ({why}); moved to {aside.name} "
                   f"and running it again", file=sys.stderr)
+        if key in teachers:
+            ensure_teacher(teachers[key], quiet=quiet)  # trained once, before the first run that needs it
         work.append((label, planned, None))
     for label, summary in _run_all(work, jobs, quiet):
         done += 1
@@ -220,14 +231,35 @@ def not_resumable(run_dir: Path, planned=None) -> str | None:
         saved, _ = resume_state(run_dir)
     except DfkdError as e:
         return str(e)
-    if planned is not None:
-        old, new = _flatten(to_dict(saved)), _flatten(to_dict(planned))
-        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-        if changed:
-            shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:3])
-            more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-            return f"the table's config changed since it started: {shown}{more}"
-    return None
+    return config_change(saved, planned) if planned is not None else None
+
+
+def outdated(run_dir: Path, planned: Config) -> str | None:
+    """Why the finished run in `run_dir` is not the cell `planned` describes (its config differs), or None."""
+    from .methods import build_config
+
+    try:
+        saved = build_config(str(run_dir / "config.yaml"))
+    except DfkdError as e:
+        return f"its config.yaml no longer reads: {e}"
+    return config_change(saved, planned)
+
+
+# Keys that say where or how fast a run goes, not what it computes: a run may differ in them and
+# still be the cell's (e.g. resumed with another --data-root, or tracked online this time).
+_WHERE = ("device", "out", "data.root", "data.download", "data.num_workers", "pool.device", "perf.", "tracking.")
+
+
+def config_change(saved: Config, planned: Config) -> str | None:
+    """The keys (at most three shown) in which a run's saved config differs from the planned one, or None."""
+    old, new = _flatten(to_dict(saved)), _flatten(to_dict(planned))
+    changed = sorted(k for k in old.keys() | new.keys()
+                     if old.get(k) != new.get(k) and not any(k == w or k.startswith(w) for w in _WHERE))
+    if not changed:
+        return None
+    shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:3])
+    more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+    return f"the table's config changed since it started: {shown}{more}"
 
 
 def _run_one(cfg, resume, quiet: bool) -> dict:

@@ -72,6 +72,23 @@ def test_an_interrupted_run_whose_cell_changed_since_is_run_again_not_resumed(ta
     assert len(aside) == 1 and "width: 16" in (aside[0] / "config.yaml").read_text()
 
 
+def test_a_finished_run_is_redone_only_when_what_it_computes_changed(table, tmp_path, capsys):
+    out = str(tmp_path / "runs")
+    root, _ = run_table(str(table), scale="smoke", seeds=1, out=out, quiet=True)
+    run_table(str(table), scale="smoke", seeds=1, out=out, quiet=True, sets=["tracking.mode=offline"])
+    assert "0 runs done, 2 already finished" in capsys.readouterr().out  # where/how it is tracked: same cell
+    (table / "table.yaml").write_text(TABLE.replace("source.width: 16", "source.width: 8"))
+    run_table(str(table), scale="smoke", seeds=1, out=out, dry_run=True)
+    assert "outdated" in capsys.readouterr().out and (root / "dfq_small-s0" / "summary.json").is_file()
+    run_table(str(table), scale="smoke", seeds=1, out=out, quiet=True)
+    cap = capsys.readouterr()
+    assert "1 runs done, 1 already finished" in cap.out
+    assert "finished under another config (the table's config changed since it started: source.width: 16 -> 8)" \
+        in cap.err
+    assert "width: 8" in (root / "dfq_small-s0" / "config.yaml").read_text()
+    assert [p.name for p in root.iterdir() if "-outdated-" in p.name][0].startswith("dfq_small-s0-outdated-")
+
+
 def test_cli_prints_the_table_in_cell_order(table, tmp_path, capsys):
     assert main(["experiment", str(table), "--scale", "smoke", "--seeds", "1", "--out", str(tmp_path / "r"),
                  "--quiet"]) == 0
