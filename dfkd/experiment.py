@@ -9,8 +9,9 @@ For each (cell, seed) the run directory is `OUT/NAME/SCALE/CELL-sSEED`: a finish
 summary.json) is skipped, an interrupted one is resumed exactly from its last checkpoint (or, if it
 has none, moved aside to `…-interrupted-TIME` and run again), so the command can simply be repeated
 until the table is complete. A run, finished or not, whose saved config differs from the one the
-table now gives (in anything but where and how fast it runs: see `_WHERE`) is moved aside
-(`…-outdated-TIME` or `…-interrupted-TIME`) and run again, so an edited table never mixes old results in.
+table now gives (in anything but where and how fast it runs: see `_WHERE`) is moved aside (to
+`outdated/CELL-sSEED-TIME`, which tables skip, or `…-interrupted-TIME`) and run again, so an edited
+table never mixes old results in.
 Teachers are trained first (once per dataset and architecture, under `OUT/NAME/SCALE/teachers`)
 with the dataset's recipe and the scale's `teacher_set` overrides. The scale's `max` caps any
 numeric key of every cell: `smoke` shrinks budgets so a whole table runs on a CPU in minutes (it
@@ -196,10 +197,11 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
             skipped += 1
             continue
         if status == "outdated":
-            aside = run_dir.with_name(f"{run_dir.name}-outdated-{time.strftime('%Y%m%d-%H%M%S')}")
-            run_dir.rename(aside)
-            print(f"dfkd: {run_dir} finished under another config ({why}); moved to {aside.name} and running "
-                  f"it again", file=sys.stderr)
+            aside = root / "outdated" / f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+            aside.parent.mkdir(exist_ok=True)
+            run_dir.rename(aside)  # kept, out of the table (dfkd table skips outdated/)
+            print(f"dfkd: {run_dir} finished under another config ({why}); moved to outdated/{aside.name} "
+                  f"and running it again", file=sys.stderr)
         if status == "interrupted":
             why = not_resumable(run_dir, planned)
             if why is None:

@@ -48,13 +48,20 @@ def t_interval(values: list[float], confidence: float = 0.95) -> float | None:
     return float(stats.t.ppf(0.5 + confidence / 2, n - 1) * statistics.stdev(values) / math.sqrt(n))
 
 
+# Folders under a table's run folder that hold no cell's runs: its teachers, and the runs the
+# experiment runner set aside because the table changed after they finished.
+NOT_CELLS = ("teachers", "outdated")
+
+
 def find_summaries(paths) -> list[Path]:
+    """Every summary.json named in `paths` or under them, except under their `NOT_CELLS` folders."""
     found = []
     for p in map(Path, paths):
         if p.is_file() and p.name == "summary.json":
             found.append(p)
         elif p.is_dir():
-            found += sorted(q for q in p.rglob("summary.json") if "teachers" not in q.parts)
+            found += sorted(q for q in p.rglob("summary.json")
+                            if not any(part in NOT_CELLS for part in q.relative_to(p).parts))
         else:
             raise DfkdError(f"'{p}' is neither a run directory nor a summary.json")
     if not found:

@@ -7,6 +7,7 @@ import pytest
 from dfkd.cli import main
 from dfkd.errors import DfkdError
 from dfkd.experiment import read_table, run_table
+from dfkd.tables import load_summaries
 
 TABLE = """
 doc: a two-cell test table
@@ -86,7 +87,9 @@ def test_a_finished_run_is_redone_only_when_what_it_computes_changed(table, tmp_
     assert "finished under another config (the table's config changed since it started: source.width: 16 -> 8)" \
         in cap.err
     assert "width: 8" in (root / "dfq_small-s0" / "config.yaml").read_text()
-    assert [p.name for p in root.iterdir() if "-outdated-" in p.name][0].startswith("dfq_small-s0-outdated-")
+    assert [p.name for p in (root / "outdated").iterdir()][0].startswith("dfq_small-s0-")
+    rows = [r for r in load_summaries([root]) if r["label"] == "dfq_small"]
+    assert len(rows) == 1 and rows[0]["run_dir"] == str(root / "dfq_small-s0")  # the old run is not a seed
 
 
 def test_cli_prints_the_table_in_cell_order(table, tmp_path, capsys):

@@ -37,6 +37,17 @@ def test_groups_by_cell_and_reports_mean_and_sample_sd(tmp_path):
     assert "| dfq | digits | cnn → cnn_small | 99.00 | 93.00 ± 3.61 | ±8.96 | 94.00 ± 3.61 | — | — |" in table
 
 
+def test_runs_under_teachers_and_outdated_are_not_cells_but_a_parent_so_named_is_fine(tmp_path):
+    root = tmp_path / "teachers" / "table"  # a user's folder may be called so: only the parts under it count
+    (root / "teachers").mkdir(parents=True)
+    (root / "outdated").mkdir()
+    _run(root, "dfq-s0", "dfq", 0, 90.0)
+    _run(root / "outdated", "dfq-s1-20261123-085151", "dfq", 1, 50.0)
+    _run(root / "teachers", "digits16-cnn-s0", "dfq", 0, 10.0)
+    rows = collect([root])
+    assert len(rows) == 1 and rows[0]["student_acc"] == (90.0, 0.0) and rows[0]["seeds"] == [0]
+
+
 def test_t_interval_matches_scipy_and_needs_two_values():
     values = [1.0, 2.0, 4.0, 8.0]
     lo, hi = stats.t.interval(0.95, 3, loc=statistics.fmean(values), scale=stats.sem(values))
