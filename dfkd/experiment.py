@@ -138,7 +138,7 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
     or a many-core CPU (each process then gets cores // jobs threads)."""
     from .methods import build_config
     from .runs import auto_teacher_config
-    from .teacher import build_teacher_config, ensure_teacher, teacher_dir
+    from .teacher import build_teacher_config, ensure_teacher, teacher_path
 
     path, spec = read_table(table)
     name = path.parent.name
@@ -183,7 +183,7 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
                  f"tracking.job_type={cell_name}", f"tracking.tags={[name, scale, cfg.method, f'seed{seed}']}"]
         key = (cfg.data.name, cfg.data.image_size, cfg.teacher.arch)
         if key in teachers:
-            extra.append(f"teacher.checkpoint={teacher_dir(teachers[key]) / 'teacher.pt'}")
+            extra.append(f"teacher.checkpoint={teacher_path(teachers[key])}")
         planned = build_config(None, extra, base=to_dict(cfg))
         status = "done" if (run_dir / "summary.json").is_file() else "interrupted" if run_dir.exists() else "todo"
         why = outdated(run_dir, planned) if status == "done" else None
@@ -252,11 +252,16 @@ def outdated(run_dir: Path, planned: Config) -> str | None:
 _WHERE = ("device", "out", "data.root", "data.download", "data.num_workers", "pool.device", "perf.", "tracking.")
 
 
+def _is_where(key: str) -> bool:
+    """`key` is one of `_WHERE`, or lies in one of its sections (the entries ending in '.')."""
+    return any(key == w or (w.endswith(".") and key.startswith(w)) for w in _WHERE)
+
+
 def config_change(saved: Config, planned: Config) -> str | None:
     """The keys (at most three shown) in which a run's saved config differs from the planned one, or None."""
     old, new = _flatten(to_dict(saved)), _flatten(to_dict(planned))
     changed = sorted(k for k in old.keys() | new.keys()
-                     if old.get(k) != new.get(k) and not any(k == w or k.startswith(w) for w in _WHERE))
+                     if old.get(k) != new.get(k) and not _is_where(k))
     if not changed:
         return None
     shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:3])

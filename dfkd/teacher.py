@@ -63,6 +63,11 @@ def teacher_dir(cfg: TeacherTrainConfig) -> Path:
     return Path(cfg.out) / f"{cfg.data.name.replace(':', '-')}{size}-{cfg.arch}-s{cfg.seed}"
 
 
+def teacher_path(cfg: TeacherTrainConfig) -> Path:
+    """Where the checkpoint of the teacher `cfg` trains is (or will be) written."""
+    return teacher_dir(cfg) / "teacher.pt"
+
+
 def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False, world=None) -> tuple[Path, float]:
     """Train, evaluate and save a teacher; returns (checkpoint path, test accuracy in %).
     Refuses to overwrite an existing checkpoint. Under torchrun (`world` from
@@ -71,8 +76,8 @@ def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False, world=None) -> t
     from . import distributed
 
     world = world or distributed.SINGLE
-    run_dir = teacher_dir(cfg)
-    ckpt_path = run_dir / "teacher.pt"
+    ckpt_path = teacher_path(cfg)
+    run_dir = ckpt_path.parent
     if ckpt_path.exists():
         raise DfkdError(f"a teacher already exists at '{ckpt_path}'; use it as teacher.checkpoint, "
                         f"or choose another --out or seed")
@@ -150,7 +155,7 @@ def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False, world=None) -> t
 
 def ensure_teacher(cfg: TeacherTrainConfig, quiet: bool = False) -> tuple[Path, dict]:
     """The checkpoint for `cfg`, trained first if it does not exist yet: (path, verified checkpoint)."""
-    path = teacher_dir(cfg) / "teacher.pt"
+    path = teacher_path(cfg)
     if not path.exists():
         print(f"dfkd: no teacher at '{path}'; training one ({cfg.arch} on {cfg.data.name}, "
               f"{cfg.train.epochs} epochs)", file=sys.stderr)
