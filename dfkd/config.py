@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .errors import DfkdError
+from .errors import DfkdError, shown
 from .registry import suggest
 
 
@@ -46,25 +46,46 @@ class OptimConfig:
 
 @dataclass
 class DataConfig:
-    name: str = opt("digits", "dataset (see `dfkd list datasets`)")
+    name: str = opt("digits", "dataset (see `dfkd list datasets`), or 'none' for no data at all: the inputs are "
+                              "then described by data.channels, data.image_size, data.num_classes, data.mean, data.std")
     root: str | None = opt(None, "where datasets live; default $DFKD_DATA_ROOT, else ./data")
-    download: bool = opt(False, "download a missing torchvision dataset (needs network)")
-    image_size: int | None = opt(None, "input resolution; default: the dataset's own (digits 16, MNIST 32)", min=4)
+    download: bool = opt(False, "download a missing torchvision dataset or pretrained weights (needs network)")
+    image_size: int | None = opt(None, "input resolution the teacher takes; default: the dataset's own (digits 16, "
+                                       "MNIST 32); required with data.name=none", min=4)
+    channels: int | None = opt(None, "data.name=none: input channels the teacher takes", min=1)
     num_workers: int = opt(0, "data-loader workers for real-data loading", min=0)
-    mean: list[float] | None = opt(None, "imagefolder only: per-channel normalisation mean (default ImageNet's)")
-    std: list[float] | None = opt(None, "imagefolder only: per-channel normalisation std (default ImageNet's)")
-    num_classes: int | None = opt(None, "imagefolder only: number of classes (default: folders found)", min=2)
+    mean: list[float] | None = opt(None, "per-channel normalisation mean of the inputs the teacher was trained on "
+                                         "(any dataset; default the dataset's own, ImageNet's for imagefolder, 0 with "
+                                         "data.name=none)")
+    std: list[float] | None = opt(None, "per-channel normalisation std, as data.mean (default the dataset's own, "
+                                        "1 with data.name=none)")
+    num_classes: int | None = opt(None, "number of classes (imagefolder default: folders found; required with "
+                                        "data.name=none)", min=2)
+    eval: str = opt("", "what the student is scored on: '' = the dataset's test split; a folder of labelled "
+                        "images (CLASS/*.png|jpg, classes in sorted order, or named by their index); 'none' = no "
+                        "labelled set: teacher-student agreement on held-out synthesized inputs instead; "
+                        "'in-memory' = a Dataset given to dfkd.distill(eval_set=...)")
 
 
 @dataclass
 class TeacherConfig:
-    arch: str = opt("cnn", "teacher architecture (see `dfkd list models`)")
-    checkpoint: str = opt("auto", "teacher checkpoint path; 'auto' trains (or reuses) one under OUT/teachers")
+    arch: str = opt("cnn", "teacher architecture: a registry name (`dfkd list models`), torchvision:NAME, timm:NAME, "
+                           "pkg.module:factory or path/file.py:factory")
+    checkpoint: str = opt("auto", "teacher weights: 'auto' trains (or reuses) one under OUT/teachers; a file (dfkd "
+                                  "checkpoint, a state dict or a wrapped one, .safetensors, TorchScript); 'none' = as "
+                                  "teacher.arch builds it (its pretrained teacher.weights, or a factory's own)")
+    weights: str | None = opt(None, "pretrained weights of a torchvision:/timm: teacher, e.g. IMAGENET1K_V2 or "
+                                    "DEFAULT (read from $TORCH_HOME/hub/checkpoints; fetched only with --download)")
+    output: str | None = opt(None, "when the teacher's forward returns a tuple/list/dict: the index or key of "
+                                   "its logits")
 
 
 @dataclass
 class StudentConfig:
-    arch: str = opt("cnn_small", "student architecture (see `dfkd list models`)")
+    arch: str = opt("cnn_small", "student architecture, in any form teacher.arch takes")
+    weights: str | None = opt(None, "pretrained weights of a torchvision:/timm: student (its starting point)")
+    output: str | None = opt(None, "when the student's forward returns a tuple/list/dict: the index or key of "
+                                   "its logits")
     optim: OptimConfig = opt(OptimConfig(), "student optimizer")
 
 
@@ -275,11 +296,11 @@ def deep_merge(base: dict, over: dict) -> dict:
 def parse_set(item: str) -> dict:
     """'a.b.c=1e-3' -> {'a': {'b': {'c': <value>}}}; the value is read as YAML ('[1, 2]', 'true', 'null')."""
     if "=" not in item:
-        raise DfkdError(f"--set '{item}' needs the form key=value (e.g. --set distill.rounds=50)")
+        raise DfkdError(f"--set {shown(item)} needs the form key=value (e.g. --set distill.rounds=50)")
     key, raw = item.split("=", 1)
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
-        raise DfkdError(f"--set '{item}': empty key part; use dotted keys like student.optim.lr=0.1")
+        raise DfkdError(f"--set {shown(item)}: empty key part; use dotted keys like student.optim.lr=0.1")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
@@ -336,28 +357,28 @@ def _coerce(value: Any, tp, path: str):
         return _coerce(value, inner[0], path)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise DfkdError(f"config key '{path}' must be a mapping of its sub-keys, got {value!r}")
+            raise DfkdError(f"config key {shown(path)} must be a mapping of its sub-keys, got {value!r}")
         return from_dict(tp, value, prefix=path + ".")
     if origin is list:
         if isinstance(value, tuple):
             value = list(value)
         if not isinstance(value, list):
-            raise DfkdError(f"config key '{path}' must be a list, got {value!r}")
+            raise DfkdError(f"config key {shown(path)} must be a list, got {value!r}")
         return [_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise DfkdError(f"config key '{path}' must be a mapping, got {value!r}")
+            raise DfkdError(f"config key {shown(path)} must be a mapping, got {value!r}")
         return {str(k): _coerce(v, args[1], f"{path}.{k}") for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise DfkdError(f"config key '{path}' must be true or false, got {value!r}")
+        raise DfkdError(f"config key {shown(path)} must be true or false, got {value!r}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise DfkdError(f"config key '{path}' must be an integer, got {value!r}")
+        raise DfkdError(f"config key {shown(path)} must be an integer, got {value!r}")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             out = float(value)
@@ -365,18 +386,18 @@ def _coerce(value: Any, tp, path: str):
             try:
                 out = float(value)
             except ValueError:
-                raise DfkdError(f"config key '{path}' must be a number, got {value!r}") from None
+                raise DfkdError(f"config key {shown(path)} must be a number, got {value!r}") from None
         else:
-            raise DfkdError(f"config key '{path}' must be a number, got {value!r}")
+            raise DfkdError(f"config key {shown(path)} must be a number, got {value!r}")
         if not math.isfinite(out):
-            raise DfkdError(f"config key '{path}' must be finite, got {value!r}")
+            raise DfkdError(f"config key {shown(path)} must be finite, got {value!r}")
         return out
     if tp is str:
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
-        raise DfkdError(f"config key '{path}' must be a string, got {value!r}")
+        raise DfkdError(f"config key {shown(path)} must be a string, got {value!r}")
     raise TypeError(f"unsupported config type {tp} at {path}")
 
 
@@ -385,13 +406,13 @@ def _check_range(value, meta: dict, path: str) -> None:
         return
     choices = meta.get("choices")
     if choices and value not in choices:
-        raise DfkdError(f"config key '{path}' is '{value}'{suggest(value, choices)}; "
+        raise DfkdError(f"config key {shown(path)} is {shown(value)}{suggest(value, choices)}; "
                         f"choose one of: {', '.join(choices)}")
     lo, hi = meta.get("min"), meta.get("max")
     if lo is not None and value < lo:
-        raise DfkdError(f"config key '{path}' is {value}; it must be >= {lo}")
+        raise DfkdError(f"config key {shown(path)} is {value}; it must be >= {lo}")
     if hi is not None and value > hi:
-        raise DfkdError(f"config key '{path}' is {value}; it must be <= {hi}")
+        raise DfkdError(f"config key {shown(path)} is {value}; it must be <= {hi}")
 
 
 def from_dict(cls, data: dict, prefix: str = ""):
@@ -400,7 +421,7 @@ def from_dict(cls, data: dict, prefix: str = ""):
     known = {f.name: f for f in fields(cls)}
     for key in data:
         if key not in known:
-            raise DfkdError(f"unknown config key '{prefix}{key}'{suggest(str(key), known)}; "
+            raise DfkdError(f"unknown config key {shown(f'{prefix}{key}')}{suggest(str(key), known)}; "
                             f"valid keys here: {', '.join(known)}")
     kwargs = {}
     for name, f in known.items():

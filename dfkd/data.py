@@ -67,7 +67,10 @@ def data_root(cfg: DataConfig) -> Path:
 
 
 def dataset_info(cfg: DataConfig) -> DatasetInfo:
-    """The dataset's shape facts, with `image_size`, `mean`, `std` and classes from the config."""
+    """The dataset's shape facts, with `image_size`, `mean`, `std` and classes from the config
+    (for every dataset: a teacher from elsewhere brings its own input convention)."""
+    if cfg.name == NONE:
+        return _spec_info(cfg)
     entry = get_entry(cfg.name)
     info = entry.info
     size = cfg.image_size or info.image_size
@@ -114,6 +117,97 @@ def _standin(cfg: DataConfig, split: str, info: DatasetInfo) -> TensorDataset:
     noise = torch.randn(n, c, s, s, generator=torch.Generator().manual_seed(0 if split == "train" else 1))
     x = F.interpolate(protos[labels], size=(s, s), mode="bilinear", align_corners=False) + 0.5 * noise
     return TensorDataset((x - x.mean()) / x.std(), labels)
+
+
+# ----------------------------------------------------------------------------- no data
+
+NONE = "none"
+
+
+def _spec_info(cfg: DataConfig) -> DatasetInfo:
+    """data.name=none: the inputs described by the config alone (`dfkd.InputSpec`)."""
+    missing = [k for k in ("channels", "image_size", "num_classes") if getattr(cfg, k) is None]
+    if missing:
+        raise DfkdError(f"data.name=none describes the teacher's inputs by data.channels, data.image_size and "
+                        f"data.num_classes; set {', '.join('data.' + k for k in missing)}")
+    c = cfg.channels
+    mean = tuple(cfg.mean) if cfg.mean else (0.0,) * c
+    std = tuple(cfg.std) if cfg.std else (1.0,) * c
+    if len(mean) != c or len(std) != c:
+        raise DfkdError(f"data.mean and data.std need {c} values (data.channels={c})")
+    if any(v <= 0 for v in std):
+        raise DfkdError(f"data.std must be positive, got {list(std)}")
+    return DatasetInfo(cfg.num_classes, c, cfg.image_size, mean, std, flip=False)
+
+
+@_register(NONE, DatasetInfo(0, 0, 0, (), (), flip=False),
+           "no data at all: a data-free run described by data.channels, data.image_size, data.num_classes "
+           "(and data.mean / data.std); scored on data.eval if given, else by teacher-student agreement")
+def _no_data(cfg: DataConfig, split: str, info: DatasetInfo) -> Dataset:
+    raise DfkdError(f"data.name=none has no {split} split; data-free methods need none (a data-driven method "
+                    f"needs a dataset), and scoring uses data.eval")
+
+
+def eval_folder(path: str | Path, info: DatasetInfo) -> Dataset:
+    """A labelled image folder PATH/CLASS/*.{png,jpg,...} for scoring, resized to the run's size,
+    converted to its channels and normalised with its mean/std. Labels: the folder names when all
+    are integers (the teacher's class indices), else their sorted order."""
+    import torchvision.datasets as D
+    import torchvision.transforms as T
+
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DfkdError(f"data.eval: '{root}' is not a folder; give a folder with one sub-folder of images per "
+                        f"class, 'none', or leave it empty for the dataset's test split")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise DfkdError(f"data.eval: '{root}' has no class sub-folders (CLASS/*.png)")
+    numeric = all(c.isdigit() for c in classes)
+    index = {c: int(c) for c in classes} if numeric else {c: i for i, c in enumerate(classes)}
+    if max(index.values()) >= info.num_classes:
+        raise DfkdError(f"data.eval: '{root}' has class {max(index, key=index.get)!r} -> label "
+                        f"{max(index.values())}, but the teacher has {info.num_classes} classes")
+    colour = T.Grayscale(1) if info.in_channels == 1 else T.Lambda(lambda im: im.convert("RGB"))
+    tf = T.Compose([colour, T.Resize((info.image_size, info.image_size)), T.ToTensor(),
+                    T.Normalize(info.mean, info.std)])
+
+    class _Folder(D.ImageFolder):
+        def find_classes(self, directory):
+            return classes, index
+
+    try:
+        return _Folder(str(root), transform=tf)
+    except (FileNotFoundError, RuntimeError) as e:
+        raise DfkdError(f"data.eval: '{root}': {e}") from None
+
+
+def eval_split(cfg: DataConfig, info: DatasetInfo, given: Dataset | None = None) -> Dataset | None:
+    """What the student is scored on (`data.eval`): a Dataset given from Python, an image folder, the
+    dataset's test split, or None (no labelled data)."""
+    if cfg.eval == "in-memory":
+        if given is None:
+            raise DfkdError("this run was scored on a Dataset given from Python; pass it again: "
+                            "dfkd.distill(..., eval_set=the_dataset, resume=RUN_DIR)")
+        return _checked(given, info)
+    if cfg.eval == "none" or (cfg.eval == "" and cfg.name == NONE):
+        return None
+    if cfg.eval:
+        return eval_folder(cfg.eval, info)
+    return load_split(cfg, "test")
+
+
+def _checked(ds: Dataset, info: DatasetInfo) -> Dataset:
+    try:
+        x, y = ds[0][:2]
+    except Exception as e:
+        raise DfkdError(f"eval_set[0] failed ({type(e).__name__}); eval_set must be a Dataset of "
+                        f"(image tensor, label) pairs") from None
+    want = (info.in_channels, info.image_size, info.image_size)
+    if not torch.is_tensor(x) or tuple(x.shape) != want:
+        got = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+        raise DfkdError(f"eval_set items must be (tensor of shape {want}, label) pairs, normalised as the teacher "
+                        f"expects; the first is {got}")
+    return ds
 
 
 # ----------------------------------------------------------------------------- digits

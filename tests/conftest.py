@@ -18,3 +18,15 @@ def digits_teacher(tmp_path_factory):
     path, acc = train_teacher(cfg, quiet=True)
     assert acc >= 95.0, f"digits teacher only reached {acc:.2f}%"
     return path
+
+
+# Property tests (hypothesis) are derandomized in CI: the same examples every run, so a failure is a
+# finding to fix, never noise. Locally they explore new examples.
+try:
+    from hypothesis import settings as _hyp
+
+    _hyp.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("CI"):
+        _hyp.load_profile("ci")
+except ImportError:  # hypothesis is a dev extra
+    pass
