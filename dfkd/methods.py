@@ -331,11 +331,35 @@ def build_config(config_file: str | None = None, sets=(), method: str | None = N
     return cfg
 
 
+def without_batchnorm() -> list[str]:
+    """Data-free recipes whose source objective reads no BatchNorm layer (neither `bn` nor CMI's
+    BN-based embeddings): what runs on a teacher with GroupNorm/LayerNorm, or a black box."""
+    from .objective import TERMS
+
+    out = []
+    for name in METHODS:
+        r = METHODS.get(name).recipe
+        if r.get("source", {}).get("name") == "real":
+            continue
+        terms = [t for t, w in r.get("objective", {}).get("generator", {}).items() if w]
+        if not any(TERMS.get(t).needs & {"bn", "contrast"} for t in terms):
+            out.append(name)
+    return out
+
+
+def no_batchnorm_message(cfg: Config, why: str) -> str:
+    terms = [t for t in ("bn", "cmi") if cfg.objective.generator.get(t, 0)]
+    return (f"method '{cfg.method}' matches the teacher's BatchNorm statistics (objective.generator."
+            f"{'/'.join(terms) or 'bn'}), and the teacher {why}; use a method that works without them: "
+            f"{', '.join(without_batchnorm())} (or set objective.generator.{terms[0] if terms else 'bn'}=0)")
+
+
 def validate(cfg: Config) -> None:
     """Checks across keys and registries that a field-by-field check cannot make."""
     from generators import SOURCES
 
     from .data import get_entry
+    from .models import MODELS
     from .objective import TERMS
     from .synthesizers import SCHEDULES
 
@@ -345,7 +369,12 @@ def validate(cfg: Config) -> None:
     VIEWS.get(cfg.view.student)
     if cfg.view.eval:
         VIEWS.get(cfg.view.eval)
-    c = entry.info.in_channels
+    if cfg.data.name == "none":
+        from .data import dataset_info
+
+        c = dataset_info(cfg.data).in_channels  # says which of channels / image_size / num_classes is missing
+    else:
+        c = entry.info.in_channels
     check_teacher_view(cfg.view.teacher, build_view(cfg.view.teacher, c, cfg=cfg.view)[1], c, cfg.teacher.arch)
     SOURCES.get(cfg.source.name)
     SCHEDULES.get(cfg.synth.schedule)
@@ -387,13 +416,12 @@ def validate(cfg: Config) -> None:
                         f"use it with source.name=real and source.eps > 0 (e.g. --method rslad)")
     if cfg.distill.batch == "pool" and cfg.pool.capacity == 0:
         raise DfkdError("distill.batch=pool needs a replay pool; set pool.capacity (e.g. pool.capacity=4096)")
-    if cfg.synth.g_steps > 0 and cfg.objective.generator.get("bn", 0) != 0:
+    if cfg.synth.g_steps > 0 and cfg.objective.generator.get("bn", 0) != 0 and cfg.teacher.arch in MODELS:
         from .hooks import has_batchnorm
         from .models import build_model
 
         if not has_batchnorm(build_model(cfg.teacher.arch, 10, 3)):  # BN layers do not depend on the shapes
-            raise DfkdError(f"objective.generator.bn needs a teacher with BatchNorm layers, and "
-                            f"'{cfg.teacher.arch}' has none; set objective.generator.bn=0")
+            raise DfkdError(no_batchnorm_message(cfg, f"({cfg.teacher.arch}) has no BatchNorm layers"))
     if cfg.synth.g_steps > 0 and not any(w != 0 for w in cfg.objective.generator.values()):
         raise DfkdError("synth.g_steps > 0 but objective.generator has no weighted term; "
                         "add one (e.g. objective.generator.adv_l1=1) or set synth.g_steps=0")

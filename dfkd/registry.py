@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from typing import Callable, Iterator, TypeVar
 
-from .errors import DfkdError
+from .errors import DfkdError, shown
 
 T = TypeVar("T")
 
@@ -40,7 +40,7 @@ class Registry:
     def get(self, name: str) -> Callable:
         if name not in self._items:
             raise DfkdError(
-                f"unknown {self.kind} '{name}'{suggest(name, self._items)}; "
+                f"unknown {self.kind} {shown(name)}{suggest(name, self._items)}; "
                 f"choose one of: {', '.join(sorted(self._items))}"
             )
         return self._items[name]

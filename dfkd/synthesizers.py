@@ -43,10 +43,14 @@ class TeacherProbe:
     """The frozen teacher (eval mode, no parameter gradients) plus the hooks a term may need."""
 
     def __init__(self, teacher: nn.Module):
-        self.teacher = teacher.eval().requires_grad_(False)
+        self.teacher = teacher.eval()
+        for p in teacher.parameters():  # (a ScriptModule has no requires_grad_)
+            p.requires_grad_(False)
         self.teacher_forward = self.teacher  # torch.compile(teacher) with perf.compile
         self.bn = BNStatsHook(teacher) if has_batchnorm(teacher) else None
-        self.features = FeatureHook(classifier_layer(teacher), mode="input")
+        self.black_box = isinstance(teacher, torch.jit.ScriptModule)  # TorchScript: logits only, no hooks
+        linear = any(isinstance(m, nn.Linear) for m in teacher.modules())
+        self.features = FeatureHook(classifier_layer(teacher), mode="input") if linear else None
         self.blocks: BlockHooks | None = None
 
     def watch_blocks(self, names: list[str]) -> None:
@@ -59,13 +63,14 @@ class TeacherProbe:
         if self.bn is not None:
             self.bn.enabled = want_bn
             self.bn.clear()
-        self.features.enabled = want_feat
+        if self.features is not None:
+            self.features.enabled = want_feat
         if self.blocks is not None:
             self.blocks.enabled = want_blocks
         logits = self.teacher_forward(x)
         return Signals(x=x, t_logits=logits,
                        bn_stats=list(self.bn.stats) if want_bn else [],
-                       t_features=self.features.value if want_feat else None,
+                       t_features=self.features.value if want_feat and self.features is not None else None,
                        t_blocks=self.blocks.values if want_blocks else [])
 
 

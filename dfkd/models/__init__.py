@@ -1,37 +1,37 @@
-"""Model registry: plain `nn.Module`s built as `build_model(name, num_classes, in_channels)`.
+"""Model registry: plain `nn.Module`s built as `build_model(spec, num_classes, in_channels)`.
 
-Features are read by hooks (`dfkd.hooks`), never through a special forward signature.
-Any torchvision classification model is available as `torchvision:NAME` (random init, 3 channels).
+A spec is a registry name (`dfkd list models`), `torchvision:NAME`, `timm:NAME`, or a factory of the
+user's own, `pkg.module:factory` or `file.py:factory` (`dfkd.models.external`). Features are read by
+hooks (`dfkd.hooks`), never through a special forward signature.
 """
 from __future__ import annotations
 
 from torch import nn
 
 from ..errors import DfkdError
-from ..registry import Registry, suggest
+from ..registry import Registry
 
 MODELS = Registry("model")
 
 from . import cnn, lenet, resnet_cifar, vgg, wrn  # noqa: E402,F401  (they register themselves)
 
 
-def build_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
+def build_model(name: str, num_classes: int, in_channels: int, weights: str | None = None,
+                download: bool = False, key: str = "arch") -> nn.Module:
+    """The model `name` names (see the module doc). `weights` names pretrained weights of a
+    torchvision or timm model; `key` is the config key named in errors."""
+    from . import external
+
     if name.startswith("torchvision:"):
-        return _torchvision_model(name.split(":", 1)[1], num_classes, in_channels)
+        return external.build_torchvision(name.split(":", 1)[1], num_classes, in_channels, weights, download, key)
+    if name.startswith("timm:"):
+        return external.build_timm(name.split(":", 1)[1], num_classes, in_channels, weights, download)
+    if weights:
+        raise DfkdError(f"pretrained weights ('{weights}') are for torchvision: and timm: models; '{name}' takes "
+                        f"its weights from a checkpoint file")
+    if external.is_factory(name):
+        return external.build_factory(name, num_classes, in_channels, key)
     return MODELS.get(name)(num_classes=num_classes, in_channels=in_channels)
-
-
-def _torchvision_model(name: str, num_classes: int, in_channels: int) -> nn.Module:
-    import torchvision
-
-    available = torchvision.models.list_models(module=torchvision.models)
-    if name not in available:
-        raise DfkdError(f"unknown torchvision model '{name}'{suggest(name, available)}; "
-                        f"see torchvision.models.list_models()")
-    if in_channels != 3:
-        raise DfkdError(f"torchvision:{name} takes 3-channel input but the data has {in_channels}; "
-                        f"use a dfkd model (see `dfkd list models`)")
-    return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
 
 
 def count_params(model: nn.Module) -> int:
@@ -39,4 +39,4 @@ def count_params(model: nn.Module) -> int:
 
 
 def model_names() -> list[str]:
-    return MODELS.names() + ["torchvision:<name>"]
+    return MODELS.names() + ["torchvision:<name>", "timm:<name>", "<pkg.module>:<factory>", "<file.py>:<factory>"]
