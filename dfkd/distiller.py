@@ -182,8 +182,13 @@ class Distiller:
                 metrics["lr/student"] = self.optimizer.param_groups[0]["lr"]
                 st["sums"], st["since_log"] = {}, 0
                 if evaluate:
-                    acc = accuracy(self.student, self.test_loader, self.device, transform=self.view_eval)
-                    metrics["student_acc"] = st["acc"] = acc
+                    if self.test_loader is not None:
+                        acc = accuracy(self.student, self.test_loader, self.device, transform=self.view_eval)
+                        metrics["student_acc"] = acc
+                    else:  # no labelled data: how closely the student follows the teacher
+                        acc, st["agreement_kl"] = self.agreement()
+                        metrics["agreement"], metrics["agreement_kl"] = acc, st["agreement_kl"]
+                    st["acc"] = acc
                     st["history"].append((rnd, acc))
                     if acc > st["best"]:
                         st["best"], st["best_round"] = acc, rnd
@@ -194,9 +199,49 @@ class Distiller:
                 if evaluate:  # after the log row, so a resumed run never misses one
                     st["round"], st["elapsed_s"] = rnd, time.time() - start
                     self._checkpoint()
-        return {"student_acc": st["acc"], "best_student_acc": st["best"], "best_round": st["best_round"],
+        scores = {"student_acc": st["acc"], "best_student_acc": st["best"]} if self.test_loader is not None else {
+            "student_acc": None, "best_student_acc": None, "agreement": st["acc"], "best_agreement": st["best"],
+            "agreement_kl": st.get("agreement_kl")}
+        return {**scores, "best_round": st["best_round"],
                 "skipped_steps": self.guard.skipped, "rollbacks": self.guard.rollbacks,
                 "wall_time_s": round(time.time() - start, 2), "synth_time_s": round(st["synth_time_s"], 2)}
+
+    AGREEMENT_SAMPLES = 512
+    AGREEMENT_SEED = 20_240_601
+
+    @torch.no_grad()
+    def agreement(self) -> tuple[float, float]:
+        """(top-1 agreement in %, mean KL(T||S)) of student and teacher on a held-out batch of
+        `AGREEMENT_SAMPLES` synthesized inputs: the current source sampled with fixed random draws
+        (the same latent codes at every evaluation), which the student never trains on; the global
+        random streams are left untouched. A free-pixel source holds only its last round's batch,
+        which is then what is scored. The score of a run without labelled data."""
+        from .losses import kl_div
+
+        devices = [self.device] if self.device.type == "cuda" else []
+        was = self.student.training
+        self.student.eval()
+        try:
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self.AGREEMENT_SEED)
+                xs, n = [], 0
+                while n < self.AGREEMENT_SAMPLES:
+                    x = self.synth.sample(self.cfg.synth.batch_size)
+                    xs.append(x)
+                    n += len(x)
+                    if getattr(self.synth.generator, "nz", None) == 1:  # free pixels: one fixed batch
+                        break
+            match, kl, total = 0.0, 0.0, 0
+            for x in xs:
+                with self.precision.autocast():
+                    t = self.probe(self.view_t(x)).t_logits.float()
+                    s_logits = self.student_forward(self.view_s(x)).float()
+                match += (t.argmax(1) == s_logits.argmax(1)).sum().item()
+                kl += kl_div(s_logits, t, 1.0).item() * len(x)
+                total += len(x)
+        finally:
+            self.student.train(was)
+        return 100.0 * match / total, kl / total
 
     def _averages(self, sums: dict[str, Tensor], rounds: int, rnd: int) -> dict[str, float]:
         out = {}

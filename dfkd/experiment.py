@@ -217,7 +217,8 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
         work.append((label, planned, None))
     for label, summary in _run_all(work, jobs, quiet):
         done += 1
-        print(f"{label}: student {summary['student_acc']:.2f}% ({summary['wall_time_s']:.0f} s)")
+        score = summary["student_acc"] if summary["student_acc"] is not None else summary.get("agreement", 0.0)
+        print(f"{label}: student {score:.2f}% ({summary['wall_time_s']:.0f} s)")
     if not dry_run:
         print(f"{name} ({scale}): {done} runs done, {skipped} already finished; results under {root}")
     return root, [c.name or c.method for c in spec.cells]

@@ -67,8 +67,10 @@ def bar_chart(rows: list[dict], path) -> Path:
     pub = [(i, r["published"]) for i, r in enumerate(rows) if r.get("published") is not None]
     if pub:
         ax.scatter(*zip(*pub), marker="D", color="tab:red", zorder=3, label="published")
-    teacher = max(r["teacher_acc"][0] for r in rows)
-    ax.axhline(teacher, ls="--", color="gray", label=f"teacher ({teacher:.2f}%)")
+    scored = [r["teacher_acc"][0] for r in rows if r.get("teacher_acc")]
+    if scored:  # runs without labelled data have no teacher accuracy
+        teacher = max(scored)
+        ax.axhline(teacher, ls="--", color="gray", label=f"teacher ({teacher:.2f}%)")
     ax.set_xticks(x, [r["label"] for r in rows], rotation=30, ha="right")
     ax.set(ylabel="student test accuracy (%)", title=_title(rows), ylim=(0, 100))
     ax.legend(fontsize=8, loc="lower right")

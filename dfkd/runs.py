@@ -13,23 +13,24 @@ import torch
 from generators import SOURCES
 
 from . import distributed
-from .checkpoint import atomic_write_text, load_into, read_model, read_run_checkpoint, save_model
+from .checkpoint import atomic_write_text, read_run_checkpoint, save_model
 from .config import Config, TeacherTrainConfig, dump_yaml, to_dict
-from .data import dataset_info, load_split, make_loader
+from .data import dataset_info, eval_split, load_split, make_loader
 from .distiller import Distiller
 from .errors import DfkdError
 from .augment import crop_flip
 from .contrast import Contrast
 from .evaluate import accuracy
 from .hooks import match_stages
-from .models import build_model, count_params
-from .objective import Objective
+from .models import count_params
+from .objective import TERMS, Objective
 from .pool import ReplayPool
 from .real import RealBatches
 from .robust import Ball
 from .runtime import resolve_device, seed_everything, set_deterministic
 from .synthesizers import SCHEDULES, TeacherProbe
-from .teacher import build_teacher_config, ensure_teacher
+from .resolve import resolve_student, resolve_teacher, unwrapped
+from .teacher import build_teacher_config
 from .tracking import NullTracker, Tracker
 from .views import build_view, check_teacher_view
 
@@ -41,30 +42,20 @@ def auto_teacher_config(cfg: Config) -> TeacherTrainConfig:
     return build_teacher_config(base=base)
 
 
-def load_teacher(cfg: Config, info, quiet: bool = False):
-    """(teacher module, checkpoint dict, checkpoint path)."""
-    if cfg.teacher.checkpoint == "auto":
-        path, ckpt = ensure_teacher(auto_teacher_config(cfg), quiet=quiet)
-    else:
-        path = Path(cfg.teacher.checkpoint)
-        ckpt = read_model(path)
-    if ckpt["dataset"] != cfg.data.name or ckpt["image_size"] != info.image_size:
-        raise DfkdError(f"teacher checkpoint '{path}' was trained on {ckpt['dataset']} at "
-                        f"{ckpt['image_size']}px but the run uses {cfg.data.name} at {info.image_size}px; "
-                        f"pass a matching checkpoint or set data.name / data.image_size")
-    if [round(v, 6) for v in ckpt["mean"] + ckpt["std"]] != [round(v, 6) for v in info.mean + info.std]:
-        raise DfkdError(f"teacher checkpoint '{path}' was trained with input mean/std {ckpt['mean']}/{ckpt['std']} "
-                        f"but the run normalises with {list(info.mean)}/{list(info.std)}; retrain the teacher "
-                        f"or set data.mean / data.std to match")
-    teacher = build_model(cfg.teacher.arch, info.num_classes, info.in_channels)
-    load_into(teacher, ckpt, cfg.teacher.arch, path, key="teacher.arch")
-    return teacher, ckpt, path
+def slug(name: str) -> str:
+    """A model or dataset name as a piece of a folder name: 'path/to/net.py:Net' -> 'net.py-Net'."""
+    import re
+
+    head, sep, tail = name.rpartition(":")
+    if sep and ("/" in head or "\\" in head):
+        name = f"{Path(head).name}:{tail}"
+    return re.sub(r"[^A-Za-z0-9_.+=-]+", "-", name).strip("-")[:60] or "model"
 
 
-def make_run_dir(cfg: Config) -> Path:
-    data = cfg.data.name.replace(":", "-")
-    name = cfg.run_name or (f"{cfg.method}-{data}-{cfg.teacher.arch}-{cfg.student.arch}-s{cfg.seed}-"
-                            f"{time.strftime('%Y%m%d-%H%M%S')}")
+def make_run_dir(cfg: Config, teacher: str | None = None, student: str | None = None) -> Path:
+    data = slug(cfg.data.name)
+    name = cfg.run_name or (f"{cfg.method}-{data}-{slug(teacher or cfg.teacher.arch)}-"
+                            f"{slug(student or cfg.student.arch)}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = Path(cfg.out) / name
     if run_dir.exists() and any(run_dir.iterdir()):
         raise DfkdError(f"run directory '{run_dir}' already exists and is not empty; choose another "
@@ -81,9 +72,7 @@ def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels
     opts = dict(bn_first=o.bn_first, contrast_tau=o.contrast_tau, dkd_alpha=o.dkd_alpha, dkd_beta=o.dkd_beta)
     gen = Objective(o.generator, o.temperature, "generator", **opts) if cfg.synth.g_steps > 0 else None
     stu = Objective(o.student, o.temperature, "student", **opts)
-    if gen is not None and "bn" in gen.needs and probe.bn is None:
-        raise DfkdError(f"objective.generator.bn needs a teacher with BatchNorm layers, and "
-                        f"'{cfg.teacher.arch}' has none; set objective.generator.bn=0")
+    check_teacher_terms(cfg, probe, gen, stu)
     if gen is not None and "blocks" in gen.needs:
         raise DfkdError("the 'at' and 'hint' terms compare student and teacher stages: use them in "
                         "objective.student, not objective.generator")
@@ -111,6 +100,31 @@ def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels
     return gen, stu, student_blocks
 
 
+def check_teacher_terms(cfg: Config, probe: TeacherProbe, gen: Objective | None, stu: Objective) -> None:
+    """Refuse, in one line, terms that read layers this teacher does not have: BN statistics (and
+    CMI's BN embeddings) without BatchNorm, penultimate features without an nn.Linear, stages of a
+    TorchScript black box."""
+    from .methods import no_batchnorm_message
+
+    box = probe.black_box
+    if gen is not None and gen.needs & {"bn", "contrast"} and probe.bn is None:
+        why = "is a TorchScript black box (logits only; set teacher.arch to its class to load it into one)" \
+            if box else f"({cfg.teacher.arch}) has no BatchNorm layers"
+        raise DfkdError(no_batchnorm_message(cfg, why))
+    for owner, obj in (("generator", gen), ("student", stu)):
+        if obj is None:
+            continue
+        feats = [t for t in obj.weights if TERMS.get(t).needs & {"features"}]
+        if feats and probe.features is None:
+            why = "is a TorchScript black box" if box else "has no nn.Linear layer"
+            raise DfkdError(f"objective.{owner}.{feats[0]} reads the teacher's penultimate features (the input "
+                            f"of its last nn.Linear), and the teacher {why}; set objective.{owner}.{feats[0]}=0")
+        if box and "blocks" in obj.needs:
+            blocks = [t for t in obj.weights if "blocks" in TERMS.get(t).needs]
+            raise DfkdError(f"objective.{owner}.{blocks[0]} compares teacher and student stages, and a TorchScript "
+                            f"teacher exposes none; set objective.{owner}.{blocks[0]}=0 or teacher.arch to its class")
+
+
 @torch.no_grad()
 def _stage_channels(model, name: str, shape) -> int:
     from .hooks import BlockHooks
@@ -125,7 +139,7 @@ def _stage_channels(model, name: str, shape) -> int:
         hook.remove()
 
 
-def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE) -> dict:
+def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, student_module=None) -> dict:
     """The run's moving parts around a frozen `teacher` (on `device`): probe, views, student,
     objectives, source and schedule, with the `perf` options applied. Draws from the RNG in a fixed
     order (student, then source), so a seeded run builds the same weights every time. Under torchrun
@@ -150,7 +164,7 @@ def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE) ->
             raise DfkdError(f"view.eval={v.eval} gives {e_channels}-channel inputs but the student takes {s_channels} "
                             f"(from view.student={v.student}); pick views with the same channels")
         view_eval = view_eval.to(device)
-    student = build_model(cfg.student.arch, info.num_classes, s_channels).to(device)
+    student = resolve_student(cfg, info, s_channels, student_module)[0].to(device)
     gen_objective, student_objective, student_blocks = build_objectives(cfg, probe, student, info, s_channels)
     student_objective.heads.to(device)
     generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, cfg.synth.batch_size,
@@ -234,9 +248,11 @@ def resume_state(run_dir: str | Path) -> tuple[Config, dict]:
     return cfg, ckpt
 
 
-def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path | None = None) -> tuple[Path, dict]:
+def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path | None = None,
+            teacher_module=None, student_module=None, eval_set=None) -> tuple[Path, dict]:
     """Run data-free distillation, or continue the interrupted run in directory `resume` exactly
-    where its last checkpoint left it; returns (run directory, summary)."""
+    where its last checkpoint left it; returns (run directory, summary). `teacher_module`,
+    `student_module` and `eval_set` are the in-memory objects of the Python API (`dfkd.distill`)."""
     ckpt_run = None
     if resume is not None:
         cfg, ckpt_run = resume_state(resume)
@@ -248,27 +264,35 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
                         f"processes of torchrun (each synthesizes its share)")
     device = resolve_device(device_name)
     info = dataset_info(cfg.data)
-    test_ds = load_split(cfg.data, "test")  # with source.name=real, build_parts also reads the train split
+    # what the student is scored on: the test split (never trained on), or data.eval; with
+    # source.name=real, build_parts also reads the train split
+    test_split = cfg.data.eval == "" and cfg.data.name != "none"
+    test_ds = load_split(cfg.data, "test") if test_split else eval_split(cfg.data, info, eval_set)
     if not world.main:
         distributed.barrier()  # rank 0 trains a missing teacher first
-    teacher, ckpt, teacher_path = load_teacher(cfg, info, quiet or not world.main)
+    t = resolve_teacher(cfg, info, teacher_module, quiet or not world.main)
+    teacher = t.model
     if world.main and world.active:
         distributed.barrier()
     set_deterministic(cfg.deterministic)
     seed_everything(cfg.seed)
     teacher = teacher.to(device)
-    parts = build_parts(cfg, teacher, info, device, world)
+    parts = build_parts(cfg, teacher, info, device, world, student_module)
     student, s_channels = parts["student"], parts["student_channels"]
-    test_loader = make_loader(test_ds, 512, False, cfg.data, device=device)
+    test_loader = make_loader(test_ds, 512, False, cfg.data, device=device) if test_ds is not None else None
     if parts["probe"].bn is not None:  # no BN statistics (or their all-reduce) while scoring the teacher;
         parts["probe"].bn.enabled = False  # the probe switches the hook per call
-    teacher_acc = accuracy(teacher, test_loader, device)
+    teacher_acc = None
+    if test_loader is not None:
+        teacher_acc = accuracy(teacher, test_loader, device)
+        if world.main and not quiet:
+            report_teacher(teacher_acc, info.num_classes, cfg.data.eval or f"the {cfg.data.name} test split")
 
-    if ckpt_run is not None and ckpt_run["teacher_sha256"] != ckpt["sha256"]:
-        raise DfkdError(f"the teacher at '{teacher_path}' is not the one run '{resume}' started with "
+    if ckpt_run is not None and ckpt_run["teacher_sha256"] != t.sha256:
+        raise DfkdError(f"the teacher ({t.source}) is not the one run '{resume}' started with "
                         f"(sha256 differs); restore that teacher to resume")
     if world.main:
-        run_dir = make_run_dir(cfg) if resume is None else Path(resume)
+        run_dir = make_run_dir(cfg, t.name) if resume is None else Path(resume)
     run_dir = Path(distributed.broadcast(str(run_dir) if world.main else None))
     pool = build_pool(cfg, info, device, run_dir if world.main else None)
     config = to_dict(cfg)
@@ -278,7 +302,7 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
                       resume=(ckpt_run["round"], ckpt_run["wandb_run_id"]) if ckpt_run else None) \
         if world.main else NullTracker()
     loop = make_distiller(cfg, parts, test_loader, tracker, run_dir, device, pool)
-    loop.teacher_sha256 = ckpt["sha256"]
+    loop.teacher_sha256 = t.sha256
     if world.active:
         distributed.data_parallel(loop, world, device)
     if ckpt_run is not None:
@@ -290,7 +314,7 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
             pool.close()
     if world.active:
         distributed.sync_buffers(student)
-    if cfg.robust.eps > 0:
+    if cfg.robust.eps > 0 and test_loader is not None:
         from .robust import robust_accuracy
 
         r = cfg.robust
@@ -300,22 +324,44 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
         result["ddp"] = {"world_size": world.size, "student_checksums": distributed.checksums(student)}
         if not world.main:
             return run_dir, result
-    save_model(run_dir / "student.pt", student, kind="student", arch=cfg.student.arch, dataset=cfg.data.name,
-               num_classes=info.num_classes, in_channels=s_channels, image_size=info.image_size,
-               mean=info.mean, std=info.std, config=config, metrics={"test_acc": result["student_acc"]})
+    save_model(run_dir / "student.pt", unwrapped(student), kind="student", arch=cfg.student.arch,
+               dataset=cfg.data.name, num_classes=info.num_classes, in_channels=s_channels,
+               image_size=info.image_size, mean=info.mean, std=info.std, config=config,
+               metrics={"test_acc": result["student_acc"], "agreement": result.get("agreement")})
     summary = {
-        "method": cfg.method, "label": cfg.label or cfg.method, "dataset": cfg.data.name, "teacher": cfg.teacher.arch,
+        "method": cfg.method, "label": cfg.label or cfg.method, "dataset": cfg.data.name, "teacher": t.name,
         "student": cfg.student.arch, "seed": cfg.seed, "teacher_acc": teacher_acc, **result,
-        "teacher_params": count_params(teacher), "student_params": count_params(student),
-        "rounds": cfg.distill.rounds, "teacher_checkpoint": str(teacher_path),
-        "teacher_sha256": ckpt["sha256"], "curve": loop.history, "wandb_run_id": tracker.run_id,
+        "scored_on": describe_eval(cfg), "teacher_params": count_params(teacher),
+        "student_params": count_params(student), "rounds": cfg.distill.rounds, "teacher_checkpoint": t.source,
+        "teacher_source": t.kind, "teacher_sha256": t.sha256, "curve": loop.history, "wandb_run_id": tracker.run_id,
     }
     if loop.history:
         from .plots import accuracy_curves
 
-        row = {"label": cfg.label or cfg.method, "dataset": cfg.data.name, "teacher": cfg.teacher.arch,
+        row = {"label": cfg.label or cfg.method, "dataset": cfg.data.name, "teacher": t.name,
                "student": cfg.student.arch, "curves": [loop.history]}
         tracker.log_image("accuracy_curve", accuracy_curves([row], run_dir / "accuracy.png"), step=cfg.distill.rounds)
     tracker.finish(summary)
     return run_dir, summary
 
+
+def describe_eval(cfg: Config) -> str:
+    """What the summary's student score means."""
+    e = cfg.data.eval
+    if e == "none" or (e == "" and cfg.data.name == "none"):
+        return "agreement: top-1 match with the teacher on held-out synthesized inputs (no labelled data)"
+    if e == "in-memory":
+        return "accuracy on the eval_set given from Python"
+    return f"accuracy on the image folder {e}" if e else f"accuracy on the {cfg.data.name} test split"
+
+
+def report_teacher(acc: float, num_classes: int, where: str) -> None:
+    """The teacher's accuracy before distilling, on stderr; a warning when it is about chance, the
+    sign of a wrong normalisation, input size or class order."""
+    import sys
+
+    chance = 100.0 / num_classes
+    print(f"dfkd: teacher accuracy on {where}: {acc:.2f}%", file=sys.stderr)
+    if acc < 1.5 * chance:
+        print(f"dfkd: warning: the teacher scores {acc:.2f}%, about chance ({chance:.1f}%) or below, on {where}: "
+              f"check data.mean / data.std / data.image_size and the class order", file=sys.stderr)

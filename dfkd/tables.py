@@ -89,6 +89,13 @@ def read_published(path) -> dict[tuple, dict]:
     return out
 
 
+def _score(run: dict, best: bool = False) -> float:
+    """A run's student accuracy, or, for a run without labelled data, its teacher-student agreement."""
+    if run.get("student_acc") is not None:
+        return run.get("best_student_acc", run["student_acc"]) if best else run["student_acc"]
+    return run.get("best_agreement", run.get("agreement", 0.0)) if best else run.get("agreement", 0.0)
+
+
 def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -141,7 +148,8 @@ def collect(paths, published: dict[tuple, dict] | None = None, alpha: float = 0.
     rank = {label: i for i, label in enumerate(order or [])}
     rows = []
     for key, runs in sorted(groups.items(), key=lambda kv: (rank.get(kv[0][0], len(rank)), kv[0])):
-        accs = [r["student_acc"] for r in runs]
+        agreement = all(r.get("student_acc") is None for r in runs)  # runs without labelled data
+        accs = [_score(r) for r in runs]
         row = dict(zip(ROW, key))
         row["method"] = runs[0]["method"]
         runs.sort(key=lambda r: r["seed"])
@@ -150,16 +158,18 @@ def collect(paths, published: dict[tuple, dict] | None = None, alpha: float = 0.
         row["curves"] = [r.get("curve", []) for r in runs]  # [[round, acc], ...] per seed
         row["student_acc"] = _mean_sd(accs)
         row["ci95"] = t_interval(accs)
-        row["best_student_acc"] = _mean_sd([r.get("best_student_acc", r["student_acc"]) for r in runs])
-        row["teacher_acc"] = _mean_sd([r["teacher_acc"] for r in runs])
+        row["scored_on"] = "agreement" if agreement else "accuracy"
+        row["best_student_acc"] = _mean_sd([_score(r, best=True) for r in runs])
+        teacher = [r["teacher_acc"] for r in runs if r.get("teacher_acc") is not None]
+        row["teacher_acc"] = _mean_sd(teacher) if teacher else None
         row["wall_time_s"] = _mean_sd([r["wall_time_s"] for r in runs])
         synth = [r["synth_time_s"] for r in runs if "synth_time_s" in r]
         row["synth_time_s"] = _mean_sd(synth) if len(synth) == len(runs) else None
         robust = [r["robust_acc"] for r in runs if "robust_acc" in r]
         row["robust_acc"] = _mean_sd(robust) if robust and len(robust) == len(runs) else None
         row["ds"] = None
-        if all(k in runs[0] for k in ("student_params", "teacher_params")) and row["teacher_acc"][0] > 0 \
-                and runs[0]["teacher_params"] > 0:  # DS is undefined for a teacher at 0% (e.g. a smoke run)
+        if all(k in runs[0] for k in ("student_params", "teacher_params")) and not agreement \
+                and row["teacher_acc"] and row["teacher_acc"][0] > 0 and runs[0]["teacher_params"] > 0:  # DS is undefined for a teacher at 0% (e.g. a smoke run)
             row["ds"] = distillation_score(runs[0]["student_params"], runs[0]["teacher_params"],
                                            row["student_acc"][0], row["teacher_acc"][0], alpha)
         pub = (published or {}).get(key) or (published or {}).get((row["method"], *key[1:]))
@@ -183,8 +193,10 @@ def _cells(r: dict, pm: str, dash: str, robust: bool = False) -> list[str]:
     ms = lambda v: f"{v[0]:.2f} {pm} {v[1]:.2f}"  # noqa: E731
     opt = lambda v, f: dash if v is None else f.format(v)  # noqa: E731
     extra = [dash if not r.get("robust_acc") else ms(r["robust_acc"])] if robust else []
-    return [r["label"], r["dataset"], f"{r['teacher']} → {r['student']}", f"{r['teacher_acc'][0]:.2f}",
-            ms(r["student_acc"]), opt(r["ci95"], pm + "{:.2f}"), ms(r["best_student_acc"]),
+    teacher = dash if r["teacher_acc"] is None else f"{r['teacher_acc'][0]:.2f}"
+    student = ms(r["student_acc"]) + (" (agreement)" if r.get("scored_on") == "agreement" else "")
+    return [r["label"], r["dataset"], f"{r['teacher']} → {r['student']}", teacher,
+            student, opt(r["ci95"], pm + "{:.2f}"), ms(r["best_student_acc"]),
             opt(r["published"], "{:.2f}"), opt(r["diff"], "{:+.2f}"), opt(r["ds"], "{:.4f}"),
             str(len(r["seeds"])), dash if r["synth_time_s"] is None else f"{r['synth_time_s'][0]:.0f} s",
             f"{r['wall_time_s'][0]:.0f} s", *extra]
@@ -218,7 +230,8 @@ def to_csv(rows: list[dict]) -> str:
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({**{k: r[k] for k in ("label", *KEY)}, "seeds": len(r["seeds"]), "teacher_acc": r["teacher_acc"][0],
+        w.writerow({**{k: r[k] for k in ("label", *KEY)}, "seeds": len(r["seeds"]),
+                    "teacher_acc": r["teacher_acc"][0] if r["teacher_acc"] else None,
                     "student_acc_mean": r["student_acc"][0], "student_acc_sd": r["student_acc"][1],
                     "ci95": r["ci95"], "best_mean": r["best_student_acc"][0], "best_sd": r["best_student_acc"][1],
                     "published": r["published"], "diff": r["diff"], "ds": r["ds"],

@@ -63,11 +63,11 @@ def test_bn_term_with_a_teacher_without_batchnorm_is_a_config_error(tmp_path):
     save_model(path, build_model("lenet5", 10, 1), kind="teacher", arch="lenet5", dataset="digits",
                num_classes=10, in_channels=1, image_size=32, mean=[0.3054], std=[0.3190], config={},
                metrics={})
-    with pytest.raises(dfkd.errors.DfkdError, match="has none; set objective.generator.bn=0"):
+    with pytest.raises(dfkd.errors.DfkdError, match="has no BatchNorm layers; use a method that works without them: dafl, dfad.*set objective.generator.bn=0"):
         _cfg(path, tmp_path, "dfad", "teacher.arch=lenet5", "data.image_size=32", "objective.generator.bn=1")
     cfg = _cfg(path, tmp_path, "dfad", "data.image_size=32", "objective.generator.bn=1")
     cfg.teacher.arch = "lenet5"  # past the config check: the loaded teacher is checked again
-    with pytest.raises(dfkd.errors.DfkdError, match="has none; set objective.generator.bn=0"):
+    with pytest.raises(dfkd.errors.DfkdError, match="has no BatchNorm layers; use a method that works without them: dafl, dfad.*set objective.generator.bn=0"):
         distill(cfg, quiet=True)
     assert not any(p.is_dir() for p in tmp_path.iterdir())  # no run directory was created
 

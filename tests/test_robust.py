@@ -77,12 +77,13 @@ def test_inconsistent_robust_configs_are_refused(sets, match):
 def test_the_perturbed_source_stays_in_its_ball_and_the_teacher_sees_the_clean_batch(digits_teacher):
     from dfkd.data import dataset_info
     from dfkd.models import build_model
-    from dfkd.runs import build_parts, load_teacher
+    from dfkd.resolve import resolve_teacher
+    from dfkd.runs import build_parts
 
     cfg = build_config(method="rslad", sets=[f"teacher.checkpoint={digits_teacher}", "device=cpu",
                                               "source.eps=0.1", "source.step=0.05", "synth.g_steps=3"])
     info = dataset_info(cfg.data)
-    teacher, _, _ = load_teacher(cfg, info)
+    teacher = resolve_teacher(cfg, info).model
     parts = build_parts(cfg, teacher, info, torch.device("cpu"))
     student = build_model(cfg.student.arch, 10, 1)
     batch, g_parts = parts["synth"].synthesize(student)
@@ -112,12 +113,13 @@ def test_margin_and_masked_pgd():
 def test_bss_moves_the_chosen_half_toward_the_teachers_boundary_and_decays_its_weight(digits_teacher, tmp_path):
     from dfkd.data import dataset_info
     from dfkd.models import build_model
-    from dfkd.runs import build_parts, load_teacher
+    from dfkd.resolve import resolve_teacher
+    from dfkd.runs import build_parts
 
     cfg = build_config(method="bss", sets=[f"teacher.checkpoint={digits_teacher}", "device=cpu", "source.eps=0.2",
                                             "source.step=0.05", "synth.g_steps=5"])
     info = dataset_info(cfg.data)
-    teacher, _, _ = load_teacher(cfg, info)
+    teacher = resolve_teacher(cfg, info).model
     parts = build_parts(cfg, teacher, info, torch.device("cpu"))
     torch.manual_seed(0)
     batch, _ = parts["synth"].synthesize(build_model(cfg.student.arch, 10, 1))
@@ -151,13 +153,14 @@ def test_bss_moves_the_chosen_half_toward_the_teachers_boundary_and_decays_its_w
 def test_data_free_perturbation_stays_in_its_ball_and_raises_the_disagreement(digits_teacher, tmp_path):
     from dfkd.data import dataset_info
     from dfkd.losses import kl_div
-    from dfkd.runs import build_parts, distill, load_teacher, make_distiller
+    from dfkd.resolve import resolve_teacher
+    from dfkd.runs import build_parts, distill, make_distiller
 
     sets = [f"teacher.checkpoint={digits_teacher}", "device=cpu", "synth.perturb_eps=0.3", "synth.perturb_steps=5",
             "synth.perturb_step=0.1", "synth.batch_size=32", "source.width=16"]
     cfg = build_config(method="dfq", sets=sets)
     info = dataset_info(cfg.data)
-    teacher, _, _ = load_teacher(cfg, info)
+    teacher = resolve_teacher(cfg, info).model
     parts = build_parts(cfg, teacher, info, torch.device("cpu"))
     loop = make_distiller(cfg, parts, None, None, tmp_path, torch.device("cpu"), None)
     torch.manual_seed(0)
