@@ -1,0 +1,271 @@
+"""The Python API: distil a model you already have, from a notebook, with the CLI's validation, run
+directory, resume, W&B tracking and tables.
+
+    import dfkd
+    run = dfkd.distill(teacher=model, student="resnet20", method="dfq", data="cifar10",
+                       set={"distill.rounds": 400}, out="runs")
+    run.student, run.summary, run.dir
+
+`teacher` and `student` take an `nn.Module`, a registry name, `torchvision:NAME`, `timm:NAME`,
+`pkg.module:factory` or `file.py:factory`; `teacher` also takes the path of a weights file (a dfkd
+checkpoint, a state dict, .safetensors, TorchScript; a state dict's class is `teacher.arch` in `set`).
+`data` is a registered dataset name, an `InputSpec` (no data at all), or None (inferred from the
+teacher). Every bad input raises `dfkd.DfkdError` with the same one-line message as the CLI.
+Modules are copied, never changed: `run.student` is the trained copy.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from .errors import DfkdError
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the teacher takes when there is no dataset: (N, channels, size, size) inputs normalised
+    with per-channel `mean` / `std` (default 0 / 1: the teacher sees inputs as they are), and
+    `num_classes` logits."""
+
+    channels: int
+    size: int
+    num_classes: int
+    mean: Sequence[float] | None = None
+    std: Sequence[float] | None = None
+
+    def config(self) -> dict:
+        return {"name": "none", "channels": self.channels, "image_size": self.size, "num_classes": self.num_classes,
+                "mean": None if self.mean is None else [float(v) for v in self.mean],
+                "std": None if self.std is None else [float(v) for v in self.std]}
+
+
+@dataclass
+class Run:
+    """A finished run: its directory (config.yaml, metrics.jsonl, checkpoints, W&B files), its
+    summary.json as a dict, and the trained model (`student`; `model` for a teacher run)."""
+
+    dir: Path
+    summary: dict
+    student: nn.Module
+
+    @property
+    def model(self) -> nn.Module:
+        return self.student
+
+
+def _nested(flat: dict | None) -> dict:
+    """{'distill.rounds': 400} -> {'distill': {'rounds': 400}}; nested dicts pass through."""
+    from .config import deep_merge
+
+    out: dict = {}
+    for key, value in (flat or {}).items():
+        if not isinstance(key, str) or not key or any(not p for p in key.split(".")):
+            raise DfkdError(f"set: bad key {key!r}; use dotted config keys such as 'distill.rounds'")
+        node: Any = value
+        for part in reversed(key.split(".")):
+            node = {part: node}
+        out = deep_merge(out, node)
+    return out
+
+
+def infer_spec(model: nn.Module, eval_set: Dataset | None = None, size: int | None = None,
+               quiet: bool = False) -> InputSpec:
+    """An InputSpec read off a teacher module: channels from its first convolution (or the eval
+    set), size from the eval set or the first of 32, 28, 224, 64, 16 it accepts, classes from its
+    output; mean 0, std 1."""
+    from .resolve import first_conv_channels
+
+    sample = None
+    if isinstance(eval_set, Dataset):
+        sample = eval_set[0][0]
+    first = first_conv_channels(model)
+    channels = sample.shape[0] if torch.is_tensor(sample) else first[1] if first else None
+    if channels is None:
+        raise DfkdError("data=None: the teacher has no Conv2d to read its input channels from; pass "
+                        "data=dfkd.InputSpec(channels, size, num_classes)")
+    sizes = [size] if size else [sample.shape[-1]] if torch.is_tensor(sample) else [32, 28, 224, 64, 16]
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was = model.training
+    model.eval()
+    try:
+        for s in sizes:
+            try:
+                with torch.no_grad():
+                    out = model(torch.zeros(2, channels, s, s, device=device))
+            except Exception:
+                continue
+            if torch.is_tensor(out) and out.dim() == 2:
+                spec = InputSpec(channels, s, int(out.shape[1]))
+                if not quiet:
+                    print(f"dfkd: data=None: inputs read off the teacher: {spec} (mean 0, std 1: the teacher sees "
+                          f"synthesized inputs as they are); pass data=dfkd.InputSpec(...) to set them",
+                          file=sys.stderr)
+                return spec
+    finally:
+        model.train(was)
+    raise DfkdError(f"data=None: the teacher gives no (N, classes) logits on {channels}-channel inputs of size "
+                    f"{', '.join(map(str, sizes))}; pass data=dfkd.InputSpec(channels, size, num_classes)")
+
+
+def _teacher_layer(teacher, data, eval_set, size, quiet) -> tuple[dict, nn.Module | None]:
+    """(config layer for the teacher and the data, the in-memory teacher module or None)."""
+    from .model_files import read_model_file
+    from .resolve import module_name
+
+    layer: dict = {"teacher": {}}
+    module = None
+    if isinstance(teacher, nn.Module):
+        module = teacher
+        layer["teacher"] = {"arch": module_name(teacher), "checkpoint": "in-memory"}
+    elif isinstance(teacher, (str, Path)) and Path(teacher).expanduser().is_file():
+        layer["teacher"]["checkpoint"] = str(teacher)
+        f = read_model_file(teacher) if data is None else None
+        if f is not None and f.kind == "dfkd":  # a dfkd checkpoint knows its dataset and architecture
+            layer["teacher"]["arch"] = f.meta["arch"]
+            data = f.meta["dataset"]
+    elif isinstance(teacher, str):
+        layer["teacher"]["arch"] = teacher
+    else:
+        raise DfkdError(f"teacher must be an nn.Module, a model name or spec, or a weights file; got "
+                        f"{type(teacher).__name__}")
+    if data is None:
+        if module is None:
+            raise DfkdError("data=None needs the teacher as an nn.Module to read its inputs from; pass data= a "
+                            "dataset name or a dfkd.InputSpec(channels, size, num_classes)")
+        data = infer_spec(module, eval_set, size, quiet)
+    if isinstance(data, InputSpec):
+        layer["data"] = data.config()
+    elif isinstance(data, str):
+        layer["data"] = {"name": data}
+    else:
+        raise DfkdError(f"data must be a dataset name, a dfkd.InputSpec or None; got {type(data).__name__}")
+    return layer, module
+
+
+def _eval_layer(eval_set) -> tuple[dict, Dataset | None]:
+    if eval_set is None:
+        return {}, None
+    if isinstance(eval_set, Dataset):
+        return {"data": {"eval": "in-memory"}}, eval_set
+    if isinstance(eval_set, (str, Path)):
+        return {"data": {"eval": str(eval_set)}}, None
+    raise DfkdError(f"eval_set must be a torch Dataset, an image folder path or 'none'; got {type(eval_set).__name__}")
+
+
+def distill(teacher: nn.Module | str | Path | None = None, student: nn.Module | str | None = None,
+            method: str | None = "dfq", data: str | InputSpec | None = None,
+            eval_set: Dataset | str | Path | None = None, set: dict | None = None, out: str | Path | None = "runs",
+            seed: int | None = None, quiet: bool = False, resume: str | Path | None = None) -> Run:
+    """Distil `teacher` into `student` with recipe `method` (see the module doc); returns the Run.
+
+    eval_set: a labelled torch Dataset of (tensor (C, H, W) normalised as the teacher expects,
+    label) pairs, an image folder (CLASS/*.png), 'none', or None for the dataset's test split (no
+    labelled data at all with an InputSpec: the run is then scored by teacher-student agreement).
+    set: more config values as {'dotted.key': value} (see `dfkd options`).
+    resume: an interrupted run directory; pass the same in-memory teacher / student / eval_set again.
+    """
+    from .config import deep_merge
+    from .methods import build_config
+    from .runs import distill as run_distill
+
+    eval_layer, eval_ds = _eval_layer(eval_set)
+    student_module = student if isinstance(student, nn.Module) else None
+    if resume is not None:
+        run_dir, summary = run_distill(quiet=quiet, resume=resume, teacher_module=teacher if isinstance(
+            teacher, nn.Module) else None, student_module=student_module, eval_set=eval_ds)
+        return _run(run_dir, summary, student_module)
+    if teacher is None:
+        raise DfkdError("distill() needs a teacher: an nn.Module, a model name or spec, or a weights file")
+    user = _nested(set)
+    size = (user.get("data") or {}).get("image_size") if isinstance(user.get("data"), dict) else None
+    layer, module = _teacher_layer(teacher, data, eval_ds, size, quiet)
+    layer = deep_merge(layer, eval_layer)
+    if student_module is not None:
+        from .resolve import module_name
+
+        layer["student"] = {"arch": module_name(student_module)}
+    elif isinstance(student, str):
+        layer["student"] = {"arch": student}
+    elif student is not None:
+        raise DfkdError(f"student must be an nn.Module or a model name or spec; got {type(student).__name__}")
+    if out is not None:
+        layer["out"] = str(out)
+    if seed is not None:
+        layer["seed"] = seed
+    cfg = build_config(method=method, base=deep_merge(layer, user))
+    run_dir, summary = run_distill(cfg, quiet=quiet, teacher_module=module, student_module=student_module,
+                                   eval_set=eval_ds)
+    return _run(run_dir, summary, student_module)
+
+
+def _run(run_dir: Path, summary: dict, student_module: nn.Module | None = None) -> Run:
+    path = Path(run_dir) / "student.pt"
+    if student_module is None:
+        return Run(Path(run_dir), summary, load_model(path))
+    import copy
+
+    from .model_files import read_model_file
+
+    model = copy.deepcopy(student_module)  # the user's class, with the trained weights
+    model.load_state_dict(read_model_file(path, key="student").state_dict)
+    return Run(Path(run_dir), summary, model.eval())
+
+
+def train_teacher(dataset: str = "digits", arch: str | None = None, set: dict | None = None,
+                  out: str | Path = "runs/teachers", seed: int = 0, quiet: bool = False) -> Run:
+    """Train a teacher with the dataset's recipe (`dfkd train-teacher`); `run.model` is the trained
+    network, `run.dir` holds teacher.pt, config.yaml, metrics.jsonl and summary.json."""
+    from .config import deep_merge
+    from .teacher import build_teacher_config, train_teacher as train
+
+    layer: dict = {"data": {"name": dataset}, "out": str(out), "seed": seed}
+    if arch:
+        layer["arch"] = arch
+    cfg = build_teacher_config(base=deep_merge(layer, _nested(set)))
+    path, _ = train(cfg, quiet=quiet)
+    summary = json.loads((path.parent / "summary.json").read_text())
+    return Run(path.parent, summary, load_model(path))
+
+
+def load_model(path: str | Path, arch: str | Any = None, num_classes: int | None = None,
+               in_channels: int | None = None) -> nn.Module:
+    """A model from a weights file, in eval mode: a dfkd checkpoint rebuilds its own architecture; a
+    TorchScript file loads as is; a state dict or .safetensors needs `arch` (a spec string, or a
+    class / function called with the num_classes and in_channels it declares), the sizes read off
+    the weights when not given. Files are read with weights_only=True."""
+    from .model_files import _guess_classes, fit_weights, read_model_file
+    from .models import build_model
+
+    f = read_model_file(path, key="path")
+    if f.kind == "torchscript" and arch is None:
+        return f.module.eval()
+    if f.kind == "dfkd":
+        arch = arch or f.meta["arch"]
+        num_classes = num_classes or f.meta["num_classes"]
+        in_channels = in_channels or f.meta["in_channels"]
+    if arch is None:
+        raise DfkdError(f"'{path}' holds bare weights ({f.kind}); pass arch= the model they belong to (a name, "
+                        f"'file.py:Class', or the class itself)")
+    num_classes = num_classes or _guess_classes(f.state_dict) or 10
+    if in_channels is None:
+        conv = next((v for v in f.state_dict.values() if v.dim() == 4), None)
+        in_channels = int(conv.shape[1]) if conv is not None else 3
+    if isinstance(arch, str):
+        if arch.startswith("module:"):
+            raise DfkdError(f"'{path}' was saved from an in-memory {arch[7:]}; pass arch= its class")
+        model = build_model(arch, num_classes, in_channels, key="arch")
+        name = arch
+    else:
+        from .models.external import call_factory
+
+        name = getattr(arch, "__name__", repr(arch))
+        model = call_factory(arch, num_classes, in_channels, f"arch={name}")
+    fit_weights(model, f.state_dict, str(path), name, key="arch", num_classes=num_classes, in_channels=in_channels)
+    return model.eval()
