@@ -123,8 +123,19 @@ def _sets(d: dict) -> list[str]:
 # ----------------------------------------------------------------------------- every format, API and CLI
 
 
+@pytest.fixture(scope="module")
+def student_from_the_module(bn_teacher, tmp_path_factory):
+    """The student that a TINY run from the in-memory teacher ends with (its state's sha256)."""
+    run = dfkd.distill(teacher=bn_teacher, data="digits", set=TINY, out=tmp_path_factory.mktemp("ref"), quiet=True)
+    return state_hash(run.student.state_dict())
+
+
 @pytest.mark.parametrize("fmt", ["plain", "wrapped", "safetensors", "torchscript"])
-def test_every_file_format_loads_the_very_teacher_through_the_api_and_the_cli(bn_teacher, tmp_path, fmt):
+def test_every_file_format_loads_the_very_teacher_through_the_api_and_the_cli(bn_teacher, student_from_the_module,
+                                                                              tmp_path, fmt):
+    """Each file gives the very teacher (same sha256 and accuracy) and so, seed for seed, the very student
+    that the in-memory teacher gives: the 90% run below from one format stands for all of them (the
+    slow-marked test runs every format at that budget)."""
     paths = _save_all(bn_teacher, tmp_path / "files")
     want_sha, want_acc = state_hash(bn_teacher.state_dict()), _accuracy(bn_teacher)
     arch = f"{HERE}:BNNet"
@@ -133,11 +144,14 @@ def test_every_file_format_loads_the_very_teacher_through_the_api_and_the_cli(bn
     assert run.summary["teacher_sha256"] == want_sha
     assert run.summary["teacher_acc"] == pytest.approx(want_acc)
     assert run.summary["teacher"] == arch and (run.dir / "student.pt").is_file()
+    assert state_hash(run.student.state_dict()) == student_from_the_module
     r = _cli("distill", "--method", "dfq", "--quiet", "--out", str(tmp_path / "cli"),
              *_sets({**TINY, "teacher.checkpoint": paths[fmt], "teacher.arch": arch}))
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout[:r.stdout.rindex("}") + 1])
     assert summary["teacher_sha256"] == want_sha and summary["teacher_acc"] == pytest.approx(want_acc)
+    [cli_run] = (tmp_path / "cli").iterdir()
+    assert state_hash(dfkd.load_model(cli_run / "student.pt").state_dict()) == student_from_the_module
 
 
 def test_bn_teacher_of_a_state_dict_is_distilled_to_90_percent_at_the_quickstart_budget(bn_teacher, tmp_path):
