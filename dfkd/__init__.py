@@ -1,7 +1,7 @@
 """dfkd — data-free and adversarial knowledge distillation.
 
 Every method = input source × schedule × weighted objective × views, run by one loop
-(see DESIGN.md and `dfkd.distiller`). The Python API (`dfkd.api`):
+(see docs/design.md and `dfkd.distiller`). The Python API (`dfkd.api`):
 
     import dfkd
     run = dfkd.distill(teacher=model, student="resnet20", method="dfq", data="cifar10")

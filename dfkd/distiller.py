@@ -1,4 +1,4 @@
-"""The one distillation loop every method runs (DESIGN.md):
+"""The one distillation loop every method runs (docs/design.md):
 
     for each round:
         synthesize: the synthesizer optimises its source for g_steps against the source objective

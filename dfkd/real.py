@@ -6,7 +6,7 @@ one batch of the training split with its labels (`SynthBatch.targets`), and the 
 `distill.kd_steps` steps on it (`distill.batch=reuse`). A round is one batch, so
 `distill.rounds = epochs × ⌊N / synth.batch_size⌋`.
 
-With `source.eps` > 0 the source is "real batch + δ" (adversarial KD on real data, DESIGN.md): δ
+With `source.eps` > 0 the source is "real batch + δ" (adversarial KD on real data, docs/design.md): δ
 is re-initialised per batch (uniform in the L∞ ε-ball) and optimised for `synth.g_steps` projected
 signed-gradient steps against the source objective (`dfkd.robust`), which the objective's
 adversarial terms turn into an attack: `adv_kl` on the student against the clean teacher (RSLAD),
