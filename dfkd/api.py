@@ -199,7 +199,7 @@ def distill(teacher: nn.Module | str | Path | None = None, student: nn.Module | 
         layer["out"] = str(out)
     if seed is not None:
         layer["seed"] = seed
-    cfg = build_config(method=method, base=deep_merge(layer, user))
+    cfg = build_config(method=method, base=deep_merge(layer, user), base_origin="dfkd.distill() arguments")
     run_dir, summary = run_distill(cfg, quiet=quiet, teacher_module=module, student_module=student_module,
                                    eval_set=eval_ds)
     return _run(run_dir, summary, student_module)

@@ -8,6 +8,7 @@
     dfkd plot RUN_DIR...|TABLE                        accuracy curves, bar chart, sample grids (PNG)
     dfkd table RUN_DIR... [--published F] [--format markdown|latex|csv]  statistics over seeds
     dfkd options [distill|train-teacher]              every config key with its default and meaning
+    dfkd options --method M [--dataset D] [--config F] [--set k=v]...   every resolved value and its origin
 
 Bad input prints one line on stderr and exits with status 2 (3 for a non-finite loss).
 """
@@ -129,8 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
                          "leave a GPU mostly idle, so several runs share one well")
     _common(ex, config=False)
 
-    o = sub.add_parser("options", help="every config key with its type, default and meaning")
+    o = sub.add_parser("options", help="every config key with its type, default and meaning; with --method, "
+                                       "--dataset, --config or --set: every resolved value and where it came from",
+                       description="Without options: every config key with its type, default and meaning. With "
+                                   "--method, --dataset, --config or --set: the config a `dfkd distill` with them "
+                                   "would run, each value with its origin (default, recipe, the recipe's preset for "
+                                   "the dataset with its source, --config, --set).")
     o.add_argument("which", nargs="?", default="distill", choices=["distill", "train-teacher"])
+    o.add_argument("--method", help="method recipe (see `dfkd list methods`)")
+    o.add_argument("--dataset", help="dataset (data.name), which selects the recipe's preset")
+    o.add_argument("--config", metavar="FILE", help="YAML config file")
+    o.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted override, repeatable")
     return p
 
 
@@ -150,6 +161,8 @@ def _dispatch(args) -> int:
     if args.command == "list":
         return _list(args.what)
     if args.command == "options":
+        if args.method or args.dataset or args.config or args.sets:
+            return _resolved_options(args)
         return _options(args.which)
     if args.command == "table":
         return _table(args)
@@ -292,7 +305,8 @@ def _list(what: str) -> int:
     from .views import VIEWS
 
     tables = {
-        "methods": [(n, METHODS.get(n).summary) for n in METHODS],
+        "methods": [(n, METHODS.get(n).summary + (f" [presets: {', '.join(METHODS.get(n).presets)}]"
+                                                   if METHODS.get(n).presets else "")) for n in METHODS],
         "models": [(n, "") for n in model_names()],
         "datasets": [(n, DATASETS.get(n).doc) for n in DATASETS],
         "sources": [(n, (SOURCES.get(n).__doc__ or "").strip()) for n in SOURCES],
@@ -314,6 +328,23 @@ def _options(which: str) -> int:
 
     for key, tp, default, help_ in options(Config if which == "distill" else TeacherTrainConfig):
         print(f"{key:<28} {tp:<19} {default!s:<14} {help_}")
+    return 0
+
+
+def _resolved_options(args) -> int:
+    from .config import flatten, to_dict
+    from .methods import build_config
+
+    if args.which != "distill":
+        raise DfkdError("--method/--dataset/--config/--set resolve a distill config; drop 'train-teacher'")
+    base = {"data": {"name": args.dataset}} if args.dataset else None
+    cfg = build_config(args.config, args.sets, method=args.method, base=base, base_origin=f"--dataset {args.dataset}")
+    flat = flatten(to_dict(cfg))
+    width = max(len(k) for k in flat)
+    for k, v in flat.items():
+        print(f"{k:<{width}}  {str(v):<18} {cfg.provenance.get(k, 'default')}")
+    if cfg.preset:
+        print(f"{cfg.preset[0]}: {cfg.preset[1]}")
     return 0
 
 

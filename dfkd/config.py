@@ -233,6 +233,11 @@ class TrackingConfig:
 class Config:
     """A data-free distillation run (`dfkd distill`)."""
 
+    # set by `dfkd.methods.build_config`: dotted key -> where its value came from (default, recipe,
+    # preset, --config, --set); written to the run directory as provenance.yaml. Not a config key.
+    provenance: typing.ClassVar[dict[str, str] | None] = None
+    preset: typing.ClassVar[tuple[str, str] | None] = None  # ('preset METHOD/DATASET', its source) if one applied
+
     method: str = opt("dfad", "recipe that sets the defaults below (see `dfkd list methods`)")
     seed: int = opt(0, "random seed")
     deterministic: bool = opt(False, "PyTorch deterministic algorithms (bitwise-repeatable runs and resumes; "
@@ -330,14 +335,45 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
+def layer_list(config_file: str | None = None, sets=(), base: dict | None = None, base_origin: str = "base",
+               set_origin: str = "--set") -> list[tuple[str, dict]]:
+    """The user's layers in order, each as (where it comes from, plain dict): `base`, the YAML file,
+    then each `--set` item."""
+    layers = [(base_origin, dict(base))] if base else []
+    if config_file:
+        layers.append((f"--config {config_file}", read_yaml(config_file)))
+    for item in sets:
+        layers.append((f"{set_origin} {item}", parse_set(item)))
+    return layers
+
+
 def user_layers(config_file: str | None = None, sets=(), base: dict | None = None) -> dict:
     """The user's layers as one plain dict: `base` <- the YAML file <- each `--set` item."""
-    raw = dict(base or {})
-    if config_file:
-        raw = deep_merge(raw, read_yaml(config_file))
-    for item in sets:
-        raw = deep_merge(raw, parse_set(item))
+    raw: dict = {}
+    for _, layer in layer_list(config_file, sets, base):
+        raw = deep_merge(raw, layer)
     return raw
+
+
+def flatten(d: dict | None, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}: nested dicts down to their leaves (lists are leaves;
+    an empty dict has none)."""
+    out = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def provenance(layers: list[tuple[str, dict]]) -> dict[str, str]:
+    """Dotted key -> the origin of the last layer that set it (layers in merge order)."""
+    out: dict[str, str] = {}
+    for origin, layer in layers:
+        for key in flatten(layer):
+            out[key] = origin
+    return out
 
 
 def _type_name(tp) -> str:
@@ -464,4 +500,15 @@ def options(cls, prefix: str = "", defaults=None) -> list[tuple[str, str, Any, s
 
 def dump_yaml(cfg) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def provenance_yaml(cfg: Config) -> str:
+    """provenance.yaml of a run: every dotted key with its value and where that value came from."""
+    flat = flatten(to_dict(cfg))
+    rows = {k: {"value": flat[k], "from": (cfg.provenance or {}).get(k, "default")} for k in flat}
+    head = ("# where each value of config.yaml came from (later layers win): default, recipe METHOD,\n"
+            "# preset METHOD/DATASET, base, --config FILE, --set KEY=VALUE\n")
+    if cfg.preset:
+        head += f"# {cfg.preset[0]}: {cfg.preset[1]}\n"
+    return head + yaml.safe_dump(rows, sort_keys=False, width=200)
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Config, from_dict, read_yaml, to_dict
+from .config import Config, flatten, from_dict, read_yaml, to_dict
 from .errors import DfkdError
 from .registry import suggest
 
@@ -93,20 +93,12 @@ def _strict(cls, data: dict, path: Path):
         raise DfkdError(f"{path}: {e}") from None
 
 
-def _flatten(d: dict | None, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in (d or {}).items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _sets(d: dict | None) -> list[str]:
     import json
 
-    return [f"{k}={json.dumps(v)}" for k, v in _flatten(d).items()]
+    return [f"{k}={json.dumps(v)}" for k, v in flatten(d).items()]
 
 
 def cell_config(path: Path, spec: TableSpec, cell: Cell, scale: Scale, seed: int, extra=(),
@@ -117,8 +109,9 @@ def cell_config(path: Path, spec: TableSpec, cell: Cell, scale: Scale, seed: int
 
     base = str(path.parent / spec.base) if spec.base else None
     sets = [*_sets(cell.set), *_sets(scale.set), *extra, f"seed={seed}"]
-    cfg = build_config(base, sets, method=cell.method)
-    flat = _flatten(to_dict(cfg))
+    origin = f"table {path.parent.name}:"
+    cfg = build_config(base, sets, method=cell.method, set_origin=origin)
+    flat = flatten(to_dict(cfg))
     caps = []
     for key, cap in (scale.max or {}).items():
         if key not in flat:
@@ -126,7 +119,7 @@ def cell_config(path: Path, spec: TableSpec, cell: Cell, scale: Scale, seed: int
         if isinstance(flat[key], (int, float)) and flat[key] > cap:
             caps.append(f"{key}={cap}")
     own = _sets((cell.scale_set or {}).get(scale_name, {}))
-    return build_config(base, sets + caps + own, method=cell.method) if caps or own else cfg
+    return build_config(base, sets + caps + own, method=cell.method, set_origin=origin) if caps or own else cfg
 
 
 def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: str = "runs",
@@ -184,7 +177,7 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
         key = (cfg.data.name, cfg.data.image_size, cfg.teacher.arch)
         if key in teachers:
             extra.append(f"teacher.checkpoint={teacher_path(teachers[key])}")
-        planned = build_config(None, extra, base=to_dict(cfg))
+        planned = build_config(None, extra, base=to_dict(cfg), base_origin=cfg.provenance)
         status = "done" if (run_dir / "summary.json").is_file() else "interrupted" if run_dir.exists() else "todo"
         why = outdated(run_dir, planned) if status == "done" else None
         if why:
@@ -260,7 +253,7 @@ def _is_where(key: str) -> bool:
 
 def config_change(saved: Config, planned: Config) -> str | None:
     """The keys (at most three shown) in which a run's saved config differs from the planned one, or None."""
-    old, new = _flatten(to_dict(saved)), _flatten(to_dict(planned))
+    old, new = flatten(to_dict(saved)), flatten(to_dict(planned))
     changed = sorted(k for k in old.keys() | new.keys()
                      if old.get(k) != new.get(k) and not _is_where(k))
     if not changed:

@@ -1,6 +1,10 @@
 """Methods are named recipes: configuration of the shared parts (source, schedule, objective terms,
-views), never a new loop. A recipe is a dict of config values laid over the defaults; the user's
-YAML file and `--set` overrides are laid over the recipe.
+views), never a new loop. A recipe is a dict of config values laid over the defaults; a recipe may
+carry per-dataset presets (the authors' settings for MNIST or CIFAR, the measured settings of the
+digits table), laid over the recipe when the run's dataset matches; the user's layers (a base such
+as the quickstart's, the YAML file, each `--set`) are laid over those. Every resolved value's origin
+is kept (`Config.provenance`, `provenance.yaml` in the run directory, `dfkd options --method M
+--dataset D`).
 
 Objective weights merge key by key: to drop a recipe's term, set its weight to 0
 (`--set objective.generator.adv_l1=0`).
@@ -8,13 +12,22 @@ Objective weights merge key by key: to drop a recipe's term, set its weight to 0
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .config import Config, deep_merge, from_dict, to_dict, user_layers
+from .config import Config, deep_merge, flatten, from_dict, layer_list, provenance, to_dict
 from .errors import DfkdError
 from .registry import Registry
 
 METHODS = Registry("method")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Config values a recipe takes on one dataset unless the user sets them, and where they come
+    from (the paper, the authors' script or README, or our own measurement)."""
+
+    values: dict
+    source: str
 
 
 @dataclass(frozen=True)
@@ -23,12 +36,52 @@ class Method:
     summary: str  # one line for listings
     doc: str  # the paper, what the recipe does, where it knowingly differs
     recipe: dict
+    presets: dict[str, Preset] = field(default_factory=dict)  # dataset name -> its preset
+
+    def preset(self, dataset: str) -> Preset | None:
+        """The preset for `dataset` (a dataset holding another's images takes its presets)."""
+        return self.presets.get(SAME_IMAGES.get(dataset, dataset))
+
+    def describe(self) -> str:
+        """The doc, then each preset with its source."""
+        lines = [self.doc]
+        for ds, p in self.presets.items():
+            values = ", ".join(f"{k}={v}" for k, v in flatten(p.values).items())
+            lines.append(f"Preset {ds}: {values}. Source: {p.source}")
+        return "\n".join(lines)
 
 
-def recipe(name: str, summary: str, doc: str, values: dict) -> Method:
-    m = Method(name, summary, doc, values)
+# datasets whose presets are another's: the same images in another encoding
+SAME_IMAGES = {"cifar10_jpeg": "cifar10"}
+
+
+def recipe(name: str, summary: str, doc: str, values: dict, presets: dict[str, Preset] | None = None) -> Method:
+    m = Method(name, summary, doc, values, dict(presets or {}))
     METHODS.register(name)(m)
     return m
+
+
+# ----------------------------------------------------------------------------- per-dataset presets
+# digits: the budget of our digits table (experiments/digits): 1,000 student steps at batch 128 with
+# a half-width generator, a few minutes per run on 2 CPU cores; per method what that table measured.
+_DIGITS_BUDGET = {"source": {"width": 64}, "synth": {"batch_size": 128}, "distill": {"rounds": 200, "eval_every": 20}}
+_DIGITS_SOURCE = "the digits table (experiments/digits): 1,000 student steps at batch 128, half-width generator"
+
+
+def _digits(extra: dict | None = None, why: str = "") -> Preset:
+    return Preset(deep_merge(_DIGITS_BUDGET, extra or {}), _DIGITS_SOURCE + (f"; {why}" if why else ""))
+
+
+# CIFAR-10/100: the schedule of the authors' scripts for the pool-based methods (zju-vipa/Fast-Datafree,
+# the CMI and Fast tables): batch 256, 400 student steps per round from a 51,200-sample pool at T = 20.
+_CIFAR_POOL = {"pool": {"capacity": 51200}, "distill": {"kd_steps": 400, "eval_every": 10},
+               "objective": {"temperature": 20.0}}
+_CIFAR_SOURCE = "the authors' CIFAR scripts (zju-vipa/Fast-Datafree, Fang et al. 2021, 2022)"
+
+
+def _cifar(values: dict, why: str = "") -> dict[str, Preset]:
+    p = Preset(deep_merge(_CIFAR_POOL, values), _CIFAR_SOURCE + (f": {why}" if why else ""))
+    return {"cifar10": p, "cifar100": p}
 
 
 DFAD = recipe("dfad", "adversarial generator maximising L1(S, T) (Fang et al. 2019)",
@@ -42,6 +95,16 @@ collapses late in training on small data; cosine decay holds it).""", {
     "synth": {"schedule": "persistent", "g_steps": 1},
     "objective": {"generator": {"adv_l1": 1.0}, "student": {"kd_l1": 1.0}},
     "distill": {"kd_steps": 5, "batch": "fresh"},
+}, presets={
+    "digits": _digits({"student": {"optim": {"lr": 0.3}}},
+                      "student lr 0.3 for this short budget (59.2 +- 3.1% against 47.7 +- 9.9 at the paper's 0.1, "
+                      "seeds 0-2)"),
+    "mnist": Preset({"student": {"optim": {"lr": 0.01, "weight_decay": 1e-4, "schedule": "constant"}},
+                     "source": {"optim": {"betas": [0.9, 0.999], "schedule": "constant"}},
+                     "synth": {"batch_size": 512}},
+                    "the authors' MNIST script (DFAD, Fang et al. 2019): student SGD lr 0.01, momentum 0.9, wd "
+                    "1e-4, generator Adam 1e-3, both constant, batch 512; at the recipe's lr 0.1 the BN-free "
+                    "LeNet-5-half loses its units (27.5 +- 29.8%)"),
 })
 
 DAFL = recipe("dafl", "non-adversarial generator: one-hot + class balance + activation (Chen et al. 2019)",
@@ -63,6 +126,19 @@ at lr 1e-3 it keeps drifting to inputs the teacher is sure of but the student ca
                   "student": {"kd_kl": 1.0}},
     "distill": {"kd_steps": 1, "batch": "reuse"},
     "student": {"optim": {"name": "adam", "lr": 2e-3, "weight_decay": 0.0}},
+}, presets={
+    "digits": _digits({"distill": {"rounds": 1000, "eval_every": 100}, "student": {"optim": {"lr": 5e-3}}},
+                      "1,000 rounds of one student step; student lr 5e-3 (seed 0: 65.6% -> 84.7%)"),
+    "mnist": Preset({"source": {"optim": {"lr": 0.2, "betas": [0.9, 0.999], "schedule": "constant"}},
+                     "synth": {"batch_size": 512}},
+                    "the authors' MNIST README and script (DAFL, Chen et al. 2019): generator Adam at a constant "
+                    "lr 0.2 with default betas, batch 512, student Adam 2e-3 (97.5% where lr 1e-3 gave 56.7%)"),
+    "cifar10": Preset({"source": {"optim": {"lr": 0.02, "betas": [0.9, 0.999], "schedule": "constant"}}},
+                      "the authors' CIFAR-10 README (DAFL, Chen et al. 2019): generator Adam at a constant lr 0.02"),
+    "cifar100": Preset({"source": {"optim": {"lr": 0.02, "betas": [0.9, 0.999], "schedule": "constant"}},
+                        "objective": {"generator": {"oh": 0.5}}},
+                       "the authors' CIFAR-100 README (DAFL, Chen et al. 2019): generator Adam at a constant "
+                       "lr 0.02, one-hot weight 0.5"),
 })
 
 DFQ = recipe("dfq", "adversarial generator + BN-statistics prior + one-hot (Choi et al. 2020)",
@@ -78,7 +154,7 @@ batch-entropy term is off by default (`objective.generator.ie`).""", {
     "synth": {"schedule": "persistent", "g_steps": 1},
     "objective": {"generator": {"adv_kl": 1.0, "bn": 1.0, "oh": 1.0}, "student": {"kd_kl": 1.0}},
     "distill": {"kd_steps": 5, "batch": "fresh"},
-})
+}, presets={"digits": _digits()})
 
 ZSKT = recipe("zskt", "adversarial generator, KL + attention transfer, 10 student steps per batch "
                       "(Micaelli & Storkey 2019)",
@@ -94,6 +170,10 @@ similar DCGAN-style net), and stages are paired automatically by spatial size
     "objective": {"generator": {"adv_kl": 1.0}, "student": {"kd_kl": 1.0, "at": 250.0}},
     "distill": {"kd_steps": 10, "batch": "reuse"},
     "student": {"optim": {"name": "adam", "lr": 2e-3, "weight_decay": 5e-4}},
+}, presets={
+    "digits": _digits({"distill": {"rounds": 100, "eval_every": 10}, "student": {"optim": {"lr": 5e-3}}},
+                      "100 rounds of 10 student steps; student lr 5e-3 (92.2 / 73.6 / 84.2% against 36.7 / 26.1 / "
+                      "10.6 at the paper's 2e-3, seeds 0-2)"),
 })
 
 _DEEPINV = {
@@ -115,14 +195,20 @@ under random crop (jitter) and flip; each round's batch goes to a replay pool th
 from with KL. Differs: the prior weights (bn 1, tv_l2 0.005, l2 1e-3) are set for normalised
 small images — the paper's ImageNet weights (bn 0.01, tv_l2 1e-4, l2 1e-5) assume 224-px inputs;
 on digits (40 rounds of 50 steps, seed 0) tv_l2 0.005 gave 54.4% against 44.4% for 0.05 — and
-synthesis is interleaved with student training instead of done once up front.""", _DEEPINV)
+synthesis is interleaved with student training instead of done once up front.""", _DEEPINV, presets={
+    "digits": _digits({"distill": {"rounds": 50, "eval_every": 10}, "synth": {"g_steps": 50}},
+                      "50 rounds of 50 pixel steps (2,000 in the paper) and 20 student steps"),
+    **_cifar({"distill": {"rounds": 200}, "student": {"optim": {"lr": 0.1}}},
+             "200 rounds of 2,000 pixel steps, student SGD 0.1"),
+})
 
 ADI = recipe("adi", "DeepInversion + JS competition with the student (Yin et al. 2020)",
     """Adaptive DeepInversion (ADI) — Yin et al. (2020), CVPR, arXiv:1912.08795: DeepInversion plus
 the competition term 1 − JS(S, T) at temperature 3, which pushes the pixels toward inputs the
 student has not learned yet (here −JS, equal up to a constant; weight 1). The temperature is
 shared: the student's KL runs at T = 3 too.""",
-                  deep_merge(_DEEPINV, {"objective": {"generator": {"adv_js": 1.0}, "temperature": 3.0}}))
+                  deep_merge(_DEEPINV, {"objective": {"generator": {"adv_js": 1.0}, "temperature": 3.0}}),
+                  presets=DEEPINV.presets)
 
 CMI = recipe("cmi", "generator re-initialised per round + contrastive InfoNCE over a memory bank, pool "
                     "(Fang et al. 2021)",
@@ -141,6 +227,11 @@ per-dataset values.""", {
     "objective": {"generator": {"bn": 1.0, "oh": 1.0, "adv_kl": 1.0, "cmi": 0.8}, "student": {"kd_kl": 1.0}},
     "distill": {"kd_steps": 5, "batch": "pool"},
     "pool": {"capacity": 8192},
+}, presets={
+    "digits": _digits({"synth": {"g_steps": 10}}, "10 generator steps per round (200 in the paper)"),
+    **_cifar({"distill": {"rounds": 200}, "synth": {"g_steps": 200}, "student": {"optim": {"lr": 0.1}},
+              "objective": {"contrast_tau": 0.2, "generator": {"adv_kl": 0.5, "bn": 1.0, "oh": 1.0, "cmi": 0.8}}},
+             "200 rounds of 200 generator steps, InfoNCE tau 0.2, weights adv 0.5, bn 1, oh 1, cmi 0.8, student SGD 0.1"),
 })
 
 _FAST = {
@@ -164,12 +255,25 @@ while bn 10 holds 98.1% (200 rounds, seed 0, warm-up 10). Differs: the meta upda
 Reptile/FOMAML step of size meta_lr instead of a pseudo-gradient through Adam, and the generator
 is the DAFL/DFAD one."""
 
+_FAST_LR = {2: 5e-3, 5: 3e-3, 10: 2e-3}  # the authors' generator rate per number of steps (CIFAR scripts)
+
+
+def _fast_presets(k: int) -> dict[str, Preset]:
+    """Fast-k: 220 rounds (20 of warm-up) on digits and in the authors' CIFAR scripts, where the student
+    learns at SGD 0.2 and the generator by first-order MAML (their adv/oh weights are per teacher-student
+    pair and stay in the tables)."""
+    return {"digits": _digits({"distill": {"rounds": 220}}, "220 rounds, the first 20 of warm-up"),
+            **_cifar({"distill": {"rounds": 220}, "synth": {"warmup": 20, "meta": "fomaml"},
+                      "student": {"optim": {"lr": 0.2}}, "source": {"optim": {"lr": _FAST_LR[k]}}},
+                     f"220 rounds with 20 of warm-up, first-order MAML, generator lr {_FAST_LR[k]}, student SGD 0.2")}
+
+
 FAST = recipe("fast", "meta-learned generator init (Reptile/FOMAML), pool, BN momentum (Fang et al. 2022)",
-              _FAST_DOC, _FAST)
+              _FAST_DOC, _FAST, presets=_fast_presets(10))
 for _k in (2, 5, 10):
     recipe(f"fast{_k}", f"Fast with {_k} generator steps per round (Fang et al. 2022)",
-           _FAST_DOC + f" Preset: Fast-{_k}, synth.g_steps={_k}.",
-           deep_merge(_FAST, {"synth": {"g_steps": _k}}))
+           _FAST_DOC + f" Fast-{_k}: synth.g_steps={_k}.",
+           deep_merge(_FAST, {"synth": {"g_steps": _k}}), presets=_fast_presets(_k))
 
 NAYER = recipe("nayer", "label embedding through a noisy layer re-initialised per round, pool (Tran et al. 2024)",
                """NAYER-style — Tran, Tran, Le, Harandi, Phung (2024), "NAYER: Noisy Layer Data Generation for
@@ -184,7 +288,7 @@ text encoder's, and z ~ N(0, I) is added to the noisy layer's output.""", {
     "objective": {"generator": {"ce": 1.0, "bn": 1.0, "adv_kl": 1.0}, "student": {"kd_kl": 1.0}},
     "distill": {"kd_steps": 5, "batch": "pool"},
     "pool": {"capacity": 8192},
-})
+}, presets={"digits": _digits()})
 
 NOISE = recipe("noise", "control: the same loop on Gaussian noise",
     """Noise control (the baseline of the DFKD tables, e.g. Fang et al. 2021, CMI): the
@@ -194,7 +298,7 @@ Whatever a method scores above this row is what its input source earns.""", {
     "synth": {"schedule": "persistent", "g_steps": 0},
     "objective": {"student": {"kd_kl": 1.0}},
     "distill": {"kd_steps": 5, "batch": "fresh"},
-})
+}, presets={"digits": _digits()})
 
 
 # ----------------------------------------------------------------------------- data-driven KD
@@ -216,9 +320,10 @@ _DATA_NOTE = (" Data-driven: reads the real training split (source.name=real, sy
               "batch 64), T = 4.")
 
 
-def _data_recipe(name: str, summary: str, doc: str, student_terms: dict, extra: dict | None = None) -> Method:
+def _data_recipe(name: str, summary: str, doc: str, student_terms: dict, extra: dict | None = None,
+                 presets: dict[str, Preset] | None = None) -> Method:
     values = deep_merge(_DATA, {"objective": {"student": student_terms}})
-    return recipe(name, summary, doc + _DATA_NOTE, deep_merge(values, extra or {}))
+    return recipe(name, summary, doc + _DATA_NOTE, deep_merge(values, extra or {}), presets)
 
 
 LABELS = _data_recipe("labels", "the student trained on the real labels alone (no teacher): the floor of KD",
@@ -230,7 +335,11 @@ KD = _data_recipe("kd", "Hinton KD on the real training data: 0.9 KL(T/4 || S/4)
     """Hinton KD — Hinton, Vinyals, Dean (2015), "Distilling the Knowledge in a Neural Network",
 arXiv:1503.02531: the student minimises KL between the teacher's and its own softened predictions
 (temperature T, x T^2) plus cross-entropy on the labels; weights 0.9 / 0.1 at T = 4 as in the
-CRD/RepDistiller benchmark.""", {"kd_kl": 0.9, "label_ce": 0.1})
+CRD/RepDistiller benchmark.""", {"kd_kl": 0.9, "label_ce": 0.1}, presets={
+    "mnist": Preset({"student": {"optim": {"lr": 0.01}}, "synth": {"augment": "none"}},
+                    "measured here (experiments/mnist): the CRD rate 0.05 leaves the BN-free LeNet-5-half at 10% "
+                    "(its units die in the first steps), 0.01 reaches 97.7% after one epoch; no crop on MNIST"),
+})
 
 FITNET = _data_recipe("fitnet", "FitNets hints on real data: CE + 100 x MSE(adapter(student stage), teacher stage)",
     """FitNets — Romero, Ballas, Kahou, Chassang, Gatta, Bengio (2015), "FitNets: Hints for Thin Deep
@@ -317,17 +426,39 @@ are our choice.""" + _DATA_NOTE,
 
 
 def build_config(config_file: str | None = None, sets=(), method: str | None = None,
-                 base: dict | None = None) -> Config:
-    """defaults <- recipe(method) <- base <- YAML file <- --set items; validated."""
-    raw = user_layers(config_file, sets, base)
+                 base: dict | None = None, base_origin: str | dict = "base", set_origin: str = "--set") -> Config:
+    """defaults <- recipe(method) <- its preset for the dataset <- base <- YAML file <- --set items;
+    validated. `cfg.provenance` says where each value came from; `base_origin` names the base layer,
+    or is a provenance dict for it (a base that is itself a resolved config keeps its origins)."""
+    user = layer_list(config_file, sets, base, base_origin if isinstance(base_origin, str) else "base",
+                      set_origin)
     if method:
-        raw["method"] = method
+        user.append(("--method", {"method": method}))
+    raw: dict = {}
+    for _, layer in user:
+        raw = deep_merge(raw, layer)
     name = raw.get("method", Config().method)
     if not isinstance(name, str):
         raise DfkdError(f"config key 'method' must be a method name, got {name!r}")
     m = METHODS.get(name)
-    cfg = from_dict(Config, deep_merge(deep_merge(to_dict(Config()), m.recipe), raw))
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    dataset = data.get("name", Config().data.name)
+    layers = [("default", to_dict(Config())), (f"recipe {m.name}", m.recipe)]
+    p = m.preset(dataset) if isinstance(dataset, str) else None
+    if p is not None:
+        layers.append((f"preset {m.name}/{SAME_IMAGES.get(dataset, dataset)}", p.values))
+    merged: dict = {}
+    for _, layer in layers:
+        merged = deep_merge(merged, layer)
+    cfg = from_dict(Config, deep_merge(merged, raw))
     validate(cfg)
+    origins = provenance(layers + user)
+    if isinstance(base_origin, dict):
+        base_keys = set(flatten(base))
+        later = provenance(user[1:] if base else user)
+        origins.update({k: base_origin[k] for k in base_keys if k in base_origin and k not in later})
+    cfg.provenance = {k: origins.get(k, "default") for k in flatten(to_dict(cfg))}
+    cfg.preset = (layers[-1][0], p.source) if p is not None else None
     return cfg
 
 

@@ -11,18 +11,16 @@ from __future__ import annotations
 from .methods import build_config
 from .runs import distill
 
+# the pair; the budget (rounds, batch, generator width, steps per round) is the method's digits preset
 QUICKSTART = {
     "data": {"name": "digits"},
     "teacher": {"arch": "cnn", "checkpoint": "auto"},
     "student": {"arch": "cnn_small"},
-    "source": {"width": 64},
-    "synth": {"batch_size": 128},
-    "distill": {"rounds": 200, "eval_every": 20},
 }
 
 
 def quickstart(out: str, method: str = "dfq", seed: int = 0, sets=(), quiet: bool = False) -> int:
-    cfg = build_config(sets=sets, method=method, base={**QUICKSTART, "out": out, "seed": seed})
+    cfg = build_config(sets=sets, method=method, base={**QUICKSTART, "out": out, "seed": seed}, base_origin="quickstart")
     run_dir, s = distill(cfg, quiet=quiet)
     print(f"dfkd quickstart: {s['method']} on {s['dataset']} (data-free: the student never saw a training image)\n"
           f"  teacher {s['teacher']:<10} {s['teacher_params']:>8,} params  test accuracy {s['teacher_acc']:.2f}%\n"

@@ -14,7 +14,7 @@ from generators import SOURCES
 
 from . import distributed
 from .checkpoint import atomic_write_text, read_run_checkpoint, save_model
-from .config import Config, TeacherTrainConfig, dump_yaml, to_dict
+from .config import Config, TeacherTrainConfig, dump_yaml, provenance_yaml, to_dict
 from .data import dataset_info, eval_split, load_split, make_loader
 from .distiller import Distiller
 from .errors import DfkdError
@@ -270,6 +270,7 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     test_ds = load_split(cfg.data, "test") if test_split else eval_split(cfg.data, info, eval_set)
     if not world.main:
         distributed.barrier()  # rank 0 trains a missing teacher first
+    seed_everything(cfg.seed)  # a teacher built by its architecture (teacher.checkpoint=none) is seeded too
     t = resolve_teacher(cfg, info, teacher_module, quiet or not world.main)
     teacher = t.model
     if world.main and world.active:
@@ -298,6 +299,8 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     config = to_dict(cfg)
     if resume is None and world.main:
         atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
+        if cfg.provenance:  # where each value came from: default, recipe, preset, --config, --set
+            atomic_write_text(run_dir / "provenance.yaml", provenance_yaml(cfg))
     tracker = Tracker(run_dir, cfg.tracking, config, name=run_dir.name, job_type="distill",
                       resume=(ckpt_run["round"], ckpt_run["wandb_run_id"]) if ckpt_run else None) \
         if world.main else NullTracker()
