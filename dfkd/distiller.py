@@ -169,6 +169,9 @@ class Distiller:
         bar = tqdm(range(st["round"] + 1, d.rounds + 1), desc=f"{cfg.method} {cfg.teacher.arch}->{cfg.student.arch}",
                    unit="round", disable=quiet, leave=False, initial=st["round"], total=d.rounds)
         last_batch = None
+        post: dict[str, str] = {}  # the bar's fields: accuracy, and the synthesis step within a long round
+        if not quiet and cfg.synth.g_steps >= self.SHOW_SYNTH_STEPS:
+            self.synth.on_step = self._synth_progress(bar, post)
         self._start = copy.deepcopy(self._models()) if st["round"] == 0 else None  # rollback target until a checkpoint
         for rnd in bar:
             last_batch = self.train_round()
@@ -193,7 +196,8 @@ class Distiller:
                     if acc > st["best"]:
                         st["best"], st["best_round"] = acc, rnd
                     self._save_samples(last_batch, rnd)
-                    bar.set_postfix(acc=f"{acc:.2f}", best=f"{st['best']:.2f}")
+                    post.update(acc=f"{acc:.2f}", best=f"{st['best']:.2f}")
+                    bar.set_postfix(post)
                 metrics["elapsed_s"] = time.time() - start
                 self.tracker.log(metrics, step=rnd)
                 if evaluate:  # after the log row, so a resumed run never misses one
@@ -205,6 +209,22 @@ class Distiller:
         return {**scores, "best_round": st["best_round"],
                 "skipped_steps": self.guard.skipped, "rollbacks": self.guard.rollbacks,
                 "wall_time_s": round(time.time() - start, 2), "synth_time_s": round(st["synth_time_s"], 2)}
+
+    SHOW_SYNTH_STEPS = 20  # rounds with this many source steps show them on the bar (a long round never looks hung)
+
+    @staticmethod
+    def _synth_progress(bar, post: dict, every_s: float = 0.5):
+        """A callback for the synthesizer: 'synth i/n' on the bar, redrawn at most every `every_s` s."""
+        last = [0.0]
+
+        def show(step: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= every_s or step == 0:
+                last[0] = now
+                post["synth"] = f"{step + 1}/{total}"
+                bar.set_postfix(post)
+
+        return show
 
     AGREEMENT_SAMPLES = 512
     AGREEMENT_SEED = 20_240_601

@@ -100,6 +100,7 @@ class PersistentSynthesizer:
         self.guard = None  # a NonFiniteGuard shared with the loop (set by the Distiller)
         self.sync = None  # under torchrun: averages the source's gradients over ranks (dfkd.distributed)
         self.precision = Precision("off", device)  # set by the run (perf.amp)
+        self.on_step = None  # optional callback(step, g_steps) after each source step (the progress bar)
         self._scaler = None
         self._params = [p for p in generator.parameters() if p.requires_grad] + self._extra_params()
         if cfg.g_steps > 0 and not self._params:
@@ -165,7 +166,9 @@ class PersistentSynthesizer:
         if self._scaler is None:
             self._scaler = self.precision.scaler()
         scaler = self._scaler
-        for _ in range(self.cfg.g_steps):
+        for step in range(self.cfg.g_steps):
+            if self.on_step is not None:
+                self.on_step(step, self.cfg.g_steps)
             with self.precision.autocast():
                 x = self._generate(self._z(self.cfg.batch_size), targets)
                 seen = self.augment(x) if self.augment is not None else x  # teacher and student see one view

@@ -20,13 +20,14 @@ def digits_teacher(tmp_path_factory):
     return path
 
 
-# Property tests (hypothesis) are derandomized in CI: the same examples every run, so a failure is a
-# finding to fix, never noise. Locally they explore new examples.
+# Property tests (hypothesis) are derandomized by default (in CI and in `pytest` alike): the same
+# examples every run, so a failure is a finding to fix, never noise. To explore new examples, run
+# with DFKD_HYPOTHESIS_EXPLORE=1 (and add what it finds as an @example).
 try:
     from hypothesis import settings as _hyp
 
-    _hyp.register_profile("ci", derandomize=True, print_blob=True)
-    if os.environ.get("CI"):
-        _hyp.load_profile("ci")
+    _hyp.register_profile("derandomized", derandomize=True, print_blob=True)
+    _hyp.register_profile("explore", print_blob=True)
+    _hyp.load_profile("explore" if os.environ.get("DFKD_HYPOTHESIS_EXPLORE") == "1" else "derandomized")
 except ImportError:  # hypothesis is a dev extra
     pass

@@ -61,6 +61,7 @@ def test_random_overrides(items):
                        max_size=4))
 @example(table={"cells": [{}]})  # found by this test: a cell without its required 'method' was a TypeError
 @example(table={"cells": [{"method": "dfq", 1: 2}]})
+@example(table={"cells": [{"method": "dfq", "\n": 0}]})  # found by this test: a two-line error (key shown raw)
 def test_random_experiment_tables(tmp_path_factory, table):
     d = tmp_path_factory.mktemp("table")
     (d / "table.yaml").write_text(yaml.safe_dump(table))

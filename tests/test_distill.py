@@ -198,3 +198,29 @@ def test_nayer_runs_end_to_end_from_a_disk_pool(digits_teacher, tmp_path):
     pool = read_run_checkpoint(run_dir / "checkpoint.pt")["pool"]
     assert pool["size"] == 40 and pool["data"].abs().sum() > 0  # the checkpoint holds the samples
     assert not (run_dir / "pool.bin").exists()  # the memory-mapped file is removed with the run
+
+
+def test_a_teacher_built_by_its_architecture_is_seeded_like_the_rest_of_the_run(tmp_path):
+    """teacher.checkpoint=none builds random weights: they follow cfg.seed, not whatever the global random
+    state was (the first run of a process used to differ from every later one)."""
+    shas = []
+    for i, outside in enumerate((123, 456)):
+        torch.manual_seed(outside)
+        cfg = build_config(method="dfad", sets=["teacher.checkpoint=none", f"out={tmp_path}", f"run_name=r{i}",
+                                                "distill.rounds=1", "synth.batch_size=8", "source.width=8",
+                                                "tracking.mode=disabled", "device=cpu"])
+        shas.append(distill(cfg, quiet=True)[1]["teacher_sha256"])
+    assert shas[0] == shas[1]
+
+
+def test_a_long_synthesis_round_shows_its_steps_on_the_progress_bar(digits_teacher, tmp_path, capsys):
+    cfg = build_config(method="deepinv", sets=[f"teacher.checkpoint={digits_teacher}", f"out={tmp_path}",
+                                               "distill.rounds=1", "synth.g_steps=25", "synth.batch_size=8",
+                                               "distill.kd_steps=1", "tracking.mode=disabled", "device=cpu"])
+    distill(cfg, quiet=False)
+    err = capsys.readouterr().err
+    assert "synth=1/25" in err  # the first step is always drawn; later ones at most every 0.5 s
+    distill(build_config(method="dfq", sets=[f"teacher.checkpoint={digits_teacher}", f"out={tmp_path}",
+                                             "distill.rounds=1", "synth.batch_size=8", "tracking.mode=disabled",
+                                             "device=cpu"]), quiet=False)
+    assert "synth=" not in capsys.readouterr().err  # one generator step per round: rounds are the progress
