@@ -196,8 +196,9 @@ from with KL. Differs: the prior weights (bn 1, tv_l2 0.005, l2 1e-3) are set fo
 small images — the paper's ImageNet weights (bn 0.01, tv_l2 1e-4, l2 1e-5) assume 224-px inputs;
 on digits (40 rounds of 50 steps, seed 0) tv_l2 0.005 gave 54.4% against 44.4% for 0.05 — and
 synthesis is interleaved with student training instead of done once up front.""", _DEEPINV, presets={
-    "digits": _digits({"distill": {"rounds": 50, "eval_every": 10}, "synth": {"g_steps": 50}},
-                      "50 rounds of 50 pixel steps (2,000 in the paper) and 20 student steps"),
+    "digits": _digits({"distill": {"rounds": 100, "eval_every": 10, "kd_steps": 10}, "synth": {"g_steps": 25}},
+                      "100 rounds of 25 pixel steps (2,000 in the paper) and 10 student steps: seed 0 65.0% in "
+                      "136 s, against 52.5% for 50 rounds of 50 steps and 20 student steps at the same cost"),
     **_cifar({"distill": {"rounds": 200}, "student": {"optim": {"lr": 0.1}}},
              "200 rounds of 2,000 pixel steps, student SGD 0.1"),
 })
@@ -208,7 +209,9 @@ the competition term 1 − JS(S, T) at temperature 3, which pushes the pixels to
 student has not learned yet (here −JS, equal up to a constant; weight 1). The temperature is
 shared: the student's KL runs at T = 3 too.""",
                   deep_merge(_DEEPINV, {"objective": {"generator": {"adv_js": 1.0}, "temperature": 3.0}}),
-                  presets=DEEPINV.presets)
+                  presets={**DEEPINV.presets, "digits": _digits(
+                      {"distill": {"rounds": 50, "eval_every": 10}, "synth": {"g_steps": 50}},
+                      "50 rounds of 50 pixel steps (2,000 in the paper) and 20 student steps")})
 
 CMI = recipe("cmi", "generator re-initialised per round + contrastive InfoNCE over a memory bank, pool "
                     "(Fang et al. 2021)",
@@ -228,7 +231,9 @@ per-dataset values.""", {
     "distill": {"kd_steps": 5, "batch": "pool"},
     "pool": {"capacity": 8192},
 }, presets={
-    "digits": _digits({"synth": {"g_steps": 10}}, "10 generator steps per round (200 in the paper)"),
+    "digits": _digits({"synth": {"g_steps": 10}, "distill": {"rounds": 100, "kd_steps": 10, "eval_every": 10}},
+                      "100 rounds of 10 generator steps (200 in the paper) and 10 student steps: seed 0 96.4% "
+                      "in 163 s, against 94.2% in 300 s for 200 rounds of 5 student steps"),
     **_cifar({"distill": {"rounds": 200}, "synth": {"g_steps": 200}, "student": {"optim": {"lr": 0.1}},
               "objective": {"contrast_tau": 0.2, "generator": {"adv_kl": 0.5, "bn": 1.0, "oh": 1.0, "cmi": 0.8}}},
              "200 rounds of 200 generator steps, InfoNCE tau 0.2, weights adv 0.5, bn 1, oh 1, cmi 0.8, student SGD 0.1"),
