@@ -196,6 +196,9 @@ class PerfConfig:
     channels_last: bool = opt(False, "channels-last memory format for teacher, student and source (GPUs)")
     compile: bool = opt(False, "torch.compile the teacher's and the student's forward passes")
     compile_backend: str = opt("inductor", "torch.compile backend (inductor; 'eager' checks the plumbing)")
+    fast_memory: bool = opt(True, "CPU: freed large blocks stay in the heap for reuse instead of going back to the "
+                                  "system (glibc mallopt, dfkd/memory.py): faster rounds for a little more peak "
+                                  "memory; the environment variable DFKD_FAST_MEMORY=0 turns it off too")
 
 
 @dataclass

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from torchvision.utils import make_grid, save_image
 from tqdm import tqdm
 
+from . import memory
 from .checkpoint import read_run_checkpoint, save_run_checkpoint
 from .config import Config, to_dict
 from .errors import NonFiniteError
@@ -203,6 +204,7 @@ class Distiller:
                 if evaluate:  # after the log row, so a resumed run never misses one
                     st["round"], st["elapsed_s"] = rnd, time.time() - start
                     self._checkpoint()
+                    memory.trim()  # the evaluation's blocks are not the rounds' sizes: give them back
         scores = {"student_acc": st["acc"], "best_student_acc": st["best"]} if self.test_loader is not None else {
             "student_acc": None, "best_student_acc": None, "agreement": st["acc"], "best_agreement": st["best"],
             "agreement_kl": st.get("agreement_kl")}

@@ -105,6 +105,16 @@ def checksums(model: nn.Module) -> list[float]:
     return [v.item() for v in out]
 
 
+def gathered(value: int) -> list[int]:
+    """Every rank's `value`, gathered everywhere (a one-element list outside torchrun)."""
+    if not dist.is_initialized():
+        return [value]
+    mine = torch.tensor(value, dtype=torch.int64)
+    out = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, mine)
+    return [int(v) for v in out]
+
+
 def data_parallel(loop, world: World, device: torch.device) -> None:
     """Make a built `Distiller` data-parallel: the student's steps go through DDP (the synthesizer
     keeps scoring with the bare student: its steps train the source only), the batch per student step

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from generators import SOURCES
 
-from . import distributed
+from . import distributed, memory
 from .checkpoint import atomic_write_text, read_run_checkpoint, save_model
 from .config import Config, TeacherTrainConfig, dump_yaml, provenance_yaml, to_dict
 from .data import dataset_info, eval_split, load_split, make_loader
@@ -256,6 +256,7 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     ckpt_run = None
     if resume is not None:
         cfg, ckpt_run = resume_state(resume)
+    memory.apply(cfg.perf.fast_memory)  # before the run's first large allocation
     world, device_name = distributed.from_env(cfg.device)
     if world.active and resume is not None:
         raise DfkdError("--resume under torchrun is not supported yet; resume the run in one process")
@@ -286,6 +287,7 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     teacher_acc = None
     if test_loader is not None:
         teacher_acc = accuracy(teacher, test_loader, device)
+        memory.trim()  # the evaluation's large blocks are not the rounds' sizes
         if world.main and not quiet:
             report_teacher(teacher_acc, info.num_classes, cfg.data.eval or f"the {cfg.data.name} test split")
 
@@ -324,7 +326,9 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
         result["robust_acc"] = robust_accuracy(student, test_loader, device, Ball(r.eps, info.mean, info.std, device),
                                                r.steps, r.step, transform=parts["view_eval"])
     if world.active:
-        result["ddp"] = {"world_size": world.size, "student_checksums": distributed.checksums(student)}
+        result["ddp"] = {"world_size": world.size, "student_checksums": distributed.checksums(student),
+                         # per rank: 1 where a large block was served by its own mmap (fast memory off)
+                         "large_blocks_mapped": distributed.gathered(int(bool(memory.large_blocks_are_mapped())))}
         if not world.main:
             return run_dir, result
     save_model(run_dir / "student.pt", unwrapped(student), kind="student", arch=cfg.student.arch,
@@ -337,6 +341,7 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
         "scored_on": describe_eval(cfg), "teacher_params": count_params(teacher),
         "student_params": count_params(student), "rounds": cfg.distill.rounds, "teacher_checkpoint": t.source,
         "teacher_source": t.kind, "teacher_sha256": t.sha256, "curve": loop.history, "wandb_run_id": tracker.run_id,
+        "cpu_memory": {"state": memory.state(), "large_blocks_mapped": memory.large_blocks_are_mapped()},
     }
     if loop.history:
         from .plots import accuracy_curves

@@ -75,6 +75,9 @@ def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False, world=None) -> t
     batch of `train.batch_size` (the global batch), and rank 0 alone evaluates and writes."""
     from . import distributed
 
+    from . import memory
+
+    memory.apply()  # fast CPU memory unless DFKD_FAST_MEMORY=0 (dfkd/memory.py)
     world = world or distributed.SINGLE
     ckpt_path = teacher_path(cfg)
     run_dir = ckpt_path.parent

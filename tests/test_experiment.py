@@ -175,6 +175,10 @@ def test_parallel_jobs_give_the_same_runs_as_one_at_a_time(table, tmp_path, caps
         sa = json.loads((a / run / "summary.json").read_text())
         sb = json.loads((b / run / "summary.json").read_text())
         assert sa["seed"] == sb["seed"] and sa["curve"] == sb["curve"] and sa["student_acc"] == sb["student_acc"]
+        if sb["cpu_memory"]["state"] != "fast":
+            assert sb["cpu_memory"]["state"].startswith("n/a")  # not glibc: nothing to switch
+        else:  # the spawned worker keeps large blocks in its heap
+            assert sb["cpu_memory"]["large_blocks_mapped"] is False
     with pytest.raises(DfkdError, match="--jobs must be >= 1"):
         run_table(str(table), scale="smoke", out=str(tmp_path / "bad"), quiet=True, jobs=0)
 

@@ -1,0 +1,55 @@
+"""Fast CPU memory (dfkd/memory.py): observed through glibc's own count of mapped blocks."""
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+glibc = pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+                           reason="fast CPU memory is glibc's mallopt")
+
+
+def _py(code: str, **env) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **env})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+@glibc
+def test_fast_memory_keeps_a_large_block_in_the_heap_and_the_opt_out_maps_it():
+    code = ("from dfkd import memory; a = memory.large_blocks_are_mapped(); s = memory.apply(); "
+            "print(a, s, memory.large_blocks_are_mapped())")
+    assert _py(code) == ["True", "fast", "False"]  # glibc's default maps a 64 MiB block; fast memory does not
+    assert _py(code, DFKD_FAST_MEMORY="0") == ["True", "system", "True"]
+
+
+@glibc
+def test_a_cli_run_applies_it_and_both_switches_turn_it_off(digits_teacher, tmp_path):
+    def run(name, *extra, **env):
+        sets = [f"teacher.checkpoint={digits_teacher}", f"out={tmp_path}", f"run_name={name}", "distill.rounds=1",
+                "synth.batch_size=8", "source.width=8", "tracking.mode=disabled", "device=cpu", *extra]
+        done = subprocess.run([sys.executable, "-m", "dfkd", "distill", "--method", "dfq", "--quiet",
+                               *[a for s in sets for a in ("--set", s)]], capture_output=True, text=True,
+                              env={**os.environ, **env})
+        assert done.returncode == 0, done.stderr
+        return json.loads((tmp_path / name / "summary.json").read_text())["cpu_memory"]
+
+    assert run("fast") == {"state": "fast", "large_blocks_mapped": False}
+    assert run("by-env", DFKD_FAST_MEMORY="0") == {"state": "system", "large_blocks_mapped": True}
+    assert run("by-key", "perf.fast_memory=false") == {"state": "system", "large_blocks_mapped": True}
+
+
+def test_without_glibc_it_is_a_no_op_said_once(monkeypatch, capsys):
+    from dfkd import memory
+
+    monkeypatch.setattr(memory, "_libc", None)
+    monkeypatch.setattr(memory, "_noted", False)
+    monkeypatch.setattr(memory.platform, "libc_ver", lambda: ("", ""))
+    monkeypatch.setattr(memory, "_state", None)
+    first, second = memory.apply(), memory.apply()
+    assert first.startswith("n/a") and second == first
+    assert capsys.readouterr().err.count("dfkd: note: fast CPU memory needs glibc") == 1
+    assert memory.large_blocks_are_mapped() is None
