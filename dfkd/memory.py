@@ -8,8 +8,11 @@ first-touch page faults are slow, most of all on virtual machines. With the mmap
 blocks stay in the heap and the next step reuses them. Measured on 2 cores (README, "Speed
 options"): `dfkd quickstart` 57 s instead of 115 s at the same peak memory (951 / 945 MiB); a
 CIFAR-size fast2 run (resnet20 -> resnet8, batch 256) 31 s instead of 54 s, at +34% peak memory.
-A 1 GiB threshold was no faster and raised peaks further (+13% quickstart, +46% fast2).
-`DFKD_MMAP_THRESHOLD=BYTES` sets another threshold, for such measurements.
+A 1 GiB threshold was no faster and raised peaks further (+13% quickstart, +46% fast2). The extra
+peak is the blocks kept for reuse, i.e. the speed-up itself: on that fast2 run a 16 MiB threshold
+gave 31.4 s / 2,274 MiB, 8 MiB 37.5 s / 1,943 MiB, 4 MiB 53.2 s / 1,712 MiB (no gain), and the trim
+threshold (16-256 MiB) changed neither. `DFKD_MMAP_THRESHOLD=BYTES` and `DFKD_TRIM_THRESHOLD=BYTES`
+set other thresholds (for such measurements, or a tighter memory budget).
 
 `apply()` runs at the start of every run and teacher training (`dfkd.runs`, `dfkd.teacher`), so it
 covers the CLI, the Python API, experiment workers and torchrun ranks. Off with the environment
@@ -55,7 +58,8 @@ def apply(enabled: bool = True) -> str:
             sys.stderr.write(f"dfkd: note: fast CPU memory needs glibc ({_state[5:]}); allocations as usual\n")
         return _state
     fast_mmap = int(os.environ.get("DFKD_MMAP_THRESHOLD", MMAP_THRESHOLD))  # bytes; for measurements
-    mmap, trim = (fast_mmap, TRIM_THRESHOLD) if enabled else (GLIBC_DEFAULT, GLIBC_DEFAULT)
+    fast_trim = int(os.environ.get("DFKD_TRIM_THRESHOLD", TRIM_THRESHOLD))
+    mmap, trim = (fast_mmap, fast_trim) if enabled else (GLIBC_DEFAULT, GLIBC_DEFAULT)
     if not (libc.mallopt(M_MMAP_THRESHOLD, mmap) and libc.mallopt(M_TRIM_THRESHOLD, trim)):
         _state = "n/a: mallopt refused the thresholds"
         return _state
