@@ -98,21 +98,21 @@ def checksums(model: nn.Module) -> list[float]:
     with torch.no_grad():
         mine = torch.stack([p.detach().double().abs().sum() for p in model.state_dict().values()
                             if p.is_floating_point()]).sum()
-    if not dist.is_initialized():
-        return [mine.item()]
-    out = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
-    dist.all_gather(out, mine)
-    return [v.item() for v in out]
+    return [v.item() for v in _all_gather(mine)]
 
 
 def gathered(value: int) -> list[int]:
     """Every rank's `value`, gathered everywhere (a one-element list outside torchrun)."""
+    return [int(v) for v in _all_gather(torch.tensor(value, dtype=torch.int64))]
+
+
+def _all_gather(mine: torch.Tensor) -> list[torch.Tensor]:
+    """Every rank's scalar `mine` in rank order ([mine] outside torchrun)."""
     if not dist.is_initialized():
-        return [value]
-    mine = torch.tensor(value, dtype=torch.int64)
+        return [mine]
     out = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
     dist.all_gather(out, mine)
-    return [int(v) for v in out]
+    return out
 
 
 def data_parallel(loop, world: World, device: torch.device) -> None:

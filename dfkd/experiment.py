@@ -93,8 +93,6 @@ def _strict(cls, data: dict, path: Path):
         raise DfkdError(f"{path}: {e}") from None
 
 
-
-
 def _sets(d: dict | None) -> list[str]:
     import json
 
