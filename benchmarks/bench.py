@@ -1,25 +1,38 @@
-"""Loop overhead benchmark: the framework's round against a bare PyTorch loop doing the same tensor work.
+"""Loop overhead benchmark: the framework's round against the floor, a minimal plain PyTorch loop doing
+the same tensor work, under each CPU allocator setting.
 
-    python benchmarks/bench.py                       # every case, CPU, 4 timed rounds each
+    python benchmarks/bench.py                       # every case, CPU, both allocator settings, 4 timed rounds
     python benchmarks/bench.py --cases dfad-digits fast2-digits --rounds 6 --device cuda --amp bf16
-    python benchmarks/bench.py --json results.jsonl  # also append one JSON object per case
+    python benchmarks/bench.py --memory fast          # only dfkd's default allocator setting
+    python benchmarks/bench.py --json results.jsonl  # also append one JSON object per case and setting
 
-For each case (method × teacher → student × input size × batch), both loops are built from the same
-architectures (random weights: timing only), warmed up, then timed round by round, interleaved in one
-process so machine noise hits both alike. A round is the method's unit of work: DFAD = 1 generator
-step + 5 student steps on fresh samples; Fast-2 = clone the meta-generator, 2 steps on clone and
-latent codes under the BN-statistics (momentum 0.9) + one-hot + adversarial objective, a Reptile
-update, the batch into the replay pool, 5 student steps from the pool. Printed per case: median
-seconds per round of each loop, their ratio (framework / bare; the target is <= 1.10), samples per
-second (synthesized + student samples) and peak memory (process RSS on CPU, max_memory_allocated on
-CUDA). The framework loop is `Distiller.train_round` with logging and evaluation off, as in a run
-between log points.
+For each case (method x teacher -> student x input size x batch), both loops are built from the same
+architectures (random weights: timing only), warmed up, then timed round by round. A round is the
+method's unit of work: DFAD = 1 generator step + 5 student steps on fresh samples; Fast-2 = clone the
+meta-generator, 2 steps on clone and latent codes under the BN-statistics (momentum 0.9) + one-hot +
+adversarial objective, a Reptile update, the batch into the replay pool, 5 student steps from the pool.
+
+The floor is what a researcher would write by hand: fresh copies of the very networks with no hook
+of the framework's (`plain_copy`), a frozen teacher, the generator's backward restricted to its
+parameters, no registry, objective object, guard or logging; Fast's BN statistics come from plain
+forward hooks switched on for the generator steps only.
+
+Allocator (`--memory`, CPU): `fast` = dfkd's default (dfkd/memory.py: glibc mallopt thresholds, freed
+large blocks reused), `glibc` = the C library untouched. Each setting lives in its own worker process
+(the allocator is per process); the workers stay alive side by side and the parent asks them for one
+round at a time, framework and floor alternately, every setting in turn, so machine noise hits all
+alike. Printed per case and setting: median seconds per round of each loop, their ratio (framework /
+floor; the target is <= 1.05), samples per second and the worker's peak memory (process RSS on CPU,
+covering both loops; max_memory_allocated on CUDA); and per case the allocator's speed-up (glibc /
+fast, for each loop). The framework loop is `Distiller.train_round` with logging and evaluation off,
+as in a run between log points.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import json
+import multiprocessing
 import resource
 import statistics
 import sys
@@ -68,11 +81,22 @@ def framework_loop(case: dict, device: torch.device, amp: str, workdir: Path):
     return loop.train_round, cfg, nets
 
 
-# ----------------------------------------------------------------------------- bare PyTorch rounds
+# ----------------------------------------------------------------------------- the floor
+def plain_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy with every hook the framework registered removed (a deep copy keeps forward and
+    backward hooks: the framework's BN-statistics probe would otherwise run in the floor too)."""
+    module = copy.deepcopy(module)
+    for m in module.modules():
+        for name, value in vars(m).items():
+            if name.startswith("_") and "hooks" in name and isinstance(value, dict):
+                value.clear()
+    return module
+
+
 def bare_loop(cfg, nets, device: torch.device, amp: str):
-    """Plain PyTorch, same networks (fresh copies), same passes; no hooks beyond BN statistics, no
-    registry, no objective object, no logging."""
-    teacher, student, generator = (copy.deepcopy(m) for m in nets)
+    """The floor: plain PyTorch, the same networks (hook-free copies), the same passes; no registry,
+    objective object, guard or logging."""
+    teacher, student, generator = (plain_copy(m) for m in nets)
     teacher.requires_grad_(False).eval()
     b, nz = cfg.synth.batch_size, generator.nz
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp == "bf16" else _null()
@@ -173,33 +197,76 @@ def peak_memory(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def bench(name: str, case: dict, device: torch.device, rounds: int, warmup: int, amp: str) -> dict:
+MEMORY = {"fast": "dfkd's default: glibc mallopt, freed large blocks reused (dfkd/memory.py)",
+          "glibc": "the C library untouched"}
+
+
+def _worker(conn, name: str, device: str, amp: str, memory_setting: str) -> None:
+    """One allocator setting's process: builds both loops, then runs one round of the side asked for
+    per message and answers (seconds, peak MiB); None ends it."""
+    from dfkd import memory
+
+    state = memory.apply(True) if memory_setting == "fast" else "glibc defaults (untouched)"
+    dev = torch.device(device)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        fw, cfg, nets = framework_loop(case, device, amp, Path(tmp))
-        bare = bare_loop(cfg, nets, device, amp)
-        times = {"framework": [], "bare": []}
-        mem = {}
+        fw, cfg, nets = framework_loop(CASES[name], dev, amp, Path(tmp))
+        loops = {"framework": fw, "bare": bare_loop(cfg, nets, dev, amp)}
+        conn.send({"samples": cfg.synth.batch_size * (cfg.synth.g_steps + cfg.distill.kd_steps),
+                   "threads": torch.get_num_threads(), "memory_state": state,
+                   "large_blocks_mapped": memory.large_blocks_are_mapped()})
+        while (side := conn.recv()) is not None:
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
+            _sync(dev)
+            t0 = time.perf_counter()
+            loops[side]()
+            _sync(dev)
+            conn.send((time.perf_counter() - t0, peak_memory(dev)))
+
+
+def bench(name: str, device: str, rounds: int, warmup: int, amp: str, settings: list[str]) -> list[dict]:
+    """Both loops under each allocator setting, interleaved round by round across the settings'
+    worker processes; one result per setting."""
+    ctx = multiprocessing.get_context("spawn")
+    workers = {}
+    try:
+        for m in settings:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, name, device, amp, m), daemon=True)
+            proc.start()
+            workers[m] = (parent, proc)
+        meta = {m: conn.recv() for m, (conn, _) in workers.items()}
+        times = {(m, side): [] for m in settings for side in ("framework", "bare")}
+        mem = {m: {} for m in settings}
+        order = list(times)
         for i in range(warmup + rounds):
-            for side, fn in (("framework", fw), ("bare", bare)) if i % 2 == 0 else (("bare", bare), ("framework", fw)):
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
-                _sync(device)
-                t0 = time.perf_counter()
-                fn()
-                _sync(device)
+            for m, side in order if i % 2 == 0 else order[::-1]:
+                conn = workers[m][0]
+                conn.send(side)
+                seconds, peak = conn.recv()
                 if i >= warmup:
-                    times[side].append(time.perf_counter() - t0)
-                mem[side] = max(mem.get(side, 0.0), peak_memory(device))
-    per_round = {k: statistics.median(v) for k, v in times.items()}
-    samples = cfg.synth.batch_size * (cfg.synth.g_steps + cfg.distill.kd_steps)
-    return {"case": name, **case, "device": str(device), "amp": amp, "threads": torch.get_num_threads(),
-            "rounds_timed": rounds, "framework_s_per_round": round(per_round["framework"], 4),
-            "bare_s_per_round": round(per_round["bare"], 4),
-            "ratio": round(per_round["framework"] / per_round["bare"], 3),
-            "framework_samples_per_s": round(samples / per_round["framework"], 1),
-            "bare_samples_per_s": round(samples / per_round["bare"], 1),
-            "peak_mem_mib": {k: round(v, 1) for k, v in mem.items()}}
+                    times[m, side].append(seconds)
+                mem[m][side] = max(mem[m].get(side, 0.0), peak)
+        for conn, _ in workers.values():
+            conn.send(None)
+    finally:
+        for _, proc in workers.values():
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+    rows = []
+    for m in settings:
+        fw, bare = (statistics.median(times[m, side]) for side in ("framework", "bare"))
+        samples = meta[m]["samples"]
+        rows.append({"case": name, **CASES[name], "device": device, "amp": amp, "memory": m,
+                     "memory_state": meta[m]["memory_state"], "large_blocks_mapped": meta[m]["large_blocks_mapped"],
+                     "threads": meta[m]["threads"], "rounds_timed": rounds,
+                     "framework_s_per_round": round(fw, 4), "bare_s_per_round": round(bare, 4),
+                     "ratio": round(fw / bare, 3),
+                     "framework_samples_per_s": round(samples / fw, 1), "bare_samples_per_s": round(samples / bare, 1),
+                     "peak_mem_mib": {k: round(v, 1) for k, v in mem[m].items()}})
+    return rows
 
 
 def main(argv=None) -> int:
@@ -209,24 +276,39 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=4, help="timed rounds per loop (median reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     p.add_argument("--amp", default="off", choices=["off", "bf16"])
+    p.add_argument("--memory", nargs="+", default=list(MEMORY), choices=list(MEMORY),
+                   help="CPU allocator settings, each in its own worker process: " +
+                        "; ".join(f"{k} = {v}" for k, v in MEMORY.items()))
     p.add_argument("--json", help="append the results here, one JSON object per line")
     args = p.parse_args(argv)
-    device = torch.device(args.device)
+    settings = args.memory if args.device == "cpu" else ["fast"]  # the allocator setting is the CPU's
     rows = []
     for name in args.cases:
-        r = bench(name, CASES[name], device, args.rounds, args.warmup, args.amp)
-        rows.append(r)
-        print(json.dumps(r), flush=True)
-        if args.json:
-            with open(args.json, "a") as f:
-                f.write(json.dumps(r) + "\n")
-    print("\n| case | device | amp | framework s/round | bare s/round | ratio | samples/s (fw) | peak MiB |",
-          file=sys.stderr)
-    print("|---|---|---|---|---|---|---|---|", file=sys.stderr)
+        for r in bench(name, args.device, args.rounds, args.warmup, args.amp, settings):
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+            if args.json:
+                with open(args.json, "a") as f:
+                    f.write(json.dumps(r) + "\n")
+    print("\n| case | device | amp | memory | framework s/round | floor s/round | ratio | samples/s (fw) | "
+          "peak MiB |", file=sys.stderr)
+    print("|---|---|---|---|---|---|---|---|---|", file=sys.stderr)
     for r in rows:
-        print(f"| {r['case']} | {r['device']} | {r['amp']} | {r['framework_s_per_round']:.3f} | "
+        print(f"| {r['case']} | {r['device']} | {r['amp']} | {r['memory']} | {r['framework_s_per_round']:.3f} | "
               f"{r['bare_s_per_round']:.3f} | {r['ratio']:.2f} | {r['framework_samples_per_s']:.0f} | "
               f"{max(r['peak_mem_mib'].values()):.0f} |", file=sys.stderr)
+    by_case = {}
+    for r in rows:
+        by_case.setdefault(r["case"], {})[r["memory"]] = r
+    pairs = {c: d for c, d in by_case.items() if {"fast", "glibc"} <= set(d)}
+    if pairs:
+        print("\n| case | fast memory speed-up: framework | floor | peak MiB fast / glibc |", file=sys.stderr)
+        print("|---|---|---|---|", file=sys.stderr)
+        for c, d in pairs.items():
+            f, g = d["fast"], d["glibc"]
+            print(f"| {c} | {g['framework_s_per_round'] / f['framework_s_per_round']:.2f}x | "
+                  f"{g['bare_s_per_round'] / f['bare_s_per_round']:.2f}x | "
+                  f"{max(f['peak_mem_mib'].values()):.0f} / {max(g['peak_mem_mib'].values()):.0f} |", file=sys.stderr)
     return 0
 
 

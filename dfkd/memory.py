@@ -1,23 +1,26 @@
 """Fast CPU memory: freed large blocks are kept for reuse instead of being handed back to the system.
 
-PyTorch takes its CPU tensors from malloc. glibc serves every block above its mmap threshold (128 KiB,
-raised adaptively to at most 32 MiB) with a fresh `mmap` and returns it with `munmap` when freed, so
-the large activations of every forward and backward pass are new pages each time, and their
-first-touch page faults are slow, most of all on virtual machines. With the mmap threshold fixed at
-32 MiB (glibc's own adaptive maximum, reached at once) and the trim threshold at 2 GiB, freed
-blocks stay in the heap and the next step reuses them. Measured on 2 cores (README, "Speed
-options"): `dfkd quickstart` 57 s instead of 115 s at the same peak memory (951 / 945 MiB); a
-CIFAR-size fast2 run (resnet20 -> resnet8, batch 256) 31 s instead of 54 s, at +34% peak memory.
-A 1 GiB threshold was no faster and raised peaks further (+13% quickstart, +46% fast2). The extra
-peak is the blocks kept for reuse, i.e. the speed-up itself: on that fast2 run a 16 MiB threshold
-gave 31.4 s / 2,274 MiB, 8 MiB 37.5 s / 1,943 MiB, 4 MiB 53.2 s / 1,712 MiB (no gain), and the trim
-threshold (16-256 MiB) changed neither. `DFKD_MMAP_THRESHOLD=BYTES` and `DFKD_TRIM_THRESHOLD=BYTES`
-set other thresholds (for such measurements, or a tighter memory budget).
+PyTorch takes its CPU tensors from malloc. glibc serves a block above its mmap threshold with a fresh
+`mmap` and returns it with `munmap` when freed, so such activations are new pages at every step,
+paid for in first-touch page faults. glibc's threshold starts at 128 KiB and rises on its own (to
+the size of a mapped block it frees, at most 32 MiB), and its trim threshold follows at twice that.
+Fast memory fixes the mmap threshold at 32 MiB from the first allocation and the trim threshold at
+2 GiB, so blocks up to 32 MiB are reused from the heap from the start and the heap is not shrunk
+between steps. Blocks above 32 MiB (a batch-256 generator's 128x32x32 activations) are mapped either
+way: a higher threshold reuses them too but raises peak memory by more than the 10% we allow.
+
+Measured on 2 cores (README, "Speed options"), against glibc's untouched defaults: a CIFAR-size fast2
+run (resnet20 -> resnet8, batch 256, 6 rounds) 23.1 s instead of 24.8 s (1.07x) at +3.5% peak RSS;
+the WRN-40-2 -> WRN-16-1 DFAD round of `benchmarks/bench.py` 1.08x at +2.7%; `dfkd quickstart`
+unchanged (49.8 / 49.3 s) at 7% less peak. How much it pays depends on the machine's page-fault cost.
+`DFKD_MMAP_THRESHOLD=BYTES` and `DFKD_TRIM_THRESHOLD=BYTES` set other thresholds (for such
+measurements, or a tighter memory budget).
 
 `apply()` runs at the start of every run and teacher training (`dfkd.runs`, `dfkd.teacher`), so it
 covers the CLI, the Python API, experiment workers and torchrun ranks. Off with the environment
-variable DFKD_FAST_MEMORY=0 or the config key `perf.fast_memory=false`; a no-op, said once on
-stderr, where the C library is not glibc (macOS, Windows, musl).
+variable DFKD_FAST_MEMORY=0 or the config key `perf.fast_memory=false`: glibc is then left as it is
+(its thresholds are reset to their starting values only if this process had switched fast memory
+on). A no-op, said once on stderr, where the C library is not glibc (macOS, Windows, musl).
 """
 from __future__ import annotations
 
@@ -57,13 +60,18 @@ def apply(enabled: bool = True) -> str:
             _noted = True
             sys.stderr.write(f"dfkd: note: fast CPU memory needs glibc ({_state[5:]}); allocations as usual\n")
         return _state
+    if not enabled:
+        if _state == "fast":  # set earlier in this process: back to glibc's starting values (its adaptive
+            libc.mallopt(M_MMAP_THRESHOLD, GLIBC_DEFAULT)  # raising, once switched off by mallopt, stays off)
+            libc.mallopt(M_TRIM_THRESHOLD, GLIBC_DEFAULT)
+        _state = "system"  # otherwise untouched: glibc's own defaults
+        return _state
     fast_mmap = int(os.environ.get("DFKD_MMAP_THRESHOLD", MMAP_THRESHOLD))  # bytes; for measurements
     fast_trim = int(os.environ.get("DFKD_TRIM_THRESHOLD", TRIM_THRESHOLD))
-    mmap, trim = (fast_mmap, fast_trim) if enabled else (GLIBC_DEFAULT, GLIBC_DEFAULT)
-    if not (libc.mallopt(M_MMAP_THRESHOLD, mmap) and libc.mallopt(M_TRIM_THRESHOLD, trim)):
+    if not (libc.mallopt(M_MMAP_THRESHOLD, fast_mmap) and libc.mallopt(M_TRIM_THRESHOLD, fast_trim)):
         _state = "n/a: mallopt refused the thresholds"
         return _state
-    _state = "fast" if enabled else "system"
+    _state = "fast"
     return _state
 
 
@@ -81,7 +89,8 @@ def state() -> str | None:
 
 def large_blocks_are_mapped(nbytes: int = 16 << 20) -> bool | None:
     """Observed behaviour, not the flag: does malloc serve a block of `nbytes` (below the fast
-    threshold) with its own mmap?
+    threshold) with its own mmap? Always False while fast memory is on; with glibc's defaults True
+    until glibc has raised its own threshold past `nbytes` (it does so when it frees such a block).
     (glibc's mallinfo2 counts mapped blocks; the block is never touched, so this costs no memory.)
     None where glibc is absent."""
     libc = _glibc()

@@ -19,11 +19,13 @@ def _py(code: str, **env) -> str:
 
 
 @glibc
-def test_fast_memory_keeps_a_large_block_in_the_heap_and_the_opt_out_maps_it():
-    code = ("from dfkd import memory; a = memory.large_blocks_are_mapped(); s = memory.apply(); "
-            "print(a, s, memory.large_blocks_are_mapped())")
-    assert _py(code) == ["True", "fast", "False"]  # glibc's default maps a 64 MiB block; fast memory does not
-    assert _py(code, DFKD_FAST_MEMORY="0") == ["True", "system", "True"]
+def test_fast_memory_keeps_a_large_block_in_the_heap_and_the_opt_out_leaves_glibc_alone():
+    code = "from dfkd import memory; s = memory.apply(); print(s, memory.large_blocks_are_mapped())"
+    assert _py(code) == ["fast", "False"]  # a fresh process: glibc would map a 16 MiB block; fast memory does not
+    assert _py(code, DFKD_FAST_MEMORY="0") == ["system", "True"]  # untouched: glibc's default maps it
+    # switched off after being on (a notebook): back to glibc's starting threshold
+    assert _py("from dfkd import memory; memory.apply(); s = memory.apply(False); "
+               "print(s, memory.large_blocks_are_mapped())") == ["system", "True"]
 
 
 @glibc
@@ -38,8 +40,9 @@ def test_a_cli_run_applies_it_and_both_switches_turn_it_off(digits_teacher, tmp_
         return json.loads((tmp_path / name / "summary.json").read_text())["cpu_memory"]
 
     assert run("fast") == {"state": "fast", "large_blocks_mapped": False}
-    assert run("by-env", DFKD_FAST_MEMORY="0") == {"state": "system", "large_blocks_mapped": True}
-    assert run("by-key", "perf.fast_memory=false") == {"state": "system", "large_blocks_mapped": True}
+    # off: glibc's own adaptive threshold decides (it rises once such a block has been freed)
+    assert run("by-env", DFKD_FAST_MEMORY="0")["state"] == "system"
+    assert run("by-key", "perf.fast_memory=false")["state"] == "system"
 
 
 def test_without_glibc_it_is_a_no_op_said_once(monkeypatch, capsys):
