@@ -311,7 +311,8 @@ def _list(what: str) -> int:
         "datasets": [(n, DATASETS.get(n).doc) for n in DATASETS],
         "sources": [(n, (SOURCES.get(n).__doc__ or "").strip()) for n in SOURCES],
         "schedules": [(n, (SCHEDULES.get(n).__doc__ or "").strip().split("\n")[0]) for n in SCHEDULES],
-        "terms": [(n, TERMS.get(n).doc) for n in TERMS],
+        "terms": [(n, TERMS.get(n).doc + "".join(f"\n{'':<25}objective.params.{n}.{k} = {p.default!r}: {p.help}"
+                                                 for k, p in TERMS.get(n).params.items())) for n in TERMS],
         "views": [(n, (VIEWS.get(n).__doc__ or "").strip()) for n in VIEWS],
     }
     for name, rows in tables.items():

@@ -142,20 +142,12 @@ class ObjectiveConfig:
                                           "(see `dfkd list terms`)")
     student: dict[str, float] = opt({}, "weights of the student's loss terms, set by the method")
     temperature: float = opt(1.0, "softmax temperature of KL/JS terms", min=1e-6)
-    bn_momentum: float = opt(0.0, "blend BN statistics with earlier batches' (Fast: 0.9); 0 = off",
-                             min=0.0, max=0.999)
-    contrast_tau: float = opt(0.1, "temperature of the cmi (InfoNCE) term", min=1e-6)
-    contrast_bank: int = opt(4096, "cmi: embeddings kept in the memory bank of negatives", min=0)
-    contrast_dim: int = opt(128, "cmi: output size of the projection head", min=1)
-    bn_first: float = opt(1.0, "multiplier of the first BN layer in the bn term (DeepInversion: 10)", min=0.0)
-    bn_all_reduce: bool = opt(False, "under torchrun: the bn term matches the statistics of the global batch "
-                                     "(all ranks, a differentiable all-reduce) instead of each rank's own")
-    dkd_alpha: float = opt(1.0, "dkd term: weight of target-class KD (TCKD)", min=0.0)
-    dkd_beta: float = opt(8.0, "dkd term: weight of non-target-class KD (NCKD)", min=0.0)
+    params: dict[str, dict[str, Any]] = opt({}, "parameters of loss terms, objective.params.TERM.NAME (e.g. "
+                                                "objective.params.cmi.tau=0.2); each term declares its own "
+                                                "and their defaults (`dfkd list terms`), filled in for the "
+                                                "weighted terms")
     decay: list[str] = opt([], "student terms whose weight decays linearly from its value to 0 over the run "
                                "(BSS: the boundary-sample KD term)")
-    critic_lr: float = opt(2e-4, "adv_critic term: Adam learning rate of the critic (one step per student step)",
-                           min=0.0)
 
 
 @dataclass
@@ -454,11 +446,21 @@ def _check_range(value, meta: dict, path: str) -> None:
         raise DfkdError(f"config key {shown(path)} is {value}; it must be <= {hi}")
 
 
+# keys of earlier versions and where their values live now (loss terms own their parameters)
+MOVED = {f"objective.{old}": f"objective.params.{new}" for old, new in {
+    "bn_first": "bn.first", "bn_momentum": "bn.momentum", "bn_all_reduce": "bn.all_reduce",
+    "contrast_tau": "cmi.tau", "contrast_bank": "cmi.bank", "contrast_dim": "cmi.dim",
+    "dkd_alpha": "dkd.alpha", "dkd_beta": "dkd.beta", "critic_lr": "adv_critic.lr"}.items()}
+
+
 def from_dict(cls, data: dict, prefix: str = ""):
     """Build dataclass `cls` from a plain dict, rejecting unknown keys with a suggestion."""
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in fields(cls)}
     for key in data:
+        if f"{prefix}{key}" in MOVED:
+            raise DfkdError(f"config key '{prefix}{key}' is now {MOVED[prefix + key]} (loss terms own their "
+                            f"parameters); rename it")
         if key not in known:
             raise DfkdError(f"unknown config key {shown(f'{prefix}{key}')}{suggest(str(key), known)}; "
                             f"valid keys here: {', '.join(known)}")

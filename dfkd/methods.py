@@ -180,8 +180,8 @@ _DEEPINV = {
     "source": {"name": "pixels", "optim": {"name": "adam", "lr": 0.1, "betas": [0.9, 0.999],
                                            "weight_decay": 0.0, "schedule": "cosine"}},
     "synth": {"schedule": "reinit", "g_steps": 2000, "augment": "crop"},
-    "objective": {"generator": {"ce": 1.0, "bn": 1.0, "tv_l2": 0.005, "l2": 1e-3}, "bn_first": 10.0,
-                  "student": {"kd_kl": 1.0}},
+    "objective": {"generator": {"ce": 1.0, "bn": 1.0, "tv_l2": 0.005, "l2": 1e-3},
+                  "params": {"bn": {"first": 10.0}}, "student": {"kd_kl": 1.0}},
     "distill": {"kd_steps": 20, "batch": "pool"},
     "pool": {"capacity": 8192},
 }
@@ -235,7 +235,8 @@ per-dataset values.""", {
                       "100 rounds of 10 generator steps (200 in the paper) and 10 student steps: seed 0 96.4% "
                       "in 163 s, against 94.2% in 300 s for 200 rounds of 5 student steps"),
     **_cifar({"distill": {"rounds": 200}, "synth": {"g_steps": 200}, "student": {"optim": {"lr": 0.1}},
-              "objective": {"contrast_tau": 0.2, "generator": {"adv_kl": 0.5, "bn": 1.0, "oh": 1.0, "cmi": 0.8}}},
+              "objective": {"params": {"cmi": {"tau": 0.2}},
+                            "generator": {"adv_kl": 0.5, "bn": 1.0, "oh": 1.0, "cmi": 0.8}}},
              "200 rounds of 200 generator steps, InfoNCE tau 0.2, weights adv 0.5, bn 1, oh 1, cmi 0.8, student SGD 0.1"),
 })
 
@@ -243,7 +244,7 @@ _FAST = {
     "source": {"name": "dcgan", "optim": {"name": "adam", "lr": 4e-3, "betas": [0.5, 0.999],
                                           "weight_decay": 0.0, "schedule": "constant"}},
     "synth": {"schedule": "meta", "g_steps": 10, "meta": "reptile", "meta_lr": 0.5, "warmup": 20},
-    "objective": {"generator": {"adv_kl": 1.0, "bn": 10.0, "oh": 1.0}, "bn_momentum": 0.9,
+    "objective": {"generator": {"adv_kl": 1.0, "bn": 10.0, "oh": 1.0}, "params": {"bn": {"momentum": 0.9}},
                   "student": {"kd_kl": 1.0}},
     "distill": {"kd_steps": 5, "batch": "pool"},
     "pool": {"capacity": 8192},
@@ -378,7 +379,7 @@ ADVKD = _data_recipe("advkd", "discriminator-based adversarial KD: KD + fool a c
     """Discriminator-based adversarial KD — Belagiannis, Farshad, Galasso (2018), "Adversarial
 Network Compression", ECCV Workshops, arXiv:1803.10750; Wang, Zhang, Wang (2018), "KDGAN", NeurIPS.
 A small MLP critic (`dfkd.critic`) learns to tell the teacher's softened output distribution from
-the student's (one Adam step, lr objective.critic_lr, after every student step); the student adds
+the student's (one Adam step, lr objective.params.adv_critic.lr, after every student step); the student adds
 the non-saturating fooling loss (weight 0.1, our choice) to Hinton KD (0.9 KL x T^2 + 0.1 CE, T = 4).
 Differs: the critic reads output distributions, not pooled features.""",
     {"kd_kl": 0.9, "label_ce": 0.1, "adv_critic": 0.1})
@@ -456,7 +457,11 @@ def build_config(config_file: str | None = None, sets=(), method: str | None = N
     for _, layer in layers:
         merged = deep_merge(merged, layer)
     cfg = from_dict(Config, deep_merge(merged, raw))
+    from .objective import resolve_params
+
     validate(cfg)
+    o = cfg.objective  # the weighted terms' parameters, completed with their defaults
+    o.params = resolve_params(o.params, [t for obj in (o.generator, o.student) for t, w in obj.items() if w])
     origins = provenance(layers + user)
     if isinstance(base_origin, dict):
         base_keys = set(flatten(base))

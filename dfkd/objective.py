@@ -1,28 +1,43 @@
 """A weighted objective of named loss terms, built from config, reporting every term.
 
-    obj = Objective({"adv_l1": 1.0, "bn": 0.1}, temperature=1.0)
+    obj = Objective({"adv_l1": 1.0, "bn": 0.1}, temperature=1.0, params={"bn": {"first": 10.0}})
     total, parts = obj(signals)        # parts: {"adv_l1": tensor, "bn": tensor} (detached)
 
-Terms live in the `TERMS` registry; each declares which signals it needs ("student" logits,
-teacher "bn" statistics, teacher penultimate "features", the source's sampled "targets", CMI's
-"contrast" embeddings, the student's penultimate "s_features"), so the loop runs the student forward
-and the hooks only when some weighted term asks for them ("blocks": matched teacher and student stage
-outputs, for student terms). A term with parameters (FitNets' adapter) keeps them in
-`Objective.heads`, trained by the objective's owner. Sign convention: every term is *minimised*
+Terms live in the `TERMS` registry. Each declares the signals it needs, from the checked vocabulary
+`NEEDS` (so the loop runs the student forward and the hooks only when some weighted term asks for
+them), and its own hyperparameters with their defaults (`Param`): CMI's temperature is
+`objective.params.cmi.tau`, DKD's are `objective.params.dkd.alpha/beta`. The objective hands each
+term its resolved parameters untouched: `fn(signals, objective, params) -> scalar`. A term with
+trainable weights (FitNets' adapter) keeps them in `Objective.heads`, trained by the objective's
+owner. Sign convention: every term is *minimised*
 by whoever owns the objective; adversarial terms (`adv_*`) are negated disagreements, so the source
 minimising them maximises the teacher-student gap.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import critic, kd_losses, losses
+from .config import _check_range, _coerce
 from .errors import DfkdError
-from .registry import Registry
+from .registry import Registry, suggest
+
+# what a term may need; the loop computes a signal only when a weighted term names it
+NEEDS = {
+    "student": "the student's logits on the batch (s_logits)",
+    "bn": "per-layer batch statistics at the teacher's BatchNorm inputs, with its running statistics (bn_stats)",
+    "features": "the teacher's penultimate features: the input of its last nn.Linear (t_features)",
+    "s_features": "the student's penultimate features (s_features)",
+    "blocks": "matched teacher and student stage outputs of equal spatial size (t_blocks, s_blocks)",
+    "targets": "the batch's class targets: sampled by the source, or true labels of real data (targets)",
+    "contrast": "CMI's projected teacher embeddings of two views and the memory bank (embed, embed_local, bank)",
+    "clean": "the real batch before its perturbation, and the student on it (x_clean, s_logits_clean)",
+    "attack": "a class per sample that a targeted attack moves it toward (attack_targets)",
+}
 
 
 @dataclass
@@ -48,101 +63,155 @@ class Signals:
 
 
 @dataclass(frozen=True)
+class Param:
+    """A term's hyperparameter: default (its type is the parameter's: float, int or bool), help, range."""
+
+    default: float | int | bool
+    help: str
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
 class Term:
-    fn: Callable[[Signals, "Objective"], Tensor]  # (signals, objective: its options) -> scalar
+    fn: Callable[[Signals, "Objective", dict], Tensor]  # (signals, objective, this term's params) -> scalar
     needs: frozenset[str]
     doc: str
+    params: dict[str, Param] = field(default_factory=dict)
 
 
 TERMS = Registry("loss term")
 
 
-def _term(name: str, doc: str, *needs: str):
+def term(name: str, doc: str, *needs: str, **params: Param):
+    """Register `fn(signals, objective, params) -> scalar` as loss term `name`, needing these signals
+    (from `NEEDS`) and owning these parameters."""
+    unknown = [n for n in needs if n not in NEEDS]
+    if unknown:
+        raise ValueError(f"loss term '{name}' needs {unknown[0]!r}{suggest(unknown[0], NEEDS)}, which is not a "
+                         f"signal; one of: {', '.join(NEEDS)}")
+
     def add(fn):
-        TERMS.register(name)(Term(fn, frozenset(needs), doc))
+        TERMS.register(name)(Term(fn, frozenset(needs), doc, dict(params)))
         return fn
 
     return add
 
 
-_term("kd_kl", "KL(T||S) at the objective's temperature, x T^2", "student")(
-    lambda s, o: losses.kl_div(s.s_logits, s.t_logits, o.temperature))
-_term("kd_l1", "L1 between student and teacher logits (DFAD)", "student")(
-    lambda s, o: losses.l1_logits(s.s_logits, s.t_logits))
-_term("adv_l1", "-L1(S, T) logits: maximises disagreement (DFAD)", "student")(
-    lambda s, o: -losses.l1_logits(s.s_logits, s.t_logits))
-_term("adv_kl", "-KL(T||S): maximises disagreement (ZSKT)", "student")(
-    lambda s, o: -losses.kl_div(s.s_logits, s.t_logits, o.temperature))
-_term("adv_js", "-JS(S, T) at the objective's temperature: ADI's competition term (1 - JS up to a "
+
+def resolve_params(given: dict[str, dict[str, Any]], used: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+    """`objective.params` checked against the terms' declarations and completed with their defaults,
+    for every term in `used` that has parameters and every term named in `given`."""
+    for name, values in given.items():
+        declared = TERMS.get(name).params  # an unknown term raises with a suggestion
+        if not declared:
+            raise DfkdError(f"config key 'objective.params.{name}': the {name} term has no parameters")
+        for key in values:
+            if key not in declared:
+                raise DfkdError(f"unknown config key 'objective.params.{name}.{key}'{suggest(key, declared)}; "
+                                f"the {name} term's parameters: {', '.join(declared)}")
+    out: dict[str, dict[str, Any]] = {}
+    for name in [*dict.fromkeys(used), *given]:
+        declared = TERMS.get(name).params
+        if not declared or name in out:
+            continue
+        out[name] = {}
+        for key, p in declared.items():
+            path = f"objective.params.{name}.{key}"
+            value = _coerce(given.get(name, {}).get(key, p.default), type(p.default), path)
+            _check_range(value, {"min": p.min, "max": p.max}, path)
+            out[name][key] = value
+    return out
+
+
+term("kd_kl", "KL(T||S) at the objective's temperature, x T^2", "student")(
+    lambda s, o, p: losses.kl_div(s.s_logits, s.t_logits, o.temperature))
+term("kd_l1", "L1 between student and teacher logits (DFAD)", "student")(
+    lambda s, o, p: losses.l1_logits(s.s_logits, s.t_logits))
+term("adv_l1", "-L1(S, T) logits: maximises disagreement (DFAD)", "student")(
+    lambda s, o, p: -losses.l1_logits(s.s_logits, s.t_logits))
+term("adv_kl", "-KL(T||S): maximises disagreement (ZSKT)", "student")(
+    lambda s, o, p: -losses.kl_div(s.s_logits, s.t_logits, o.temperature))
+term("adv_js", "-JS(S, T) at the objective's temperature: ADI's competition term (1 - JS up to a "
       "constant)", "student")(
-    lambda s, o: -losses.js_div(s.s_logits, s.t_logits, o.temperature))
-_term("oh", "one-hot CE of the teacher on its arg-max (DAFL)")(
-    lambda s, o: losses.one_hot_ce(s.t_logits))
-_term("ce", "CE of the teacher on the source's sampled target classes (DeepInversion)", "targets")(
-    lambda s, o: losses.target_ce(s.t_logits, s.targets))
-_term("ie", "class balance: negative entropy of the mean teacher prediction (DAFL)")(
-    lambda s, o: losses.class_balance(s.t_logits))
-_term("act", "-mean|penultimate teacher features| (DAFL)", "features")(
-    lambda s, o: losses.activation_norm(s.t_features))
-_term("at", "attention transfer on matched stage outputs (Zagoruyko & Komodakis 2017; ZSKT)",
+    lambda s, o, p: -losses.js_div(s.s_logits, s.t_logits, o.temperature))
+term("oh", "one-hot CE of the teacher on its arg-max (DAFL)")(
+    lambda s, o, p: losses.one_hot_ce(s.t_logits))
+term("ce", "CE of the teacher on the source's sampled target classes (DeepInversion)", "targets")(
+    lambda s, o, p: losses.target_ce(s.t_logits, s.targets))
+term("ie", "class balance: negative entropy of the mean teacher prediction (DAFL)")(
+    lambda s, o, p: losses.class_balance(s.t_logits))
+term("act", "-mean|penultimate teacher features| (DAFL)", "features")(
+    lambda s, o, p: losses.activation_norm(s.t_features))
+term("at", "attention transfer on matched stage outputs (Zagoruyko & Komodakis 2017; ZSKT)",
       "student", "blocks")(
-    lambda s, o: losses.attention_transfer(s.s_blocks, s.t_blocks))
-_term("cmi", "InfoNCE between global- and local-view teacher embeddings of each sample, negatives "
-      "from the batch and a memory bank (CMI)", "contrast")(
-    lambda s, o: losses.info_nce(s.embed, s.embed_local, s.bank, o.contrast_tau))
-_term("bn", "distance of batch statistics to the teacher's BN running statistics (first layer x bn_first)",
-      "bn")(
-    lambda s, o: losses.bn_stat_distance(s.bn_stats, o.bn_first))
-_term("label_ce", "CE of the student on the batch's true labels (data-driven KD; real data only)",
+    lambda s, o, p: losses.attention_transfer(s.s_blocks, s.t_blocks))
+term("cmi", "InfoNCE between global- and local-view teacher embeddings of each sample, negatives "
+      "from the batch and a memory bank (CMI)", "contrast",
+      tau=Param(0.1, "InfoNCE temperature", min=1e-6),
+      bank=Param(4096, "embeddings kept in the memory bank of negatives", min=0),
+      dim=Param(128, "output size of the projection head", min=1))(
+    lambda s, o, p: losses.info_nce(s.embed, s.embed_local, s.bank, p["tau"]))
+term("bn", "distance of batch statistics to the teacher's BN running statistics (first layer x first)",
+      "bn",
+      first=Param(1.0, "multiplier of the first BN layer (DeepInversion: 10)", min=0.0),
+      momentum=Param(0.0, "blend the statistics with earlier batches' (Fast: 0.9); 0 = off", min=0.0, max=0.999),
+      all_reduce=Param(False, "under torchrun: match the statistics of the global batch (all ranks, a "
+                              "differentiable all-reduce) instead of each rank's own"))(
+    lambda s, o, p: losses.bn_stat_distance(s.bn_stats, p["first"]))
+term("label_ce", "CE of the student on the batch's true labels (data-driven KD; real data only)",
       "student", "targets")(
-    lambda s, o: kd_losses.label_ce(s.s_logits, s.targets))
-_term("dkd", "decoupled KD, dkd_alpha x TCKD + dkd_beta x NCKD at the objective's temperature "
-      "(Zhao et al. 2022; real data only)", "student", "targets")(
-    lambda s, o: kd_losses.dkd(s.s_logits, s.t_logits, s.targets, o.dkd_alpha, o.dkd_beta, o.temperature))
-_term("hint", "FitNets hint: MSE between the teacher's middle matched stage and the student's through a "
+    lambda s, o, p: kd_losses.label_ce(s.s_logits, s.targets))
+term("dkd", "decoupled KD, alpha x TCKD + beta x NCKD at the objective's temperature "
+      "(Zhao et al. 2022; real data only)", "student", "targets",
+      alpha=Param(1.0, "weight of target-class KD (TCKD)", min=0.0),
+      beta=Param(8.0, "weight of non-target-class KD (NCKD)", min=0.0))(
+    lambda s, o, p: kd_losses.dkd(s.s_logits, s.t_logits, s.targets, p["alpha"], p["beta"], o.temperature))
+term("hint", "FitNets hint: MSE between the teacher's middle matched stage and the student's through a "
       "learned 1x1-conv adapter (Romero et al. 2015)", "student", "blocks")(
-    lambda s, o: kd_losses.hint_mse(o.heads["hint"](s.s_blocks[len(s.s_blocks) // 2]),
+    lambda s, o, p: kd_losses.hint_mse(o.heads["hint"](s.s_blocks[len(s.s_blocks) // 2]),
                                      s.t_blocks[len(s.t_blocks) // 2]))
-_term("rkd_d", "RKD distance: Huber between normalised pairwise distances of penultimate features "
+term("rkd_d", "RKD distance: Huber between normalised pairwise distances of penultimate features "
       "(Park et al. 2019)", "student", "features", "s_features")(
-    lambda s, o: kd_losses.rkd_distance(s.s_features, s.t_features))
-_term("rkd_a", "RKD angle: Huber between triplet-angle cosines of penultimate features (Park et al. 2019)",
+    lambda s, o, p: kd_losses.rkd_distance(s.s_features, s.t_features))
+term("rkd_a", "RKD angle: Huber between triplet-angle cosines of penultimate features (Park et al. 2019)",
       "student", "features", "s_features")(
-    lambda s, o: kd_losses.rkd_angle(s.s_features, s.t_features))
-_term("kd_kl_clean", "KL(T||S) with the student on the clean batch (robust distillation: RSLAD)",
+    lambda s, o, p: kd_losses.rkd_angle(s.s_features, s.t_features))
+term("kd_kl_clean", "KL(T||S) with the student on the clean batch (robust distillation: RSLAD)",
       "student", "clean")(
-    lambda s, o: losses.kl_div(s.s_logits_clean, s.t_logits if s.t_logits_clean is None else s.t_logits_clean,
+    lambda s, o, p: losses.kl_div(s.s_logits_clean, s.t_logits if s.t_logits_clean is None else s.t_logits_clean,
                                o.temperature))
-_term("label_ce_clean", "CE of the student on the clean batch's true labels (robust distillation: ARD)",
+term("label_ce_clean", "CE of the student on the clean batch's true labels (robust distillation: ARD)",
       "student", "clean", "targets")(
-    lambda s, o: kd_losses.label_ce(s.s_logits_clean, s.targets))
-_term("adv_ce", "-CE of the student on the true labels: the perturbation maximises it (ARD's attack)",
+    lambda s, o, p: kd_losses.label_ce(s.s_logits_clean, s.targets))
+term("adv_ce", "-CE of the student on the true labels: the perturbation maximises it (ARD's attack)",
       "student", "targets")(
-    lambda s, o: -kd_losses.label_ce(s.s_logits, s.targets))
-_term("adv_critic", "fool a learned critic that tells teacher from student output distributions: "
-      "BCE(D(p_S), 1) (Belagiannis et al. 2018; KDGAN)", "student")(
-    lambda s, o: critic.fool_loss(o.critic.critic, F.softmax(s.s_logits.float() / o.temperature, dim=1)))
-_term("bss", "-(z_T[attack target] - z_T[label]): moves real samples toward the teacher's decision boundary "
+    lambda s, o, p: -kd_losses.label_ce(s.s_logits, s.targets))
+term("adv_critic", "fool a learned critic that tells teacher from student output distributions: "
+      "BCE(D(p_S), 1) (Belagiannis et al. 2018; KDGAN)", "student",
+      lr=Param(2e-4, "Adam learning rate of the critic (one step per student step)", min=0.0))(
+    lambda s, o, p: critic.fool_loss(o.critic.critic, F.softmax(s.s_logits.float() / o.temperature, dim=1)))
+term("bss", "-(z_T[attack target] - z_T[label]): moves real samples toward the teacher's decision boundary "
       "(boundary-supporting samples, Heo et al. 2019)", "targets", "attack")(
-    lambda s, o: -losses.margin(s.t_logits, s.attack_targets, s.targets))
-_term("tv_l1", "L1 total variation of the synthesized input (DeepInversion)")(
-    lambda s, o: losses.total_variation(s.x, 1))
-_term("tv_l2", "squared total variation of the synthesized input (DeepInversion)")(
-    lambda s, o: losses.total_variation(s.x, 2))
-_term("l2", "mean squared value of the synthesized input (DeepInversion)")(
-    lambda s, o: losses.l2_prior(s.x))
+    lambda s, o, p: -losses.margin(s.t_logits, s.attack_targets, s.targets))
+term("tv_l1", "L1 total variation of the synthesized input (DeepInversion)")(
+    lambda s, o, p: losses.total_variation(s.x, 1))
+term("tv_l2", "squared total variation of the synthesized input (DeepInversion)")(
+    lambda s, o, p: losses.total_variation(s.x, 2))
+term("l2", "mean squared value of the synthesized input (DeepInversion)")(
+    lambda s, o, p: losses.l2_prior(s.x))
 
 
 class Objective:
-    """Weighted sum of registered terms; zero-weighted terms are dropped."""
+    """Weighted sum of registered terms; zero-weighted terms are dropped. `params`: the terms'
+    parameters (`objective.params`), completed with their defaults."""
 
     def __init__(self, weights: dict[str, float], temperature: float = 1.0, owner: str = "objective",
-                 bn_first: float = 1.0, contrast_tau: float = 0.1, dkd_alpha: float = 1.0,
-                 dkd_beta: float = 8.0):
+                 params: dict[str, dict[str, Any]] | None = None):
         self.weights = {k: float(w) for k, w in weights.items() if w != 0}
         self.terms = {k: TERMS.get(k) for k in self.weights}
-        self.temperature, self.bn_first, self.contrast_tau = temperature, bn_first, contrast_tau
-        self.dkd_alpha, self.dkd_beta = dkd_alpha, dkd_beta
+        self.temperature = temperature
+        self.params = resolve_params(params or {}, self.weights)
         self.heads = nn.ModuleDict()  # parameters of terms (FitNets' adapter), trained with the owner
         self.critic = None  # adv_critic: a CriticTrainer, trained against the owner (dfkd.critic)
         self.factors: dict[str, float] = {}  # per-term multipliers set by the loop (objective.decay)
@@ -155,7 +224,7 @@ class Objective:
         total = None
         parts = {}
         for name, w in self.weights.items():
-            value = self.terms[name].fn(sig, self)
+            value = self.terms[name].fn(sig, self, self.params.get(name, {}))
             parts[name] = value.detach()
             w = w * self.factors.get(name, 1.0)
             total = w * value if total is None else total + w * value
@@ -166,8 +235,7 @@ class Objective:
         kept = {k: w for k, w in self.weights.items() if not k.startswith(prefix)}
         if not kept:
             return None
-        return Objective(kept, self.temperature, bn_first=self.bn_first, contrast_tau=self.contrast_tau,
-                         dkd_alpha=self.dkd_alpha, dkd_beta=self.dkd_beta)
+        return Objective(kept, self.temperature, params=self.params)
 
     def __repr__(self) -> str:
         return " + ".join(f"{w:g}*{k}" for k, w in self.weights.items())

@@ -23,7 +23,7 @@ from .contrast import Contrast
 from .evaluate import accuracy
 from .hooks import match_stages
 from .models import count_params
-from .objective import TERMS, Objective
+from .objective import TERMS, Objective, resolve_params
 from .pool import ReplayPool
 from .real import RealBatches
 from .robust import Ball
@@ -69,9 +69,8 @@ def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels
     the checks that need the built models: BN terms need a BN teacher, `at` and `hint` need shared
     resolutions; FitNets' adapter (`hint`) is built here, sized by one forward pass of zeros."""
     o = cfg.objective
-    opts = dict(bn_first=o.bn_first, contrast_tau=o.contrast_tau, dkd_alpha=o.dkd_alpha, dkd_beta=o.dkd_beta)
-    gen = Objective(o.generator, o.temperature, "generator", **opts) if cfg.synth.g_steps > 0 else None
-    stu = Objective(o.student, o.temperature, "student", **opts)
+    gen = Objective(o.generator, o.temperature, "generator", o.params) if cfg.synth.g_steps > 0 else None
+    stu = Objective(o.student, o.temperature, "student", o.params)
     check_teacher_terms(cfg, probe, gen, stu)
     if gen is not None and "blocks" in gen.needs:
         raise DfkdError("the 'at' and 'hint' terms compare student and teacher stages: use them in "
@@ -81,7 +80,7 @@ def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels
     if "adv_critic" in stu.weights:
         from .critic import CriticTrainer
 
-        stu.critic = CriticTrainer(info.num_classes, o.critic_lr, next(student.parameters()).device)
+        stu.critic = CriticTrainer(info.num_classes, stu.params["adv_critic"]["lr"], next(student.parameters()).device)
     student_blocks = None
     if "blocks" in stu.needs:
         shape = (2, info.in_channels, info.image_size, info.image_size)
@@ -149,9 +148,9 @@ def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, st
 
         cfg = replace(cfg, synth=replace(cfg.synth, batch_size=cfg.synth.batch_size // world.size))
     probe = TeacherProbe(teacher)
-    if probe.bn is not None:
-        probe.bn.momentum = cfg.objective.bn_momentum
-        probe.bn.all_reduce = cfg.objective.bn_all_reduce and world.active
+    if probe.bn is not None:  # the bn term's parameters that shape the statistics themselves
+        bn = resolve_params(cfg.objective.params, ["bn"])["bn"]
+        probe.bn.momentum, probe.bn.all_reduce = bn["momentum"], bn["all_reduce"] and world.active
     v = cfg.view
     view_t, t_channels = build_view(v.teacher, info.in_channels, info.mean, info.std, v)
     check_teacher_view(v.teacher, t_channels, info.in_channels, cfg.teacher.arch)
@@ -172,7 +171,8 @@ def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, st
     augment = crop_flip(info.image_size, info.flip).to(device) if cfg.synth.augment == "crop" else None
     contrast = None
     if gen_objective is not None and "contrast" in gen_objective.needs:
-        contrast = Contrast(teacher, info.image_size, cfg.objective.contrast_dim, cfg.objective.contrast_bank, device)
+        cmi = gen_objective.params["cmi"]
+        contrast = Contrast(teacher, info.image_size, cmi["dim"], cmi["bank"], device)
     precision, student_forward = apply_perf(cfg, device, teacher, student, generator, probe)
     extra = {}
     if cfg.source.name == "real":  # data-driven KD: the training split, one batch per round

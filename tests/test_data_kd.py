@@ -54,7 +54,7 @@ def test_label_terms_against_hand_computed_values():
     expected = (torch.log1p(torch.exp(torch.tensor(-2.0))) + torch.log1p(torch.exp(torch.tensor(1.0)))) / 2
     assert total.item() == pytest.approx(expected.item(), rel=1e-6)
     # with two classes there is no non-target distribution: DKD is TCKD alone, the binary KL x T^2
-    dkd, _ = Objective({"dkd": 1.0}, temperature=1.0, dkd_alpha=2.0, dkd_beta=8.0)(sig)
+    dkd, _ = Objective({"dkd": 1.0}, temperature=1.0, params={"dkd": {"alpha": 2.0, "beta": 8.0}})(sig)
     kl = F.kl_div(F.log_softmax(s_logits, 1), F.softmax(t_logits, 1), reduction="batchmean")
     assert dkd.item() == pytest.approx(2.0 * kl.item(), rel=1e-5)
 

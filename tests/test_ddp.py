@@ -21,7 +21,7 @@ def _torchrun(cmd, env, fresh, timeout=600):
 
 @pytest.mark.parametrize("method, extra", [("dfq", ["synth.batch_size=32", "source.width=16"]),
                                            ("dfq", ["synth.batch_size=32", "source.width=16",
-                                                    "objective.bn_all_reduce=true"]),
+                                                    "objective.params.bn.all_reduce=true"]),
                                            ("kd", ["synth.batch_size=32"])])
 def test_two_gloo_processes_end_with_identical_students(digits_teacher, tmp_path, method, extra):
     sets = [f"teacher.checkpoint={digits_teacher}", f"out={tmp_path}", "distill.rounds=6", "distill.eval_every=3",

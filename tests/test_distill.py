@@ -185,7 +185,7 @@ def test_fast_warms_up_then_distils_from_the_pool(digits_teacher, tmp_path):
 def test_cmi_runs_end_to_end_and_logs_the_contrastive_term(digits_teacher, tmp_path):
     run_dir, _ = distill(_cfg(digits_teacher, tmp_path, "cmi", "distill.rounds=2", "distill.eval_every=2",
                               "synth.g_steps=3", "synth.batch_size=16", "pool.capacity=64",
-                              "objective.contrast_bank=20"), quiet=True)
+                              "objective.params.cmi.bank=20"), quiet=True)
     row = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"gen/cmi", "gen/bn", "gen/oh", "gen/adv_kl"} <= set(row) and row["gen/cmi"] > 0
 

@@ -27,7 +27,7 @@ UPDATE = os.environ.get("DFKD_UPDATE_GOLDEN") == "1"
 TINY = ["distill.rounds=2", "distill.kd_steps=2", "distill.eval_every=2", "tracking.log_every=1",
         "synth.batch_size=16", "source.width=16", "pool.capacity=64",
         "teacher.checkpoint=none", "teacher.arch=cnn", "student.arch=cnn_small", "data.name=digits",
-        "objective.contrast_bank=32", "tracking.mode=disabled", "device=cpu", "deterministic=true", "seed=0"]
+        "objective.params.cmi.bank=32", "tracking.mode=disabled", "device=cpu", "deterministic=true", "seed=0"]
 NOT_NUMBERS = {"step", "elapsed_s", "student_acc", "agreement", "agreement_kl"}
 
 

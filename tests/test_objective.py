@@ -5,7 +5,7 @@ import torch
 
 from dfkd import losses
 from dfkd.errors import DfkdError
-from dfkd.objective import TERMS, Objective, Signals
+from dfkd.objective import NEEDS, TERMS, Objective, Param, Signals, resolve_params, term
 
 
 def _signals():
@@ -49,7 +49,49 @@ def test_unknown_term_and_empty_objective_are_user_errors():
         Objective({"kd_kl": 0.0}, owner="student")
 
 
-def test_every_term_declares_known_needs():
+def test_every_term_declares_known_needs_and_a_typo_is_refused_at_registration():
     for name in TERMS:
-        known = {"student", "bn", "features", "blocks", "targets", "contrast", "s_features", "clean", "attack"}
-        assert TERMS.get(name).needs <= known, name
+        assert TERMS.get(name).needs <= set(NEEDS), name
+    with pytest.raises(ValueError, match="did you mean 'student'"):
+        term("never_registered", "a typo'd signal", "studnet")(lambda s, o, p: s.x.sum())
+    assert "never_registered" not in TERMS
+
+
+def test_a_term_gets_its_own_parameters_with_their_defaults():
+    sig = _signals()
+    sig.targets = torch.tensor([0, 1, 2, 3])
+    default, _ = Objective({"dkd": 1.0}, temperature=4.0)(sig)
+    alpha2, _ = Objective({"dkd": 1.0}, temperature=4.0, params={"dkd": {"alpha": 2.0}})(sig)
+    from dfkd import kd_losses
+
+    assert default.item() == pytest.approx(kd_losses.dkd(sig.s_logits, sig.t_logits, sig.targets, 1.0, 8.0, 4.0).item())
+    assert alpha2.item() == pytest.approx(kd_losses.dkd(sig.s_logits, sig.t_logits, sig.targets, 2.0, 8.0, 4.0).item())
+    assert alpha2.item() != pytest.approx(default.item())
+    assert Objective({"dkd": 1.0}, params={"dkd": {"alpha": 2.0}}).params == {"dkd": {"alpha": 2.0, "beta": 8.0}}
+
+
+def test_term_parameters_are_checked_like_config_keys():
+    assert resolve_params({"cmi": {"tau": "0.2"}}) == {"cmi": {"tau": 0.2, "bank": 4096, "dim": 128}}  # coerced
+    with pytest.raises(DfkdError, match=r"objective\.params\.cmi\.tua'.*did you mean 'tau'"):
+        resolve_params({"cmi": {"tua": 0.2}})
+    with pytest.raises(DfkdError, match="unknown loss term 'cmii'.*did you mean 'cmi'"):
+        resolve_params({"cmii": {"tau": 0.2}})
+    with pytest.raises(DfkdError, match="the kd_kl term has no parameters"):
+        resolve_params({"kd_kl": {"t": 1}})
+    with pytest.raises(DfkdError, match=r"objective\.params\.cmi\.tau.*>= 1e-06"):
+        resolve_params({"cmi": {"tau": 0.0}})
+    with pytest.raises(DfkdError, match=r"objective\.params\.bn\.all_reduce.*true or false"):
+        resolve_params({"bn": {"all_reduce": 3}})
+    assert isinstance(Param(1.0, "x"), Param)
+
+
+def test_a_recipe_config_holds_its_terms_parameters_and_an_old_key_says_where_it_moved():
+    from dfkd.methods import build_config
+
+    cfg = build_config(method="deepinv")
+    assert cfg.objective.params["bn"] == {"first": 10.0, "momentum": 0.0, "all_reduce": False}
+    assert "cmi" not in cfg.objective.params  # only the weighted terms' parameters are filled in
+    cfg = build_config(method="cmi", sets=["objective.params.cmi.tau=0.3"])
+    assert cfg.objective.params["cmi"]["tau"] == 0.3
+    with pytest.raises(DfkdError, match="'objective.contrast_tau' is now objective.params.cmi.tau"):
+        build_config(method="cmi", sets=["objective.contrast_tau=0.3"])

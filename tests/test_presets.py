@@ -43,7 +43,7 @@ def test_every_preset_resolves_to_its_values_and_every_data_free_recipe_has_a_di
 
 def test_the_jpeg_copy_of_cifar10_takes_the_cifar10_presets():
     cfg = build_config(method="cmi", sets=["data.name=cifar10_jpeg"])
-    assert cfg.synth.g_steps == 200 and cfg.objective.contrast_tau == 0.2 and cfg.distill.kd_steps == 400
+    assert cfg.synth.g_steps == 200 and cfg.objective.params["cmi"]["tau"] == 0.2 and cfg.distill.kd_steps == 400
     assert cfg.objective.generator["adv_kl"] == 0.5 and cfg.preset[0] == "preset cmi/cifar10"
 
 
