@@ -295,7 +295,7 @@ def _plot(args) -> int:
 
 
 def _list(what: str) -> int:
-    from generators import SOURCES
+    from .generators import SOURCES
 
     from .data import DATASETS
     from .methods import METHODS

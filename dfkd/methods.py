@@ -497,7 +497,7 @@ def no_batchnorm_message(cfg: Config, why: str) -> str:
 
 def validate(cfg: Config) -> None:
     """Checks across keys and registries that a field-by-field check cannot make."""
-    from generators import SOURCES
+    from .generators import SOURCES
 
     from .data import get_entry
     from .models import MODELS

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import torch
-from generators import SOURCES
+from .generators import SOURCES
 
 from . import distributed, memory
 from .checkpoint import atomic_write_text, read_run_checkpoint, save_model

@@ -11,7 +11,7 @@ from dfkd.methods import build_config
 from dfkd.models import build_model
 from dfkd.objective import Objective
 from dfkd.synthesizers import PersistentSynthesizer, TeacherProbe
-from generators import DCGANGenerator
+from dfkd.generators import DCGANGenerator
 
 
 @pytest.fixture

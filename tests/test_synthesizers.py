@@ -7,7 +7,7 @@ from dfkd.errors import DfkdError
 from dfkd.models import build_model
 from dfkd.objective import Objective
 from dfkd.synthesizers import PersistentSynthesizer, TeacherProbe
-from generators import DCGANGenerator, NoiseSource
+from dfkd.generators import DCGANGenerator, NoiseSource
 
 SGD = OptimConfig(name="sgd", lr=0.1, momentum=0.0, weight_decay=0.0, schedule="constant")
 
@@ -58,7 +58,7 @@ def test_noise_source_is_gaussian_images_without_parameters():
 
 def test_reinit_schedule_restarts_the_pixels_every_round_and_lowers_its_objective():
     from dfkd.synthesizers import ReinitSynthesizer
-    from generators import PixelSource
+    from dfkd.generators import PixelSource
 
     torch.manual_seed(0)
     teacher = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
@@ -168,7 +168,7 @@ def test_the_contrastive_head_trains_with_the_source_and_feeds_the_bank():
 
 
 def test_nayer_refreshes_only_its_noisy_layer_each_round_and_generates_by_label():
-    from generators import NayerSource
+    from dfkd.generators import NayerSource
 
     torch.manual_seed(0)
     src = NayerSource(num_classes=10, nz=8, width=8, size=8, channels=1, embed_dim=6)
@@ -194,7 +194,7 @@ def test_nayer_refreshes_only_its_noisy_layer_each_round_and_generates_by_label(
 def test_nayer_embedding_file_is_checked(tmp_path):
     from dfkd.config import SourceConfig
     from dfkd.errors import DfkdError
-    from generators import SOURCES
+    from dfkd.generators import SOURCES
 
     good = tmp_path / "e.pt"
     torch.save(torch.randn(10, 5), good)
@@ -210,7 +210,7 @@ def test_nayer_embedding_file_is_checked(tmp_path):
 
 def test_meta_schedule_refreshes_a_new_round_source_in_its_clone():
     from dfkd.synthesizers import MetaSynthesizer
-    from generators import NayerSource
+    from dfkd.generators import NayerSource
 
     torch.manual_seed(0)
     src = NayerSource(num_classes=10, nz=8, width=8, size=8, channels=1, embed_dim=6)
