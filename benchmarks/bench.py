@@ -77,7 +77,7 @@ def framework_loop(case: dict, device: torch.device, amp: str, workdir: Path):
     parts = build_parts(cfg, teacher, info, device)
     tracker = Tracker(workdir, cfg.tracking, {}, name="bench", job_type="bench")
     loop = make_distiller(cfg, parts, None, tracker, workdir, device, build_pool(cfg, info, device, None))
-    nets = (teacher, parts["student"], parts["synth"].generator)
+    nets = (teacher, parts.student, parts.synth.generator)
     return loop.train_round, cfg, nets
 
 

@@ -301,7 +301,7 @@ def _list(what: str) -> int:
     from .methods import METHODS
     from .models import model_names
     from .objective import TERMS
-    from .synthesizers import SCHEDULES
+    from .schedules import SCHEDULES
     from .views import VIEWS
 
     tables = {

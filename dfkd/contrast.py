@@ -6,10 +6,12 @@ Data-Free Knowledge Distillation", IJCAI 2021), around the frozen teacher:
 - a local view: random resized crop (scale 0.25-1) of the batch the teacher saw;
 - a bounded memory bank of earlier (detached) global-view embeddings, the extra negatives.
 
-`capture()` before the teacher's forward pass on the global view makes that same pass record the
-instance embedding; `views(seen)` then returns (global embedding, local embedding, bank) for the
-`cmi` term, running the teacher once more, on the local view only; `remember(e)` pushes the step's
-global embeddings into the bank.
+An `Extension` of the schedule (dfkd/schedule.py), switched on when the source objective weights
+the `cmi` term (its parameters: `objective.params.cmi.tau/bank/dim`): `capture()` before the
+teacher's forward pass on the global view makes that same pass record the instance embedding;
+`views(seen)` then returns (global embedding, local embedding, bank) for the `cmi` term, running
+the teacher once more, on the local view only; `remember(e)` pushes the step's global embeddings
+into the bank. The head trains with the source.
 """
 from __future__ import annotations
 
@@ -18,9 +20,12 @@ from torch import Tensor, nn
 from .errors import DfkdError
 from .hooks import InstanceMeansHook
 from .pool import ReplayPool
+from .schedule import Extension
 
 
-class Contrast:
+class Contrast(Extension):
+    state_key = "contrast"
+
     def __init__(self, teacher: nn.Module, image_size: int, dim: int, bank_size: int, device):
         import kornia.augmentation as K
 
@@ -34,8 +39,19 @@ class Contrast:
         self.local = K.RandomResizedCrop((image_size, image_size), scale=(0.25, 1.0)).to(device)
         self.bank = ReplayPool(bank_size, (dim,), storage="fp32", device=device) if bank_size > 0 else None
 
-    def parameters(self):
-        return self.head.parameters()
+    def parameters(self) -> list[nn.Parameter]:
+        return list(self.head.parameters())
+
+    # the schedule's hooks
+    def before_probe(self) -> None:
+        self.capture()
+
+    def signals(self, sig, seen: Tensor, ctx) -> None:
+        sig.embed, sig.embed_local, sig.bank = self.views(ctx.view_t(seen))
+
+    def after_step(self, sig, schedule) -> None:
+        if sig.embed is not None:
+            self.remember(sig.embed)
 
     def _embed(self, x: Tensor) -> Tensor:
         self.hook.enabled = True

@@ -75,3 +75,21 @@ class NonFiniteGuard:
 
     def load_state_dict(self, state: dict) -> None:
         self.skipped, self.streak, self.rollbacks = state["skipped"], state["streak"], state["rollbacks"]
+
+
+def finite_averages(sums: dict[str, Tensor], rounds: int, rnd: int) -> dict[str, float]:
+    """The running sums of logged losses averaged over `rounds` (one host sync per log point), or
+    NonFiniteError naming the first non-finite one: nothing non-finite is ever logged or written."""
+    import math
+
+    from .errors import NonFiniteError
+
+    out = {}
+    for k, v in sums.items():
+        value = (v / rounds).item()
+        if not math.isfinite(value):
+            raise NonFiniteError(
+                f"non-finite {k} ({value}) by round {rnd}; nothing was written after the last good "
+                f"checkpoint. Lower the learning rates (student.optim.lr, source.optim.lr) or the term weights")
+        out[k] = value
+    return out

@@ -502,7 +502,7 @@ def validate(cfg: Config) -> None:
     from .data import get_entry
     from .models import MODELS
     from .objective import TERMS
-    from .synthesizers import SCHEDULES
+    from .schedules import SCHEDULES
 
     entry = get_entry(cfg.data.name)
     from .views import VIEWS, build_view, check_teacher_view

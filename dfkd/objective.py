@@ -214,7 +214,8 @@ class Objective:
         self.params = resolve_params(params or {}, self.weights)
         self.heads = nn.ModuleDict()  # parameters of terms (FitNets' adapter), trained with the owner
         self.critic = None  # adv_critic: a CriticTrainer, trained against the owner (dfkd.critic)
-        self.factors: dict[str, float] = {}  # per-term multipliers set by the loop (objective.decay)
+        self.factors: dict[str, float] = {}  # per-term multipliers (decay)
+        self.decay: list[str] = []  # terms whose weight decays linearly to 0 over the run (objective.decay, BSS)
         self.needs = frozenset().union(*(t.needs for t in self.terms.values()))
         if not self.weights:
             raise DfkdError(f"the {owner} objective has no term with a non-zero weight; "
@@ -229,6 +230,11 @@ class Objective:
             w = w * self.factors.get(name, 1.0)
             total = w * value if total is None else total + w * value
         return total, parts
+
+    def progress(self, done: float) -> None:
+        """The run is this fraction done: the decaying terms' multipliers follow (1 - done)."""
+        for name in self.decay:
+            self.factors[name] = max(0.0, 1.0 - done)
 
     def without(self, prefix: str) -> "Objective | None":
         """The same objective minus the terms whose names start with `prefix` (None if nothing is left)."""

@@ -23,13 +23,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from .config import SynthConfig
 from .errors import DfkdError
 from .guard import NonFiniteGuard
 from .robust import Ball, pgd
 from .objective import Signals
-from .synthesizers import SCHEDULES, SynthBatch, TeacherProbe
 from .runtime import Precision
+from .schedule import SCHEDULES, SynthBatch, SynthContext
 
 
 class RealBatches:
@@ -82,22 +81,25 @@ class RealBatches:
         self.epoch, self.pos, self._it = state["epoch"], state["pos"], None
 
 
+@SCHEDULES.register("per_batch")
 class RealDataSynthesizer:
     """Schedule `per_batch`: every round is the next real batch (optionally augmented by
     `synth.augment`), with the teacher's logits and the true labels; with a perturbation ball
-    (`source.eps` > 0), x + δ* after `synth.g_steps` PGD steps on the source objective."""
+    (`source.eps` > 0), x + δ* after `synth.g_steps` PGD steps on the source objective. Follows the
+    contract of dfkd/schedule.py with its own `synthesize` (there is no source to train);
+    `ctx.extra` holds `batches` (RealBatches), `ball` (or None) and `source_cfg`."""
 
-    def __init__(self, source: nn.Module, cfg: SynthConfig, optim_cfg, objective, probe: TeacherProbe,
-                 view_t: nn.Module, view_s: nn.Module, rounds: int, device: torch.device,
-                 augment: nn.Module | None = None, num_classes: int = 10, contrast=None,
-                 batches: RealBatches | None = None, ball: Ball | None = None, source_cfg=None):
+    def __init__(self, source: nn.Module, ctx: SynthContext):
+        batches = ctx.extra.get("batches")
         if batches is None:
             raise DfkdError("the per_batch schedule needs the real training split (source.name=real)")
-        self.source, self.cfg, self.probe, self.view_t, self.view_s = source, cfg, probe, view_t, view_s
-        self.objective, self.ball, self.source_cfg = objective, ball, source_cfg
-        self.batches, self.augment, self.device = batches, augment, device
+        self.source, self.cfg, self.probe, self.view_t, self.view_s = source, ctx.cfg, ctx.probe, ctx.view_t, ctx.view_s
+        self.objective, self.ball, self.source_cfg = ctx.objective, ctx.extra.get("ball"), ctx.extra.get("source_cfg")
+        self.batches, self.augment, self.device = batches, ctx.augment, ctx.device
         self.guard: NonFiniteGuard | None = None
-        self.precision = Precision("off", device)
+        self.sync = None
+        self.on_step = None
+        self.precision = ctx.precision or Precision("off", ctx.device)
         self.round = 0
         self.warming_up = False
 
@@ -172,6 +174,3 @@ class RealDataSynthesizer:
     def load_state_dict(self, state: dict) -> None:
         self.round = state["round"]
         self.batches.load_state_dict(state["batches"])
-
-
-SCHEDULES.register("per_batch")(RealDataSynthesizer)

@@ -7,6 +7,7 @@ checked before the run directory is created, so a bad call leaves nothing behind
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -28,7 +29,9 @@ from .pool import ReplayPool
 from .real import RealBatches
 from .robust import Ball
 from .runtime import resolve_device, seed_everything, set_deterministic
-from .synthesizers import SCHEDULES, TeacherProbe
+from .schedule import SynthContext, TeacherProbe
+from .schedules import SCHEDULES
+from .synthesizers import EmaGenerator
 from .resolve import resolve_student, resolve_teacher, unwrapped
 from .teacher import build_teacher_config
 from .tracking import NullTracker, Tracker
@@ -71,6 +74,7 @@ def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels
     o = cfg.objective
     gen = Objective(o.generator, o.temperature, "generator", o.params) if cfg.synth.g_steps > 0 else None
     stu = Objective(o.student, o.temperature, "student", o.params)
+    stu.decay = list(o.decay)
     check_teacher_terms(cfg, probe, gen, stu)
     if gen is not None and "blocks" in gen.needs:
         raise DfkdError("the 'at' and 'hint' terms compare student and teacher stages: use them in "
@@ -138,7 +142,24 @@ def _stage_channels(model, name: str, shape) -> int:
         hook.remove()
 
 
-def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, student_module=None) -> dict:
+@dataclass
+class RunParts:
+    """The moving parts of a run around its frozen teacher (`build_parts`)."""
+
+    probe: TeacherProbe  # the teacher and its hooks
+    student: torch.nn.Module
+    student_channels: int  # what the student's view gives it
+    view_t: torch.nn.Module
+    view_s: torch.nn.Module
+    view_eval: torch.nn.Module  # what the test split is scored through
+    student_objective: Objective
+    student_blocks: list[str] | None  # student stages matched to the teacher's ("blocks" terms)
+    synth: object  # the schedule (dfkd/schedule.py contract)
+    precision: object  # dfkd.runtime.Precision
+    student_forward: object  # the student, or torch.compile of it
+
+
+def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, student_module=None) -> RunParts:
     """The run's moving parts around a frozen `teacher` (on `device`): probe, views, student,
     objectives, source and schedule, with the `perf` options applied. Draws from the RNG in a fixed
     order (student, then source), so a seeded run builds the same weights every time. Under torchrun
@@ -169,29 +190,28 @@ def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, st
     generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, cfg.synth.batch_size,
                                              info.num_classes)
     augment = crop_flip(info.image_size, info.flip).to(device) if cfg.synth.augment == "crop" else None
-    contrast = None
-    if gen_objective is not None and "contrast" in gen_objective.needs:
+    extensions = []
+    if gen_objective is not None and "contrast" in gen_objective.needs:  # CMI: head and bank train with the source
         cmi = gen_objective.params["cmi"]
-        contrast = Contrast(teacher, info.image_size, cmi["dim"], cmi["bank"], device)
+        extensions.append(Contrast(teacher, info.image_size, cmi["dim"], cmi["bank"], device))
     precision, student_forward = apply_perf(cfg, device, teacher, student, generator, probe)
+    if cfg.synth.ema > 0:  # MAD: an EMA copy of the generator feeds part of each student batch
+        extensions.append(EmaGenerator(generator, cfg.synth.ema, cfg.synth.ema_fraction, device))
     extra = {}
     if cfg.source.name == "real":  # data-driven KD: the training split, one batch per round
         extra["batches"] = RealBatches(load_split(cfg.data, "train"), cfg.synth.batch_size, cfg.seed, device,
                                        cfg.data.num_workers, rank=world.rank, world=world.size)
         extra["source_cfg"] = cfg.source
         extra["ball"] = Ball(cfg.source.eps, info.mean, info.std, device) if cfg.source.eps > 0 else None
-    synth = SCHEDULES.get(cfg.synth.schedule)(
-        generator, cfg.synth, cfg.source.optim, gen_objective, probe, view_t.to(device), view_s.to(device),
-        cfg.distill.rounds, device, augment=augment, num_classes=info.num_classes, contrast=contrast, **extra)
-    synth.precision = precision
+    ctx = SynthContext(cfg.synth, cfg.source.optim, gen_objective, probe, view_t, view_s, cfg.distill.rounds,
+                       device, augment, info.num_classes, extensions, precision, extra)
+    synth = SCHEDULES.get(cfg.synth.schedule)(generator, ctx)
     if world.active:
         synth.sync = distributed.average_gradients
         if world.rank > 0:  # same weights everywhere (DDP broadcasts rank 0's too), own samples per rank
             seed_everything(cfg.seed + 7919 * world.rank)
-    return {"probe": probe, "student": student, "student_channels": s_channels, "view_t": view_t,
-            "view_s": view_s, "view_eval": view_eval, "student_objective": student_objective,
-            "student_blocks": student_blocks,
-            "synth": synth, "precision": precision, "student_forward": student_forward}
+    return RunParts(probe, student, s_channels, view_t, view_s, view_eval, student_objective, student_blocks,
+                    synth, precision, student_forward)
 
 
 def build_pool(cfg: Config, info, device, run_dir: Path | None) -> ReplayPool | None:
@@ -202,11 +222,8 @@ def build_pool(cfg: Config, info, device, run_dir: Path | None) -> ReplayPool | 
                       path=run_dir / "pool.bin" if cfg.pool.device == "disk" and run_dir else None)
 
 
-def make_distiller(cfg: Config, parts: dict, test_loader, tracker, run_dir: Path, device, pool) -> Distiller:
-    p = parts
-    return Distiller(cfg, p["student"], p["synth"], p["probe"], p["student_objective"], p["view_t"], p["view_s"],
-                     test_loader, tracker, run_dir, device, student_blocks=p["student_blocks"], pool=pool,
-                     precision=p["precision"], student_forward=p["student_forward"], view_eval=p["view_eval"])
+def make_distiller(cfg: Config, parts: RunParts, test_loader, tracker, run_dir: Path, device, pool) -> Distiller:
+    return Distiller(cfg, parts, test_loader, tracker, run_dir, device, pool)
 
 
 def apply_perf(cfg: Config, device, teacher, student, generator, probe):
@@ -280,10 +297,10 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     seed_everything(cfg.seed)
     teacher = teacher.to(device)
     parts = build_parts(cfg, teacher, info, device, world, student_module)
-    student, s_channels = parts["student"], parts["student_channels"]
+    student, s_channels = parts.student, parts.student_channels
     test_loader = make_loader(test_ds, 512, False, cfg.data, device=device) if test_ds is not None else None
-    if parts["probe"].bn is not None:  # no BN statistics (or their all-reduce) while scoring the teacher;
-        parts["probe"].bn.enabled = False  # the probe switches the hook per call
+    if parts.probe.bn is not None:  # no BN statistics (or their all-reduce) while scoring the teacher;
+        parts.probe.bn.enabled = False  # the probe switches the hook per call
     teacher_acc = None
     if test_loader is not None:
         teacher_acc = accuracy(teacher, test_loader, device)
@@ -324,7 +341,7 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
 
         r = cfg.robust
         result["robust_acc"] = robust_accuracy(student, test_loader, device, Ball(r.eps, info.mean, info.std, device),
-                                               r.steps, r.step, transform=parts["view_eval"])
+                                               r.steps, r.step, transform=parts.view_eval)
     if world.active:
         result["ddp"] = {"world_size": world.size, "student_checksums": distributed.checksums(student),
                          # per rank: 1 where a 16 MiB block was served by its own mmap (0 proves fast memory holds there)

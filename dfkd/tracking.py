@@ -109,3 +109,20 @@ class NullTracker:
 
     def finish(self, summary: dict) -> None:
         pass
+
+
+def synth_progress(bar, post: dict, every_s: float = 0.5):
+    """A schedule's `on_step` callback: 'synth i/n' on the tqdm bar, redrawn at most every `every_s`
+    seconds, so a round with many source steps never looks hung."""
+    import time
+
+    last = [0.0]
+
+    def show(step: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every_s or step == 0:
+            last[0] = now
+            post["synth"] = f"{step + 1}/{total}"
+            bar.set_postfix(post)
+
+    return show

@@ -10,7 +10,9 @@ from dfkd.distiller import Distiller
 from dfkd.methods import build_config
 from dfkd.models import build_model
 from dfkd.objective import Objective
-from dfkd.synthesizers import PersistentSynthesizer, TeacherProbe
+from dfkd.runs import RunParts
+from dfkd.schedule import SynthContext, TeacherProbe
+from dfkd.synthesizers import PersistentSynthesizer
 from dfkd.generators import DCGANGenerator
 
 
@@ -22,10 +24,11 @@ def parts():
     generator = DCGANGenerator(nz=16, width=16, size=16, channels=1)
     probe = TeacherProbe(teacher)
     sgd = OptimConfig(name="sgd", lr=0.05, momentum=0.0, weight_decay=0.0, schedule="constant")
-    synth = PersistentSynthesizer(generator, SynthConfig(batch_size=32, g_steps=1), sgd, Objective({"adv_l1": 1.0}),
-                                  probe, nn.Identity(), nn.Identity(), rounds=10, device=torch.device("cpu"))
+    synth = PersistentSynthesizer(generator, SynthContext(SynthConfig(batch_size=32, g_steps=1), sgd,
+                                                          Objective({"adv_l1": 1.0}), probe, nn.Identity(),
+                                                          nn.Identity(), 10, torch.device("cpu")))
     z = torch.randn(32, 16)
-    synth._z = lambda n: z
+    synth.z = lambda n: z
     return teacher, student, generator, synth, z
 
 
@@ -53,8 +56,9 @@ def test_student_step_decreases_disagreement(parts):
     teacher, student, generator, synth, z = parts
     cfg = build_config(method="dfad", sets=["student.optim.lr=0.01", "student.optim.momentum=0",
                                             "student.optim.schedule=constant"])
-    loop = Distiller(cfg, student, synth, synth.probe, Objective(cfg.objective.student), nn.Identity(),
-                     nn.Identity(), None, None, None, torch.device("cpu"))
+    parts = RunParts(synth.probe, student, 1, nn.Identity(), nn.Identity(), None, Objective(cfg.objective.student),
+                     None, synth, None, None)
+    loop = Distiller(cfg, parts, None, None, None, torch.device("cpu"))
     x = synth.sample(32)
     before = _gap(teacher, student, x)
     loop.student_step(x, loop.teacher_signals(x))

@@ -89,9 +89,9 @@ def _nan_on_calls(monkeypatch, term, bad_calls, needs=("student",)):
     real = objective.TERMS.get(term)
     calls = {"n": 0}
 
-    def fn(s, o):
+    def fn(s, o, p):
         calls["n"] += 1
-        value = real.fn(s, o)
+        value = real.fn(s, o, p)
         return value * float("nan") if bad_calls == "all" or calls["n"] in bad_calls else value
 
     monkeypatch.setitem(objective.TERMS._items, term, objective.Term(fn, frozenset(needs), "nan"))

@@ -263,14 +263,10 @@ def test_agreement_is_top1_match_on_the_same_held_out_inputs_every_time(bn_teach
     run = dfkd.distill(teacher=bn_teacher, student=BNNet(), method="dfad", data=spec,
                        set={**TINY, "student.optim.lr": 0.0, "distill.rounds": 1}, out=tmp_path, quiet=True)
     assert run.summary["agreement"] < 100.0  # a fresh BNNet is not the teacher
-    from dfkd.distiller import Distiller
+    from dfkd.evaluate import agreement
 
-    loop = Distiller.__new__(Distiller)
-    loop.student = loop.student_forward = copy.deepcopy(bn_teacher)
-    loop.device, loop.cfg = torch.device("cpu"), dfkd.methods.build_config(sets=["synth.batch_size=64"])
-    loop.view_t = loop.view_s = nn.Identity()
-    loop.precision = dfkd.runtime.Precision("off", loop.device)
-    loop.probe = dfkd.synthesizers.TeacherProbe(copy.deepcopy(bn_teacher))
+    student = copy.deepcopy(bn_teacher)
+    probe = dfkd.schedule.TeacherProbe(copy.deepcopy(bn_teacher))
 
     class Source:
         generator = nn.Module()
@@ -278,9 +274,10 @@ def test_agreement_is_top1_match_on_the_same_held_out_inputs_every_time(bn_teach
         def sample(self, n):
             return torch.randn(n, 1, 16, 16)
 
-    loop.synth = Source()
+    cpu = torch.device("cpu")
     before = torch.random.get_rng_state()
-    assert loop.agreement() == (100.0, pytest.approx(0.0, abs=1e-6))
+    assert agreement(Source(), probe, student, student, nn.Identity(), nn.Identity(),
+                     dfkd.runtime.Precision("off", cpu), 64, cpu) == (100.0, pytest.approx(0.0, abs=1e-6))
     assert torch.equal(before, torch.random.get_rng_state())
 
 

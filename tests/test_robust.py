@@ -86,7 +86,7 @@ def test_the_perturbed_source_stays_in_its_ball_and_the_teacher_sees_the_clean_b
     teacher = resolve_teacher(cfg, info).model
     parts = build_parts(cfg, teacher, info, torch.device("cpu"))
     student = build_model(cfg.student.arch, 10, 1)
-    batch, g_parts = parts["synth"].synthesize(student)
+    batch, g_parts = parts.synth.synthesize(student)
     delta = batch.x - batch.clean
     assert delta.abs().max().item() <= 0.1 / info.std[0] + 1e-5 and delta.abs().max().item() > 0
     assert torch.equal(batch.teacher_x, batch.clean)
@@ -122,7 +122,7 @@ def test_bss_moves_the_chosen_half_toward_the_teachers_boundary_and_decays_its_w
     teacher = resolve_teacher(cfg, info).model
     parts = build_parts(cfg, teacher, info, torch.device("cpu"))
     torch.manual_seed(0)
-    batch, _ = parts["synth"].synthesize(build_model(cfg.student.arch, 10, 1))
+    batch, _ = parts.synth.synthesize(build_model(cfg.student.arch, 10, 1))
     moved = (batch.x - batch.clean).flatten(1).abs().amax(1) > 0
     assert moved.sum().item() == len(moved) // 2  # attack_fraction 0.5
     with torch.no_grad():
@@ -164,10 +164,10 @@ def test_data_free_perturbation_stays_in_its_ball_and_raises_the_disagreement(di
     parts = build_parts(cfg, teacher, info, torch.device("cpu"))
     loop = make_distiller(cfg, parts, None, None, tmp_path, torch.device("cpu"), None)
     torch.manual_seed(0)
-    x = parts["synth"].sample(32)
-    xa = loop._perturbed(x)
+    x = parts.synth.sample(32)
+    xa = loop.perturb(loop.student, loop.synth_student, x)
     assert (xa - x).abs().max().item() <= 0.3 + 1e-6
-    student = parts["student"].eval()
+    student = parts.student.eval()
     with torch.no_grad():
         assert kl_div(student(xa), teacher(xa)) > kl_div(student(x), teacher(x))
     run_dir, summary = distill(build_config(method="dfq", sets=sets + [

@@ -6,7 +6,8 @@ from dfkd.config import OptimConfig, SynthConfig
 from dfkd.errors import DfkdError
 from dfkd.models import build_model
 from dfkd.objective import Objective
-from dfkd.synthesizers import PersistentSynthesizer, TeacherProbe
+from dfkd.schedule import SynthContext, TeacherProbe
+from dfkd.synthesizers import EmaGenerator, PersistentSynthesizer
 from dfkd.generators import DCGANGenerator, NoiseSource
 
 SGD = OptimConfig(name="sgd", lr=0.1, momentum=0.0, weight_decay=0.0, schedule="constant")
@@ -16,19 +17,25 @@ def _synth(generator, g_steps=1, **kw):
     torch.manual_seed(0)
     probe = TeacherProbe(build_model("cnn_small", 10, 1))
     obj = Objective({"adv_l1": 1.0}) if g_steps else None
-    return PersistentSynthesizer(generator, SynthConfig(batch_size=8, g_steps=g_steps, **kw), SGD, obj, probe,
-                                 nn.Identity(), nn.Identity(), rounds=5, device=torch.device("cpu"))
+    cfg = SynthConfig(batch_size=8, g_steps=g_steps, **kw)
+    ema = [EmaGenerator(generator, cfg.ema, cfg.ema_fraction, "cpu")] if cfg.ema > 0 else []
+    return PersistentSynthesizer(generator, _ctx(cfg, obj, probe, 5, extensions=ema))
+
+
+def _ctx(cfg, objective, probe, rounds, optim=SGD, **kw):
+    return SynthContext(cfg, optim, objective, probe, nn.Identity(), nn.Identity(), rounds, torch.device("cpu"), **kw)
 
 
 def test_ema_generator_follows_by_the_stated_fraction():
     synth = _synth(DCGANGenerator(nz=8, width=8, size=8, channels=1), ema=0.9)
-    before_ema = [p.detach().clone() for p in synth.ema_generator.parameters()]
+    ema = synth.extension(EmaGenerator).generator
+    before_ema = [p.detach().clone() for p in ema.parameters()]
     synth.synthesize(build_model("cnn_small", 10, 1))
-    for p_ema, p_old, p_new in zip(synth.ema_generator.parameters(), before_ema, synth.generator.parameters()):
+    for p_ema, p_old, p_new in zip(ema.parameters(), before_ema, synth.generator.parameters()):
         torch.testing.assert_close(p_ema, 0.9 * p_old + 0.1 * p_new.detach())
     moved = sum((a - b).abs().sum() for a, b in zip(synth.generator.parameters(), before_ema))
     assert moved > 0  # the generator did take a step, so the check above is not vacuous
-    for b_ema, b in zip(synth.ema_generator.buffers(), synth.generator.buffers()):
+    for b_ema, b in zip(ema.buffers(), synth.generator.buffers()):
         assert torch.equal(b_ema, b)
     assert "ema_generator" in synth.state_dict()
 
@@ -37,11 +44,11 @@ def test_student_batch_mixes_ema_and_current_samples():
     synth = _synth(DCGANGenerator(nz=8, width=8, size=8, channels=1), ema=0.5, ema_fraction=1.0)
     synth.synthesize(build_model("cnn_small", 10, 1))
     z = torch.randn(6, 8)
-    synth._z = lambda n: z[:n]
+    synth.z = lambda n: z[:n]
     with torch.no_grad():
-        torch.testing.assert_close(synth.sample(6), synth.ema_generator(z))
+        torch.testing.assert_close(synth.sample(6), synth.extension(EmaGenerator).generator(z))
         assert not torch.allclose(synth.sample(6), synth.generator(z))
-    synth.cfg.ema_fraction = 0.5
+    synth.extension(EmaGenerator).fraction = 0.5
     assert synth.sample(6).shape == (6, 1, 8, 8)
 
 
@@ -67,8 +74,8 @@ def test_reinit_schedule_restarts_the_pixels_every_round_and_lowers_its_objectiv
     probe = TeacherProbe(teacher)
     adam = OptimConfig(name="adam", lr=0.1, weight_decay=0.0, schedule="constant")
     source = PixelSource(8, 8, 1)
-    synth = ReinitSynthesizer(source, SynthConfig(batch_size=8, g_steps=15), adam, Objective({"ce": 1.0}), probe,
-                              nn.Identity(), nn.Identity(), rounds=2, device=torch.device("cpu"))
+    synth = ReinitSynthesizer(source, _ctx(SynthConfig(batch_size=8, g_steps=15), Objective({"ce": 1.0}), probe, 2,
+                                           optim=adam))
     targets = torch.arange(8)
     synth._targets = lambda: targets
     resets = []
@@ -91,17 +98,16 @@ def _meta(meta, meta_lr=0.25):
     torch.manual_seed(0)
     probe = TeacherProbe(build_model("cnn_small", 10, 1))
     cfg = SynthConfig(batch_size=8, g_steps=3, meta=meta, meta_lr=meta_lr)
-    return MetaSynthesizer(DCGANGenerator(nz=8, width=8, size=8, channels=1), cfg, SGD,
-                           Objective({"adv_kl": 1.0, "bn": 1.0}), probe, nn.Identity(), nn.Identity(),
-                           rounds=4, device=torch.device("cpu"))
+    return MetaSynthesizer(DCGANGenerator(nz=8, width=8, size=8, channels=1),
+                           _ctx(cfg, Objective({"adv_kl": 1.0, "bn": 1.0}), probe, 4))
 
 
 def test_reptile_moves_the_shared_weights_toward_the_clone_by_the_stated_fraction():
     synth = _meta("reptile", 0.25)
     before = [p.detach().clone() for p in synth.shared.parameters()]
     clones = []
-    original_end = synth._end_round
-    synth._end_round = lambda: (clones.append([p.detach().clone() for p in synth.generator.parameters()]),
+    original_end = synth.end_round
+    synth.end_round = lambda: (clones.append([p.detach().clone() for p in synth.generator.parameters()]),
                                 original_end())
     synth.synthesize(build_model("cnn_small", 10, 1))
     assert synth.generator is synth.shared  # the clone is dropped after the round
@@ -110,15 +116,15 @@ def test_reptile_moves_the_shared_weights_toward_the_clone_by_the_stated_fractio
         torch.testing.assert_close(p, old + 0.25 * (adapted - old))
         moved += (adapted - old).abs().sum().item()
     assert moved > 0  # the clone did adapt, so the check is not vacuous
-    assert synth.z.shape == (8, 8)  # latent codes were optimised as parameters
+    assert synth.codes.shape == (8, 8)  # latent codes were optimised as parameters
 
 
 def test_fomaml_applies_the_clones_last_gradient():
     synth = _meta("fomaml", 0.1)
     before = [p.detach().clone() for p in synth.shared.parameters()]
     grads = []
-    original_end = synth._end_round
-    synth._end_round = lambda: (grads.append([None if p.grad is None else p.grad.clone()
+    original_end = synth.end_round
+    synth.end_round = lambda: (grads.append([None if p.grad is None else p.grad.clone()
                                               for p in synth.generator.parameters()]), original_end())
     synth.synthesize(build_model("cnn_small", 10, 1))
     for p, old, g in zip(synth.shared.parameters(), before, grads[0]):
@@ -128,9 +134,8 @@ def test_fomaml_applies_the_clones_last_gradient():
 def test_warmup_turns_adversarial_terms_off_then_on():
     probe = TeacherProbe(build_model("cnn_small", 10, 1))
     cfg = SynthConfig(batch_size=4, g_steps=1, warmup=1)
-    synth = PersistentSynthesizer(DCGANGenerator(nz=8, width=8, size=8, channels=1), cfg, SGD,
-                                  Objective({"adv_kl": 1.0, "oh": 1.0}), probe, nn.Identity(), nn.Identity(),
-                                  rounds=3, device=torch.device("cpu"))
+    synth = PersistentSynthesizer(DCGANGenerator(nz=8, width=8, size=8, channels=1),
+                                  _ctx(cfg, Objective({"adv_kl": 1.0, "oh": 1.0}), probe, 3))
     _, parts = synth.synthesize(build_model("cnn_small", 10, 1))
     assert synth.warming_up and set(parts) == {"oh", "loss"}
     _, parts = synth.synthesize(build_model("cnn_small", 10, 1))
@@ -158,9 +163,9 @@ def test_the_contrastive_head_trains_with_the_source_and_feeds_the_bank():
     torch.manual_seed(0)
     teacher = build_model("cnn_small", 10, 1)
     contrast = Contrast(teacher, image_size=8, dim=4, bank_size=32, device="cpu")
-    synth = PersistentSynthesizer(DCGANGenerator(nz=8, width=8, size=8, channels=1), SynthConfig(batch_size=8),
-                                  SGD, Objective({"cmi": 1.0}), TeacherProbe(teacher), nn.Identity(), nn.Identity(),
-                                  rounds=2, device=torch.device("cpu"), contrast=contrast)
+    synth = PersistentSynthesizer(DCGANGenerator(nz=8, width=8, size=8, channels=1),
+                                  _ctx(SynthConfig(batch_size=8), Objective({"cmi": 1.0}), TeacherProbe(teacher), 2,
+                                       extensions=[contrast]))
     head = [p.detach().clone() for p in contrast.parameters()]
     _, parts = synth.synthesize(build_model("cnn_small", 10, 1))
     assert parts["cmi"] > 0 and len(contrast.bank) == 8
@@ -172,14 +177,13 @@ def test_nayer_refreshes_only_its_noisy_layer_each_round_and_generates_by_label(
 
     torch.manual_seed(0)
     src = NayerSource(num_classes=10, nz=8, width=8, size=8, channels=1, embed_dim=6)
-    synth = PersistentSynthesizer(src, SynthConfig(batch_size=10, g_steps=2), SGD,
-                                  Objective({"ce": 1.0, "oh": 1.0}), TeacherProbe(build_model("cnn_small", 10, 1)),
-                                  nn.Identity(), nn.Identity(), rounds=3, device=torch.device("cpu"))
+    synth = PersistentSynthesizer(src, _ctx(SynthConfig(batch_size=10, g_steps=2), Objective({"ce": 1.0, "oh": 1.0}),
+                                            TeacherProbe(build_model("cnn_small", 10, 1)), 3))
     synth.synthesize(build_model("cnn_small", 10, 1))
     noisy = src.noisy.weight.detach().clone()
     conv = src.generator.to_image.weight.detach().clone()
     embed = src.embed.clone()
-    synth._begin_round()  # what the next round does first
+    synth.begin_round()  # what the next round does first
     assert not torch.equal(src.noisy.weight, noisy)  # re-initialised
     assert torch.equal(src.generator.to_image.weight, conv) and torch.equal(src.embed, embed)  # kept
     assert all(p not in synth.optimizer.state for p in src.noisy.parameters())
@@ -214,10 +218,9 @@ def test_meta_schedule_refreshes_a_new_round_source_in_its_clone():
 
     torch.manual_seed(0)
     src = NayerSource(num_classes=10, nz=8, width=8, size=8, channels=1, embed_dim=6)
-    synth = MetaSynthesizer(src, SynthConfig(batch_size=10, g_steps=1), SGD, Objective({"ce": 1.0}),
-                            TeacherProbe(build_model("cnn_small", 10, 1)), nn.Identity(), nn.Identity(),
-                            rounds=2, device=torch.device("cpu"))
-    synth._begin_round()
+    synth = MetaSynthesizer(src, _ctx(SynthConfig(batch_size=10, g_steps=1), Objective({"ce": 1.0}),
+                                      TeacherProbe(build_model("cnn_small", 10, 1)), 2))
+    synth.begin_round()
     assert synth.generator is not synth.shared
     assert not torch.equal(synth.generator.noisy.weight, synth.shared.noisy.weight)  # refreshed in the clone
     torch.testing.assert_close(synth.generator.generator.to_image.weight, synth.shared.generator.to_image.weight)

@@ -1,0 +1,293 @@
+"""The schedule contract: how an input source is optimised from round to round (docs/design.md).
+
+A schedule is registered in `SCHEDULES` (`synth.schedule`) and built as `Schedule(source, ctx)`:
+`source` is the nn.Module mapping latent codes (N, nz) to inputs (N, C, H, W) (`dfkd.generators`),
+`ctx` a `SynthContext` with everything else. The loop calls
+
+    synthesize(student) -> (SynthBatch, logged terms)   once per round
+    sample(n) -> (n, C, H, W)                           a fresh batch for a student step, no gradients
+    state_dict() / load_state_dict(state)               checkpoints (resume, rollback)
+
+`Schedule.synthesize` runs `cfg.g_steps` optimizer steps of the source on the source objective, and
+calls these hooks, each optional to override:
+
+    begin_round()       before the round's steps (re-initialise the source, clone it, ...)
+    forward(student, targets) -> Signals  one step's batch and everything the objective reads
+    after_step()        after every step, taken or skipped (a per-step learning-rate schedule)
+    end_round()         after the round's steps (a meta update)
+    sample(n), state_dict(), load_state_dict()
+
+Method-specific pieces that ride on any schedule are `Extension`s in `ctx.extensions` (CMI's
+contrastive head and bank, MAD's EMA generator), switched on by the recipe's config.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from .config import OptimConfig, SynthConfig
+from .errors import DfkdError
+from .guard import guarded_step
+from .hooks import BlockHooks, BNStatsHook, FeatureHook, classifier_layer, has_batchnorm
+from .objective import Objective, Signals
+from .optim import make_optimizer
+from .registry import Registry
+from .runtime import Precision
+
+SCHEDULES = Registry("schedule")
+
+
+@dataclass
+class SynthBatch:
+    x: Tensor  # (N, C, H, W), detached
+    t_logits: Tensor  # (N, K), teacher on view_t(x), detached
+    targets: Tensor | None = None  # (N,) true labels of a real batch (data-driven KD)
+    clean: Tensor | None = None  # the real batch before its perturbation (x = clean + delta)
+    teacher_x: Tensor | None = None  # what the teacher scored, when not x (source.teacher_input=clean)
+    t_logits_clean: Tensor | None = None  # teacher on `clean`, when t_logits is on the perturbed x
+
+
+class TeacherProbe:
+    """The frozen teacher (eval mode, no parameter gradients) plus the hooks a term may need."""
+
+    def __init__(self, teacher: nn.Module):
+        self.teacher = teacher.eval()
+        for p in teacher.parameters():  # (a ScriptModule has no requires_grad_)
+            p.requires_grad_(False)
+        self.teacher_forward = self.teacher  # torch.compile(teacher) with perf.compile
+        self.bn = BNStatsHook(teacher) if has_batchnorm(teacher) else None
+        self.black_box = isinstance(teacher, torch.jit.ScriptModule)  # TorchScript: logits only, no hooks
+        linear = any(isinstance(m, nn.Linear) for m in teacher.modules())
+        self.features = FeatureHook(classifier_layer(teacher), mode="input") if linear else None
+        self.blocks: BlockHooks | None = None
+
+    def watch_blocks(self, names: list[str]) -> None:
+        """Record these stage outputs whenever a term needs "blocks"."""
+        self.blocks = BlockHooks(self.teacher, names)
+
+    def __call__(self, x: Tensor, needs: frozenset = frozenset()) -> Signals:
+        want_bn, want_feat = "bn" in needs, "features" in needs
+        want_blocks = "blocks" in needs and self.blocks is not None
+        if self.bn is not None:
+            self.bn.enabled = want_bn
+            self.bn.clear()
+        if self.features is not None:
+            self.features.enabled = want_feat
+        if self.blocks is not None:
+            self.blocks.enabled = want_blocks
+        logits = self.teacher_forward(x)
+        return Signals(x=x, t_logits=logits,
+                       bn_stats=list(self.bn.stats) if want_bn else [],
+                       t_features=self.features.value if want_feat and self.features is not None else None,
+                       t_blocks=self.blocks.values if want_blocks else [])
+
+
+class Extension:
+    """A piece a recipe switches on that rides on any schedule. Every hook is optional."""
+
+    state_key: str = ""  # its entry in the schedule's state_dict ('' = no state)
+
+    def parameters(self) -> list[nn.Parameter]:
+        """Trained with the source, by the source's optimizer."""
+        return []
+
+    def before_probe(self) -> None:
+        """Just before the teacher's forward pass of a source step."""
+
+    def signals(self, sig: Signals, seen: Tensor, ctx: "SynthContext") -> None:
+        """Add what it computes to the step's signals (after the teacher and the student)."""
+
+    def after_step(self, sig: Signals, schedule: "Schedule") -> None:
+        """After a source step that was taken."""
+
+    def sample(self, n: int, schedule: "Schedule") -> Tensor | None:
+        """A student batch in place of the schedule's own (None: no opinion)."""
+        return None
+
+    def state_dict(self) -> dict | None:
+        return None
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+@dataclass
+class SynthContext:
+    """What a schedule works with besides its source; built once per run by `dfkd.runs`."""
+
+    cfg: SynthConfig
+    optim_cfg: OptimConfig  # the source's optimizer
+    objective: Objective | None  # the source objective (None with synth.g_steps=0)
+    probe: TeacherProbe
+    view_t: nn.Module
+    view_s: nn.Module
+    rounds: int
+    device: torch.device
+    augment: nn.Module | None = None  # one differentiable view that teacher and student both see
+    num_classes: int = 10
+    extensions: list[Extension] = field(default_factory=list)
+    precision: Precision | None = None  # perf.amp (default: off)
+    extra: dict = field(default_factory=dict)  # what a particular schedule needs (per_batch: the real batches)
+
+
+class Schedule:
+    """The base schedule: one source, `g_steps` optimizer steps per round on z ~ N(0, I) codes.
+    Gradients reach the source's (and the extensions') parameters only (`backward(inputs=...)`),
+    never the student's or the teacher's."""
+
+    def __init__(self, source: nn.Module, ctx: SynthContext):
+        self.generator, self.ctx, self.cfg = source.to(ctx.device).train(), ctx, ctx.cfg
+        self.objective = self.full_objective = ctx.objective
+        self.probe, self.device, self.optim_cfg = ctx.probe, ctx.device, ctx.optim_cfg
+        self.extensions = list(ctx.extensions)
+        self.guard = None  # a NonFiniteGuard shared with the loop (set by the Distiller)
+        self.sync = None  # under torchrun: averages the source's gradients over ranks (dfkd.distributed)
+        self.precision = ctx.precision or Precision("off", ctx.device)
+        self.on_step = None  # optional callback(step, g_steps) before each source step (the progress bar)
+        self._scaler = None
+        self._params = self.trained_params(source)
+        if self.cfg.g_steps > 0 and not self._params:
+            raise DfkdError(f"source '{type(source).__name__}' has no parameters to optimise; set synth.g_steps=0")
+        self.optimizer = self.scheduler = None
+        if self.cfg.g_steps > 0:
+            self.optimizer, self.scheduler = make_optimizer(self._params, self.optim_cfg, ctx.rounds)
+        self.round = 0
+        warm = ctx.objective is not None and self.cfg.warmup > 0
+        self.warmup_objective = ctx.objective.without("adv_") if warm else None
+
+    def trained_params(self, source: nn.Module, *extra: nn.Parameter) -> list[nn.Parameter]:
+        """What the source optimizer trains: the source's parameters, `extra`, the extensions'."""
+        return ([p for p in source.parameters() if p.requires_grad] + list(extra)
+                + [p for e in self.extensions for p in e.parameters()])
+
+    def extension(self, kind: type) -> Extension | None:
+        return next((e for e in self.extensions if isinstance(e, kind)), None)
+
+    @property
+    def warming_up(self) -> bool:
+        """True during the first `warmup` rounds (adversarial terms off, no student steps)."""
+        return self.round <= self.cfg.warmup
+
+    # ------------------------------------------------------------------ hooks
+    def begin_round(self) -> None:
+        """A source with `new_round()` (NAYER's noisy layer) is refreshed, and the optimizer forgets the
+        state of the parameters it re-initialised."""
+        if hasattr(self.generator, "new_round"):
+            for p in self.generator.new_round():
+                if self.optimizer is not None:
+                    self.optimizer.state.pop(p, None)
+
+    def z(self, n: int) -> Tensor:
+        """Latent codes (n, nz) for one batch."""
+        return torch.randn(n, self.generator.nz, device=self.device)
+
+    def generate(self, z: Tensor, labels: Tensor | None, generator: nn.Module | None = None) -> Tensor:
+        """generator(z), or generator(z, labels) for a conditional source (random labels if None)."""
+        generator = generator or self.generator
+        if getattr(generator, "conditional", False):
+            if labels is None:
+                labels = torch.randint(self.ctx.num_classes, (z.shape[0],), device=self.device)
+            return generator(z, labels)
+        return generator(z)
+
+    def forward(self, student: nn.Module, targets: Tensor | None) -> Signals:
+        """One step's batch, seen by the teacher (and the student when a term needs it)."""
+        ctx, needs = self.ctx, self.objective.needs
+        x = self.generate(self.z(self.cfg.batch_size), targets)
+        seen = ctx.augment(x) if ctx.augment is not None else x  # teacher and student see one view
+        for e in self.extensions:
+            e.before_probe()
+        sig = self.probe(ctx.view_t(seen), needs)
+        sig.x, sig.targets = x, targets
+        if "student" in needs:
+            sig.s_logits = student(ctx.view_s(seen))
+        for e in self.extensions:
+            e.signals(sig, seen, ctx)
+        return sig
+
+    def after_step(self) -> None:
+        pass
+
+    def end_round(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+    # ------------------------------------------------------------------ the round
+    def _targets(self) -> Tensor:
+        """Balanced random target classes for one batch (N,)."""
+        n, k = self.cfg.batch_size, self.ctx.num_classes
+        return (torch.arange(n) % k)[torch.randperm(n)].to(self.device)
+
+    def synthesize(self, student: nn.Module) -> tuple[SynthBatch, dict[str, Tensor]]:
+        self.round += 1
+        if self.warmup_objective is not None:
+            self.objective = self.warmup_objective if self.warming_up else self.full_objective
+        self.begin_round()
+        parts: dict[str, Tensor] = {}
+        x = sig = None
+        wants = self.objective is not None and "targets" in self.objective.needs
+        targets = self._targets() if wants or getattr(self.generator, "conditional", False) else None
+        if self._scaler is None:
+            self._scaler = self.precision.scaler()
+        for step in range(self.cfg.g_steps):
+            if self.on_step is not None:
+                self.on_step(step, self.cfg.g_steps)
+            with self.precision.autocast():
+                sig = self.forward(student, targets)
+                x = sig.x
+                loss, step_parts = self.objective(sig)
+            if guarded_step(loss, self.optimizer, self._scaler, self.guard, self._params, inputs=self._params,
+                            sync=self.sync):  # else skipped: nothing non-finite is applied
+                parts = {**step_parts, "loss": loss.detach()}
+                for e in self.extensions:
+                    e.after_step(sig, self)
+            self.after_step()
+        self.end_round()
+        if x is None:  # no step taken: a fixed source, only sampled
+            x = self.sample(self.cfg.batch_size)
+        # a source that returns its own parameter (free pixels) would be overwritten in place by the
+        # next round's reset: hand out a copy; an autocast batch leaves the round in full precision
+        x = (x.detach().clone() if isinstance(x, nn.Parameter) else x.detach()).float()
+        if sig is None or self.ctx.augment is not None:  # the teacher has not yet seen this exact batch
+            with torch.no_grad(), self.precision.autocast():
+                return SynthBatch(x, self.probe(self.ctx.view_t(x)).t_logits.float()), parts
+        return SynthBatch(x, sig.t_logits.detach().float()), parts
+
+    @torch.no_grad()
+    def sample(self, n: int) -> Tensor:
+        for e in self.extensions:
+            x = e.sample(n, self)
+            if x is not None:
+                return x
+        return self.generate(self.z(n), None)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """Everything the next round depends on: source, optimizer and schedule, round counter, the
+        extensions' state, the teacher's BN-momentum statistics (Fast)."""
+        state = {"generator": self.generator.state_dict(), "round": self.round, **self._shared_state()}
+        if self.optimizer is not None:
+            state.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict())
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.round = state["round"]
+        self._load_shared_state(state)
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+
+    def _shared_state(self) -> dict:
+        state = {e.state_key: e.state_dict() for e in self.extensions if e.state_key}
+        state["bn_momentum"] = self.probe.bn.state_dict() if self.probe.bn is not None else None
+        return state
+
+    def _load_shared_state(self, state: dict) -> None:
+        for e in self.extensions:
+            if e.state_key and state.get(e.state_key) is not None:
+                e.load_state_dict(state[e.state_key])
+        if self.probe.bn is not None and state.get("bn_momentum") is not None:
+            self.probe.bn.load_state_dict(state["bn_momentum"])
