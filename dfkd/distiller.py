@@ -36,9 +36,10 @@ from .runtime import Precision
 from .tracking import Tracker, synth_progress
 
 
-class Distiller:
-    SHOW_SYNTH_STEPS = 20  # rounds with this many source steps show them on the bar (a long round never looks hung)
+SHOW_SYNTH_STEPS = 20  # rounds with this many source steps show them on the bar (a long round never looks hung)
 
+
+class Distiller:
     def __init__(self, cfg: Config, parts, test_loader, tracker: Tracker, run_dir: Path, device: torch.device,
                  pool=None):
         self.cfg, self.test_loader, self.tracker, self.run_dir, self.device, self.pool = \
@@ -74,9 +75,6 @@ class Distiller:
     def history(self) -> list[tuple[int, float]]:
         """(round, test accuracy) at every evaluation so far."""
         return self.state["history"]
-
-    def resume(self, ckpt: dict) -> None:
-        self.files.resume(ckpt)
 
     # ------------------------------------------------------------------ one student step
     @torch.no_grad()
@@ -145,7 +143,7 @@ class Distiller:
         bar = tqdm(range(st["round"] + 1, d.rounds + 1), desc=f"{cfg.method} {cfg.teacher.arch}->{cfg.student.arch}",
                    unit="round", disable=quiet, leave=False, initial=st["round"], total=d.rounds)
         post: dict[str, str] = {}  # the bar's fields: accuracy, and the synthesis step within a long round
-        if not quiet and cfg.synth.g_steps >= self.SHOW_SYNTH_STEPS:
+        if not quiet and cfg.synth.g_steps >= SHOW_SYNTH_STEPS:
             self.synth.on_step = synth_progress(bar, post)
         if st["round"] == 0:
             self.files.keep_start()  # the rollback target until a checkpoint

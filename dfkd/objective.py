@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import critic, kd_losses, losses
-from .config import _check_range, _coerce
+from .config_load import _check_range, _coerce
 from .errors import DfkdError
 from .registry import Registry, suggest
 

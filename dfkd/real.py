@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .errors import DfkdError
 from .guard import NonFiniteGuard
-from .robust import Ball, pgd
+from .robust import pgd
 from .objective import Signals
 from .runtime import Precision
 from .schedule import SCHEDULES, SynthBatch, SynthContext

@@ -328,7 +328,7 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     if world.active:
         distributed.data_parallel(loop, world, device)
     if ckpt_run is not None:
-        loop.resume(ckpt_run)
+        loop.files.resume(ckpt_run)
     try:
         result = loop.run(quiet=quiet or not world.main)
     finally:

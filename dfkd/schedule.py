@@ -84,6 +84,15 @@ class TeacherProbe:
                        t_blocks=self.blocks.values if want_blocks else [])
 
 
+def generate(generator: nn.Module, z: Tensor, labels: Tensor | None, num_classes: int) -> Tensor:
+    """generator(z), or generator(z, labels) for a conditional source (random labels if None)."""
+    if getattr(generator, "conditional", False):
+        if labels is None:
+            labels = torch.randint(num_classes, (z.shape[0],), device=z.device)
+        return generator(z, labels)
+    return generator(z)
+
+
 class Extension:
     """A piece a recipe switches on that rides on any schedule. Every hook is optional."""
 
@@ -162,7 +171,7 @@ class Schedule:
         return ([p for p in source.parameters() if p.requires_grad] + list(extra)
                 + [p for e in self.extensions for p in e.parameters()])
 
-    def extension(self, kind: type) -> Extension | None:
+    def extension(self, kind: type) -> Extension | None:  # the extension of this type, if on
         return next((e for e in self.extensions if isinstance(e, kind)), None)
 
     @property
@@ -183,14 +192,8 @@ class Schedule:
         """Latent codes (n, nz) for one batch."""
         return torch.randn(n, self.generator.nz, device=self.device)
 
-    def generate(self, z: Tensor, labels: Tensor | None, generator: nn.Module | None = None) -> Tensor:
-        """generator(z), or generator(z, labels) for a conditional source (random labels if None)."""
-        generator = generator or self.generator
-        if getattr(generator, "conditional", False):
-            if labels is None:
-                labels = torch.randint(self.ctx.num_classes, (z.shape[0],), device=self.device)
-            return generator(z, labels)
-        return generator(z)
+    def generate(self, z: Tensor, labels: Tensor | None) -> Tensor:
+        return generate(self.generator, z, labels, self.ctx.num_classes)
 
     def forward(self, student: nn.Module, targets: Tensor | None) -> Signals:
         """One step's batch, seen by the teacher (and the student when a term needs it)."""
@@ -217,8 +220,8 @@ class Schedule:
     # ------------------------------------------------------------------ the round
     def _targets(self) -> Tensor:
         """Balanced random target classes for one batch (N,)."""
-        n, k = self.cfg.batch_size, self.ctx.num_classes
-        return (torch.arange(n) % k)[torch.randperm(n)].to(self.device)
+        n = self.cfg.batch_size
+        return (torch.arange(n) % self.ctx.num_classes)[torch.randperm(n)].to(self.device)
 
     def synthesize(self, student: nn.Module) -> tuple[SynthBatch, dict[str, Tensor]]:
         self.round += 1
@@ -281,9 +284,8 @@ class Schedule:
             self.scheduler.load_state_dict(state["scheduler"])
 
     def _shared_state(self) -> dict:
-        state = {e.state_key: e.state_dict() for e in self.extensions if e.state_key}
-        state["bn_momentum"] = self.probe.bn.state_dict() if self.probe.bn is not None else None
-        return state
+        bn = self.probe.bn.state_dict() if self.probe.bn is not None else None
+        return {**{e.state_key: e.state_dict() for e in self.extensions if e.state_key}, "bn_momentum": bn}
 
     def _load_shared_state(self, state: dict) -> None:
         for e in self.extensions:

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from .optim import make_optimizer
-from .schedule import SCHEDULES, Extension, Schedule
+from .schedule import SCHEDULES, Extension, Schedule, generate
 
 
 @SCHEDULES.register("persistent")
@@ -41,8 +41,8 @@ class EmaGenerator(Extension):
 
     def sample(self, n: int, schedule: Schedule) -> Tensor:
         k = round(self.fraction * n)
-        parts = [schedule.generate(schedule.z(m), None, g) for g, m in ((self.generator, k),
-                                                                         (schedule.generator, n - k)) if m > 0]
+        parts = [generate(g, schedule.z(m), None, schedule.ctx.num_classes)
+                 for g, m in ((self.generator, k), (schedule.generator, n - k)) if m > 0]
         return torch.cat(parts) if len(parts) > 1 else parts[0]
 
     def state_dict(self) -> dict:
