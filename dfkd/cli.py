@@ -2,7 +2,7 @@
 
     dfkd quickstart [--out DIR]                       digits teacher + data-free student, minutes on a CPU
     dfkd train-teacher [--dataset D] [--arch A] [--config F] [--set k=v]...
-    dfkd distill [--method M] [--config F] [--set k=v]...
+    dfkd distill [--method M] [--config F]... [--set k=v]... [k=v | --k=v]...
     dfkd list [methods|models|datasets|sources|schedules|terms|views]
     dfkd experiment TABLE [--seeds N] [--scale smoke|paper]   every cell of a table, then the table
     dfkd plot RUN_DIR...|TABLE                        accuracy curves, bar chart, sample grids (PNG)
@@ -11,6 +11,11 @@
     dfkd options --method M [--dataset D] [--config F] [--set k=v]...   every resolved value and its origin
 
 Bad input prints one line on stderr and exits with status 2 (3 for a non-finite loss).
+
+Overrides: `--set key=value` (repeatable), and for `distill`, `train-teacher` and `quickstart` also
+bare `key=value` and `--key=value` / `--key value` (what a W&B sweep agent passes: `${args_no_hyphens}`,
+`${args}`, `${args_no_equals}`), applied after every `--set` in the order given; `--config` is
+repeatable, later files winning.
 """
 from __future__ import annotations
 
@@ -23,6 +28,10 @@ from .errors import DfkdError
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kw):
+        kw.setdefault("allow_abbrev", False)  # '--se=1' must not pass for --set or --seed
+        super().__init__(*args, **kw)
+
     def error(self, message: str):  # one line, no usage dump
         sys.stderr.write(f"dfkd: error: {message} (see `{self.prog} --help`)\n")
         raise SystemExit(2)
@@ -30,7 +39,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(p: argparse.ArgumentParser, config: bool = True) -> None:
     if config:
-        p.add_argument("--config", metavar="FILE", help="YAML config file")
+        p.add_argument("--config", action="append", default=[], metavar="FILE",
+                       help="YAML config file; repeatable, later files win")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override, repeatable (e.g. --set distill.rounds=50)")
     p.add_argument("--out", help="output directory (config key: out)")
@@ -139,14 +149,51 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("which", nargs="?", default="distill", choices=["distill", "train-teacher"])
     o.add_argument("--method", help="method recipe (see `dfkd list methods`)")
     o.add_argument("--dataset", help="dataset (data.name), which selects the recipe's preset")
-    o.add_argument("--config", metavar="FILE", help="YAML config file")
+    o.add_argument("--config", action="append", default=[], metavar="FILE", help="YAML config file; repeatable")
     o.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override, repeatable")
     return p
 
 
+OVERRIDABLE = ("distill", "train-teacher", "quickstart")  # commands that take bare key=value overrides
+
+
+def overrides(extra: list[str]) -> list[str]:
+    """Sweep-style arguments as --set items: 'key=value', '--key=value', '--key value' (a W&B agent's
+    ${args_no_hyphens}, ${args}, ${args_no_equals}); anything else is an error naming it."""
+    sets, i = [], 0
+    while i < len(extra):
+        item = extra[i]
+        key = item[2:] if item.startswith("--") else item
+        if "=" in key and not key.startswith("="):
+            sets.append(key)
+        elif item.startswith("--") and key and i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+            sets.append(f"{key}={extra[i + 1]}")
+            i += 1
+        else:
+            raise DfkdError(f"unrecognized argument {item!r}; config overrides take the form key=value, --key=value "
+                            f"or --set key=value (e.g. distill.rounds=50)")
+        i += 1
+    return sets
+
+
+def parse(argv=None) -> argparse.Namespace:
+    """The command line, with sweep-style overrides gathered into `args.sets` (after every --set)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command not in OVERRIDABLE:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.sets = list(args.sets) + overrides(extra)
+    return args
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse(argv)
+    except DfkdError as e:
+        sys.stderr.write(f"dfkd: error: {e}\n")
+        return e.exit_code
     try:
         return _dispatch(args)
     except DfkdError as e:

@@ -65,19 +65,19 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
-def layer_list(config_file: str | None = None, sets=(), base: dict | None = None, base_origin: str = "base",
-               set_origin: str = "--set") -> list[tuple[str, dict]]:
-    """The user's layers in order, each as (where it comes from, plain dict): `base`, the YAML file,
-    then each `--set` item."""
+def layer_list(config_file: str | list[str] | None = None, sets=(), base: dict | None = None,
+               base_origin: str = "base", set_origin: str = "--set") -> list[tuple[str, dict]]:
+    """The user's layers in order, each as (where it comes from, plain dict): `base`, the YAML file
+    (or each of a list of them, later ones winning), then each `--set` item."""
     layers = [(base_origin, dict(base))] if base else []
-    if config_file:
-        layers.append((f"--config {config_file}", read_yaml(config_file)))
+    for path in [config_file] if isinstance(config_file, str) else (config_file or []):
+        layers.append((f"--config {path}", read_yaml(path)))
     for item in sets:
         layers.append((f"{set_origin} {item}", parse_set(item)))
     return layers
 
 
-def user_layers(config_file: str | None = None, sets=(), base: dict | None = None) -> dict:
+def user_layers(config_file: str | list[str] | None = None, sets=(), base: dict | None = None) -> dict:
     """The user's layers as one plain dict: `base` <- the YAML file <- each `--set` item."""
     raw: dict = {}
     for _, layer in layer_list(config_file, sets, base):

@@ -8,7 +8,7 @@ from .config import Config, deep_merge, flatten, from_dict, layer_list, provenan
 from .errors import DfkdError
 from .method_registry import METHODS, SAME_IMAGES
 
-def build_config(config_file: str | None = None, sets=(), method: str | None = None,
+def build_config(config_file: str | list[str] | None = None, sets=(), method: str | None = None,
                  base: dict | None = None, base_origin: str | dict = "base", set_origin: str = "--set") -> Config:
     """defaults <- recipe(method) <- its preset for the dataset <- base <- YAML file <- --set items;
     validated. `cfg.provenance` says where each value came from; `base_origin` names the base layer,

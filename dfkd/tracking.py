@@ -46,6 +46,9 @@ class Tracker:
         self._metrics = open(path, "a", encoding="utf-8")
         self.wb = None
         self.run_id = None
+        if os.environ.get("WANDB_SWEEP_ID") and cfg.mode != "online":
+            print(f"dfkd: warning: a W&B sweep agent started this run, but tracking.mode={cfg.mode}: the sweep will "
+                  f"never see its result; add tracking.mode=online to the sweep's command", file=sys.stderr)
         if cfg.mode != "disabled":
             try:
                 os.environ.setdefault("WANDB_SILENT", "true")

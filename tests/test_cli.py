@@ -53,7 +53,7 @@ def test_teacher_checkpoint_of_another_architecture(digits_teacher, tmp_path):
 
 
 def test_bad_flag_is_one_line():
-    _one_line_error(run("distill", "--bogus"), "unrecognized arguments: --bogus")
+    _one_line_error(run("distill", "--bogus"), "unrecognized argument '--bogus'; config overrides take the form")
 
 
 def test_list_and_options():
