@@ -60,16 +60,20 @@ class TableSpec:
     scales: dict[str, Scale] | None = None
 
 
+# the tables shipped with dfkd: the repository's experiments/ (a checkout or an editable install), or
+# the copy a wheel installs as dfkd/experiments
+SHIPPED = [Path(__file__).resolve().parents[1] / "experiments", Path(__file__).resolve().parent / "experiments"]
+
+
 def locate(table: str) -> Path:
-    """table.yaml for a table name or path: the path itself, ./experiments/NAME, or the repository's."""
+    """table.yaml for a table name or path: the path itself, ./experiments/NAME, or the shipped one."""
     p = Path(table)
     candidates = [p / "table.yaml" if p.is_dir() else p, Path("experiments") / table / "table.yaml",
-                  Path(__file__).resolve().parents[1] / "experiments" / table / "table.yaml"]
+                  *(root / table / "table.yaml" for root in SHIPPED)]
     for c in candidates:
         if c.is_file():
             return c
-    known = sorted(q.parent.name for root in {Path("experiments"), candidates[2].parents[1]}
-                   for q in root.glob("*/table.yaml"))
+    known = sorted({q.parent.name for root in [Path("experiments"), *SHIPPED] for q in root.glob("*/table.yaml")})
     raise DfkdError(f"no table '{table}'{suggest(table, known)}; known tables: {', '.join(known) or 'none'} "
                     f"(a table is a folder with a table.yaml)")
 

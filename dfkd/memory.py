@@ -58,7 +58,9 @@ def apply(enabled: bool = True) -> str:
         _state = f"n/a: {platform.system() or sys.platform} without glibc"
         if enabled and not _noted:
             _noted = True
-            sys.stderr.write(f"dfkd: note: fast CPU memory needs glibc ({_state[5:]}); allocations as usual\n")
+            from . import log
+
+            log.note(f"fast CPU memory needs glibc ({_state[5:]}); allocations as usual")
         return _state
     if not enabled:
         if _state == "fast":  # set earlier in this process: back to glibc's starting values (its adaptive

@@ -1,4 +1,5 @@
-"""Figures of a table (matplotlib, Agg backend; PNG written atomically):
+"""Figures of a table (matplotlib's object API: no pyplot state, no global backend switch, so inline
+plots in a notebook are left alone; PNG written atomically):
 
 - `accuracy_curves(rows, path)`: student test accuracy over rounds, mean ± sd over seeds, one line per row;
 - `bar_chart(rows, path)`: final student accuracy per row (mean, sd error bars), the published value as a
@@ -15,20 +16,17 @@ from pathlib import Path
 import numpy as np
 
 
-def _plt():
-    import matplotlib
+def _figure(**kw):
+    """A stand-alone Figure (rendered by Agg when saved)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kw)
 
 
 def _save(fig, path: Path) -> Path:
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
     fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    _plt().close(fig)
     tmp.replace(path)
     return path
 
@@ -39,8 +37,8 @@ def _title(rows: list[dict]) -> str:
 
 
 def accuracy_curves(rows: list[dict], path) -> Path:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = _figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for r in rows:
         curves = [c for c in r["curves"] if c]
         if not curves:
@@ -59,8 +57,8 @@ def accuracy_curves(rows: list[dict], path) -> Path:
 
 
 def bar_chart(rows: list[dict], path) -> Path:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(rows) + 2), 4.5))
+    fig = _figure(figsize=(max(5, 0.8 * len(rows) + 2), 4.5))
+    ax = fig.subplots()
     x = np.arange(len(rows))
     ax.bar(x, [r["student_acc"][0] for r in rows], yerr=[r["student_acc"][1] for r in rows], capsize=3,
            color="tab:blue", label="ours (mean ± sd)")
@@ -78,18 +76,20 @@ def bar_chart(rows: list[dict], path) -> Path:
 
 
 def sample_grids(rows: list[dict], path) -> Path | None:
-    plt = _plt()
+    from matplotlib.image import imread
+
     found = [(r["label"], Path(r["run_dirs"][0]) / "samples.png") for r in rows]
     found = [(label, p) for label, p in found if p.is_file()]
     if not found:
         return None
     cols = min(4, len(found))
     nrows = -(-len(found) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3 * cols, 3.2 * nrows), squeeze=False)
+    fig = _figure(figsize=(3 * cols, 3.2 * nrows))
+    axes = fig.subplots(nrows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (label, p) in zip(axes.flat, found):
-        ax.imshow(plt.imread(p))
+        ax.imshow(imread(p))
         ax.set_title(label, fontsize=10)
     return _save(fig, path)
 

@@ -11,7 +11,6 @@ a tuple/dict output selected by `teacher.output` (`SelectOutput`).
 from __future__ import annotations
 
 import copy
-import sys
 from dataclasses import dataclass, field
 
 import torch
@@ -224,9 +223,11 @@ def _torchscript(f, cfg, info, build, quiet: bool):
         pass
     original = getattr(f.module, "original_name", "module")
     if not quiet:
-        print(f"dfkd: note: TorchScript teacher '{cfg.teacher.checkpoint}' ({original}) runs as a black box: "
-              f"logits only, so terms that read its layers (BN statistics, features) are unavailable; set "
-              f"teacher.arch to its Python class to load its weights into it", file=sys.stderr)
+        from . import log
+
+        log.note(f"TorchScript teacher '{cfg.teacher.checkpoint}' ({original}) runs as a black box: "
+                 f"logits only, so terms that read its layers (BN statistics, features) are unavailable; set "
+                 f"teacher.arch to its Python class to load its weights into it")
     return f.module, f"torchscript:{original}"
 
 

@@ -9,12 +9,12 @@ rolls back instead).
 from __future__ import annotations
 
 import copy
-import sys
 
 import torch
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from . import log
 from .checkpoint import read_run_checkpoint, save_run_checkpoint
 from .config import to_dict
 from .errors import NonFiniteError
@@ -86,8 +86,8 @@ class RunState:
         self.load_models(read_run_checkpoint(path) if path.is_file() else self.start)
         g.rollbacks += 1
         g.streak = 0
-        print(f"dfkd: warning: {lp.cfg.guard.patience} non-finite steps in a row at round {rnd}; rolled back "
-              f"to the last good state ({g.rollbacks}/{g.cfg.max_rollbacks})", file=sys.stderr)
+        log.warn(f"{lp.cfg.guard.patience} non-finite steps in a row at round {rnd}; rolled back "
+                 f"to the last good state ({g.rollbacks}/{g.cfg.max_rollbacks})")
 
     def save_samples(self, x: Tensor, rnd: int) -> None:
         """samples.png: the first 64 of the round's batch (small tiles upscaled), also to the tracker."""

@@ -388,5 +388,7 @@ def report_teacher(acc: float, num_classes: int, where: str) -> None:
     chance = 100.0 / num_classes
     print(f"dfkd: teacher accuracy on {where}: {acc:.2f}%", file=sys.stderr)
     if acc < 1.5 * chance:
-        print(f"dfkd: warning: the teacher scores {acc:.2f}%, about chance ({chance:.1f}%) or below, on {where}: "
-              f"check data.mean / data.std / data.image_size and the class order", file=sys.stderr)
+        from . import log
+
+        log.warn(f"the teacher scores {acc:.2f}%, about chance ({chance:.1f}%) or below, on {where}: "
+                 f"check data.mean / data.std / data.image_size and the class order")

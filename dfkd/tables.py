@@ -210,13 +210,23 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "→": r"$\to$",
+                 "±": r"$\pm$", "—": "--"}
+
+
+def latex_escape(text: str) -> str:
+    """Text as LaTeX prints it: & % $ # _ { } ~ ^ and backslash escaped; → ± — as LaTeX writes them."""
+    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
 def latex(rows: list[dict]) -> str:
-    esc = lambda s: s.replace("_", r"\_").replace("→", r"$\to$").replace("%", r"\%")  # noqa: E731
+    esc = latex_escape
     cols = _columns(rows)
     robust = len(cols) > len(COLUMNS)
     out = [r"\begin{tabular}{" + "l" * 3 + "r" * (len(cols) - 3) + "}", r"\toprule",
            " & ".join(esc(c) for c in cols) + r" \\", r"\midrule"]
-    out += [" & ".join(esc(c) for c in _cells(r, r"$\pm$", "--", robust)) + r" \\" for r in rows]
+    out += [" & ".join(esc(c) for c in _cells(r, "±", "—", robust)) + r" \\" for r in rows]
     out += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(out)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from pathlib import Path
 
+from . import log
 from .checkpoint import atomic_write_json, atomic_write_text
 from .config import TrackingConfig
 
@@ -47,8 +47,8 @@ class Tracker:
         self.wb = None
         self.run_id = None
         if os.environ.get("WANDB_SWEEP_ID") and cfg.mode != "online":
-            print(f"dfkd: warning: a W&B sweep agent started this run, but tracking.mode={cfg.mode}: the sweep will "
-                  f"never see its result; add tracking.mode=online to the sweep's command", file=sys.stderr)
+            log.warn(f"a W&B sweep agent started this run, but tracking.mode={cfg.mode}: the sweep will never see "
+                     f"its result; add tracking.mode=online to the sweep's command")
         if cfg.mode != "disabled":
             try:
                 os.environ.setdefault("WANDB_SILENT", "true")
@@ -65,7 +65,7 @@ class Tracker:
 
     def _warn(self, msg: str) -> None:
         if self.wb is not None or not getattr(self, "_warned", False):
-            print(f"dfkd: warning: {msg}", file=sys.stderr)
+            log.warn(msg)
         self._warned = True
         self.wb = None
 

@@ -67,3 +67,27 @@ def test_list_and_options():
 def test_help(args):
     p = run(*args)
     assert p.returncode == 0 and "--set" in p.stdout
+
+
+def test_warnings_go_through_the_dfkd_logger(capsys):
+    """One line on stderr by default; an application that configures logging takes them over."""
+    import logging
+
+    from dfkd import log
+
+    log.warn("something to know")
+    assert capsys.readouterr().err == "dfkd: warning: something to know\n"
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("dfkd")
+    saved = logger.handlers[:]
+    logger.handlers[:] = [Keep()]
+    try:
+        log.note("routed")
+    finally:
+        logger.handlers[:] = saved
+    assert records == ["routed"] and capsys.readouterr().err == ""

@@ -160,3 +160,26 @@ def test_robust_accuracy_gets_its_own_column_when_runs_report_it(tmp_path):
 def test_a_teacher_at_zero_accuracy_leaves_ds_undefined_instead_of_failing(tmp_path):
     _run(tmp_path, "z0", "kd", 0, 1.0, teacher_acc=0.0)
     assert collect([tmp_path])[0]["ds"] is None
+
+
+def test_latex_escapes_every_special_character_of_a_label():
+    from dfkd.tables import latex_escape
+
+    assert latex_escape("a&b %c $d #e _f {g} ~h ^i \\j") == (
+        r"a\&b \%c \$d \#e \_f \{g\} \textasciitilde{}h \textasciicircum{}i \textbackslash{}j")
+    assert latex_escape("cnn → cnn_small: 97.50 ± 0.71, —") == r"cnn $\to$ cnn\_small: 97.50 $\pm$ 0.71, --"
+
+
+def test_plots_leave_the_matplotlib_backend_alone(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('svg'); from dfkd.plots import bar_chart; "
+            "from pathlib import Path; import sys; "
+            "rows = [dict(label='a', dataset='d', teacher='t', student='s', student_acc=(90.0, 1.0), "
+            "teacher_acc=(99.0, 0.0), published=None, curves=[], run_dirs=[])]; "
+            "p = bar_chart(rows, Path(sys.argv[1]) / 'bars.png'); "
+            "print(matplotlib.get_backend(), p.read_bytes()[:4] == b'\\x89PNG')")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["svg", "True"]  # a notebook's backend stays; the PNG is still written
