@@ -202,6 +202,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("dfkd: interrupted\n")
         return 130
+    finally:  # under torchrun: leave the process group cleanly
+        dist = sys.modules.get("torch.distributed")
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def _dispatch(args) -> int:

@@ -143,8 +143,3 @@ def sync_buffers(model: nn.Module) -> None:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
-
-
-def shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
