@@ -7,6 +7,7 @@
     dfkd experiment TABLE [--seeds N] [--scale smoke|paper]   every cell of a table, then the table
     dfkd plot RUN_DIR...|TABLE                        accuracy curves, bar chart, sample grids (PNG)
     dfkd table RUN_DIR... [--published F] [--format markdown|latex|csv]  statistics over seeds
+    dfkd sync RUN_DIR... [--dry-run]                  upload offline W&B runs (a resumed one as one run)
     dfkd options [distill|train-teacher]              every config key with its default and meaning
     dfkd options --method M [--dataset D] [--config F] [--set k=v]...   every resolved value and its origin
 
@@ -140,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "leave a GPU mostly idle, so several runs share one well")
     _common(ex, config=False)
 
+    sy = sub.add_parser("sync", help="upload the offline W&B runs of run directories (needs network)",
+                        description="Upload each run directory's offline W&B run with `wandb sync`: a resumed run "
+                                    "has one offline folder per attempt, all with one run id, and the last holds "
+                                    "every row (the resumed attempt logs the rows up to its checkpoint again), so "
+                                    "only the last is synced.")
+    sy.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    sy.add_argument("--dry-run", action="store_true", help="print the wandb commands, run nothing")
+
     o = sub.add_parser("options", help="every config key with its type, default and meaning; with --method, "
                                        "--dataset, --config or --set: every resolved value and where it came from",
                        description="Without options: every config key with its type, default and meaning. With "
@@ -221,6 +230,8 @@ def _dispatch(args) -> int:
         return _experiment(args)
     if args.command == "plot":
         return _plot(args)
+    if args.command == "sync":
+        return _sync(args)
     if args.command == "quickstart":
         from .quickstart import quickstart
 
@@ -282,6 +293,25 @@ def _experiment(args) -> int:
         plot_all(rows, root)
         print(render(rows, args.format))
         print(f"table and plots (table.md/.tex/.csv, accuracy.png, bars.png, samples.png) in {root}")
+    return 0
+
+
+def _sync(args) -> int:
+    import shlex
+    import subprocess
+
+    from .tracking import sync_commands
+
+    for run in args.runs:
+        cmds = sync_commands(run)
+        if not cmds:
+            raise DfkdError(f"'{run}' holds no offline W&B run (wandb/offline-run-*); was it run with "
+                            f"tracking.mode=offline?")
+        for cmd in cmds:
+            print(shlex.join(cmd), flush=True)
+            if not args.dry_run and subprocess.run(cmd).returncode != 0:
+                raise DfkdError(f"`{shlex.join(cmd)}` failed (see its output above); check `wandb login` and the "
+                                f"network, then run dfkd sync again")
     return 0
 
 

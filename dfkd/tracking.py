@@ -43,6 +43,9 @@ class Tracker:
             kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
                     if _step(line) is not None and _step(line) <= resume[0]]
             atomic_write_text(path, "".join(kept))
+        kept = []
+        if resume is not None and path.is_file():
+            kept = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if _step(line)]
         self._metrics = open(path, "a", encoding="utf-8")
         self.wb = None
         self.run_id = None
@@ -60,6 +63,9 @@ class Tracker:
                                      name=name, job_type=cfg.job_type or job_type, config=config,
                                      reinit="finish_previous")
                 self.run_id = self.wb.id
+                if cfg.mode == "offline":  # this attempt's folder gets the rows up to the checkpoint too, so
+                    for row in kept:  # it is the whole record (a killed attempt's writer may not have flushed)
+                        self.wb.log({k: v for k, v in row.items() if k != "step"}, step=row["step"])
             except Exception as e:  # tracking must never kill a run
                 self._warn(f"W&B could not start ({type(e).__name__}: {e}); logging to local files only")
 
@@ -129,3 +135,17 @@ def synth_progress(bar, post: dict, every_s: float = 0.5):
             bar.set_postfix(post)
 
     return show
+
+
+def offline_runs(run_dir: str | Path) -> list[Path]:
+    """The W&B offline folders of a run directory, oldest first: one per attempt, all with the run's
+    W&B id (a resumed run continues the same id in a new folder)."""
+    return sorted(Path(run_dir).glob("wandb/offline-run-*"), key=lambda p: p.name)
+
+
+def sync_commands(run_dir: str | Path) -> list[list[str]]:
+    """What uploads an offline run: `wandb sync` of its last folder per run id. A resumed attempt
+    logs the rows of metrics.jsonl up to its checkpoint again before going on, so its folder is the
+    whole record; an interrupted attempt's folder may be cut short (its writer is killed with it)."""
+    last = {p.name.rsplit("-", 1)[1]: p for p in offline_runs(run_dir)}
+    return [["wandb", "sync", str(p)] for p in last.values()]
