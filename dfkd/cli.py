@@ -300,7 +300,9 @@ def _sync(args) -> int:
     import shlex
     import subprocess
 
-    from .tracking import sync_commands
+    from pathlib import Path
+
+    from .tracking import declare_inputs, sync_commands
 
     for run in args.runs:
         cmds = sync_commands(run)
@@ -312,6 +314,14 @@ def _sync(args) -> int:
             if not args.dry_run and subprocess.run(cmd).returncode != 0:
                 raise DfkdError(f"`{shlex.join(cmd)}` failed (see its output above); check `wandb login` and the "
                                 f"network, then run dfkd sync again")
+        summary = Path(run) / "summary.json"
+        inputs = json.loads(summary.read_text()).get("wandb_inputs") or [] if summary.is_file() else []
+        if args.dry_run:  # what offline W&B could not link, declared after the upload
+            for item in (i for i in inputs if not i.get("declared")):
+                print(f"then declare input {item['name']} (sha256 {item['sha256'][:12]})")
+        else:
+            for line in declare_inputs(run):
+                print(line)
     return 0
 
 

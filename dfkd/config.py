@@ -68,8 +68,10 @@ class TeacherConfig:
     arch: str = opt("cnn", "teacher architecture: a registry name (`dfkd list models`), torchvision:NAME, timm:NAME, "
                            "pkg.module:factory or path/file.py:factory")
     checkpoint: str = opt("auto", "teacher weights: 'auto' trains (or reuses) one under OUT/teachers; a file (dfkd "
-                                  "checkpoint, a state dict or a wrapped one, .safetensors, TorchScript); 'none' = as "
-                                  "teacher.arch builds it (its pretrained teacher.weights, or a factory's own)")
+                                  "checkpoint, a state dict or a wrapped one, .safetensors, TorchScript); "
+                                  "wandb:ENTITY/PROJECT/NAME:VERSION = a W&B model artifact (downloaded; needs "
+                                  "network); 'none' = as teacher.arch builds it (its pretrained teacher.weights, or a "
+                                  "factory's own)")
     weights: str | None = opt(None, "pretrained weights of a torchvision:/timm: teacher, e.g. IMAGENET1K_V2 or "
                                     "DEFAULT (read from $TORCH_HOME/hub/checkpoints; fetched only with --download)")
     output: str | None = opt(None, "when the teacher's forward returns a tuple/list/dict: the index or key of "

@@ -11,6 +11,7 @@ a tuple/dict output selected by `teacher.output` (`SelectOutput`).
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import torch
@@ -179,7 +180,12 @@ def resolve_teacher(cfg, info, module: nn.Module | None = None, quiet: bool = Fa
         if t.weights:
             raise DfkdError(f"teacher.weights={t.weights} and teacher.checkpoint={t.checkpoint} both give weights; "
                             f"set one of them")
-        f = read_model_file(t.checkpoint)
+        path = t.checkpoint
+        if path.startswith("wandb:"):  # a W&B model artifact, downloaded under OUT/artifacts
+            from .tracking import fetch_artifact
+
+            path = str(fetch_artifact(path[len("wandb:"):], Path(cfg.out) / "artifacts"))
+        f = read_model_file(path)
         source, kind = t.checkpoint, f.kind
         if f.kind == "dfkd":
             meta = f.meta

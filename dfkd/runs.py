@@ -245,6 +245,19 @@ def apply_perf(cfg: Config, device, teacher, student, generator, probe):
     return Precision(p.amp, device), student_forward
 
 
+def declare_teacher(tracker, cfg: Config, t) -> dict | None:
+    """The teacher as the W&B run's input model (a file or a W&B artifact; an in-memory module or a
+    built one has no artifact): named like the artifact train-teacher logs for a dfkd teacher."""
+    spec = cfg.teacher.checkpoint[len("wandb:"):] if cfg.teacher.checkpoint.startswith("wandb:") else None
+    if spec is not None:
+        return tracker.use_model(None, spec.rsplit("/", 1)[-1].split(":")[0], {"sha256": t.sha256}, spec=spec)
+    path = Path(t.source)
+    if t.kind in ("module", "built", "pretrained") or not path.is_file():
+        return None
+    name = f"teacher-{path.parent.name}" if t.kind == "dfkd" else f"teacher-{path.stem}"
+    return tracker.use_model(path, name, {"sha256": t.sha256})
+
+
 def resume_state(run_dir: str | Path) -> tuple[Config, dict]:
     """(resolved config, checkpoint) of an interrupted run, or a DfkdError saying why it cannot resume."""
     from .methods import build_config
@@ -323,6 +336,7 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     tracker = Tracker(run_dir, cfg.tracking, config, name=run_dir.name, job_type="distill",
                       resume=(ckpt_run["round"], ckpt_run["wandb_run_id"]) if ckpt_run else None) \
         if world.main else NullTracker()
+    teacher_input = declare_teacher(tracker, cfg, t)
     loop = make_distiller(cfg, parts, test_loader, tracker, run_dir, device, pool)
     loop.teacher_sha256 = t.sha256
     if world.active:
@@ -348,10 +362,12 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
                          "large_blocks_mapped": distributed.gathered(int(bool(memory.large_blocks_are_mapped())))}
         if not world.main:
             return run_dir, result
-    save_model(run_dir / "student.pt", unwrapped(student), kind="student", arch=cfg.student.arch,
-               dataset=cfg.data.name, num_classes=info.num_classes, in_channels=s_channels,
-               image_size=info.image_size, mean=info.mean, std=info.std, config=config,
-               metrics={"test_acc": result["student_acc"], "agreement": result.get("agreement")})
+    digest = save_model(run_dir / "student.pt", unwrapped(student), kind="student", arch=cfg.student.arch,
+                        dataset=cfg.data.name, num_classes=info.num_classes, in_channels=s_channels,
+                        image_size=info.image_size, mean=info.mean, std=info.std, config=config,
+                        metrics={"test_acc": result["student_acc"], "agreement": result.get("agreement")})
+    tracker.log_model(run_dir / "student.pt", f"student-{run_dir.name}", {
+        "sha256": digest, "test_acc": result["student_acc"], "method": cfg.method, "teacher_sha256": t.sha256})
     summary = {
         "method": cfg.method, "label": cfg.label or cfg.method, "dataset": cfg.data.name, "teacher": t.name,
         "student": cfg.student.arch, "seed": cfg.seed, "teacher_acc": teacher_acc, **result,
@@ -359,6 +375,7 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
         "student_params": count_params(student), "rounds": cfg.distill.rounds, "teacher_checkpoint": t.source,
         "teacher_source": t.kind, "teacher_sha256": t.sha256, "curve": loop.history, "wandb_run_id": tracker.run_id,
         "cpu_memory": {"state": memory.state(), "large_blocks_mapped": memory.large_blocks_are_mapped()},
+        "wandb_inputs": [teacher_input] if teacher_input else [],
     }
     if loop.history:
         from .plots import accuracy_curves

@@ -148,6 +148,8 @@ def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False, world=None) -> t
                         num_classes=info.num_classes, in_channels=info.in_channels, image_size=info.image_size,
                         mean=info.mean, std=info.std,
                         config=config, metrics={"test_acc": acc})
+    tracker.log_model(ckpt_path, f"teacher-{ckpt_path.parent.name}", {  # distil runs link to it by content
+        "sha256": digest, "test_acc": acc, "dataset": cfg.data.name, "arch": cfg.arch, "seed": cfg.seed})
     tracker.finish({"dataset": cfg.data.name, "arch": cfg.arch, "seed": cfg.seed, "test_acc": acc,
                     "params": count_params(model), "wall_time_s": round(time.time() - start, 2),
                     "checkpoint": str(ckpt_path), "sha256": digest, "wandb_run_id": tracker.run_id, **ddp})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 from . import log
@@ -94,6 +95,41 @@ class Tracker:
             except Exception as e:
                 self._warn(f"W&B image logging failed ({type(e).__name__}: {e})")
 
+    def log_model(self, path: str | Path, name: str, metadata: dict) -> None:
+        """`path` as this run's output: a W&B model artifact `name` (offline too; W&B versions it by content)."""
+        if self.wb is not None:
+            try:
+                import wandb
+
+                art = wandb.Artifact(artifact_name(name), type="model", metadata=metadata)
+                art.add_file(str(path), name=Path(path).name)
+                self.wb.log_artifact(art)
+            except Exception as e:
+                self._warn(f"W&B could not log the model artifact {name} ({type(e).__name__}: {e})")
+
+    def use_model(self, path: str | Path | None, name: str, metadata: dict, spec: str | None = None) -> dict | None:
+        """Declare a model (the teacher) as this run's input, linking it to the run that logged it: online
+        at once (`use_artifact`: the W&B artifact `spec`, or `path` with the content of the logged
+        version); offline W&B cannot, so `dfkd sync` declares it after the upload (the returned record,
+        kept in summary.json as `wandb_inputs`, says which: name and dfkd's sha256)."""
+        if self.wb is None:
+            return None
+        record = {"name": artifact_name(name), "sha256": metadata.get("sha256"), "declared": False}
+        if self.cfg.mode == "online":
+            try:
+                import wandb
+
+                if spec is None:
+                    art = wandb.Artifact(record["name"], type="model", metadata=metadata)
+                    art.add_file(str(path), name=Path(path).name)
+                    self.wb.use_artifact(art)
+                else:
+                    self.wb.use_artifact(spec)
+                record["declared"] = True
+            except Exception as e:
+                self._warn(f"W&B could not declare the input {name} ({type(e).__name__}: {e})")
+        return record
+
     def finish(self, summary: dict) -> None:
         atomic_write_json(self.run_dir / "summary.json", summary)
         self._metrics.close()
@@ -109,6 +145,12 @@ class NullTracker:
     """What a non-main process of a torchrun job logs to: nothing (rank 0 writes and logs)."""
 
     run_id = None
+
+    def log_model(self, path, name: str, metadata: dict) -> None:
+        pass
+
+    def use_model(self, path, name: str, metadata: dict, spec: str | None = None) -> None:
+        return None
 
     def log(self, metrics: dict, step: int) -> None:
         pass
@@ -149,3 +191,60 @@ def sync_commands(run_dir: str | Path) -> list[list[str]]:
     whole record; an interrupted attempt's folder may be cut short (its writer is killed with it)."""
     last = {p.name.rsplit("-", 1)[1]: p for p in offline_runs(run_dir)}
     return [["wandb", "sync", str(p)] for p in last.values()]
+
+
+def artifact_name(name: str) -> str:
+    """A W&B artifact name: letters, digits, '-', '_' and '.' only, at most 128 characters."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:128] or "model"
+
+
+def fetch_artifact(spec: str, root: str | Path) -> Path:
+    """The model file of W&B artifact `spec` (ENTITY/PROJECT/NAME:VERSION), downloaded under `root`
+    (needs network and `wandb login`); a DfkdError saying why when it cannot."""
+    from .errors import DfkdError
+
+    try:
+        import wandb
+
+        art = wandb.Api().artifact(spec)
+        folder = Path(art.download(root=str(Path(root) / artifact_name(spec))))
+    except Exception as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise DfkdError(f"could not fetch the W&B artifact '{spec}' ({why}); check the name (ENTITY/PROJECT/"
+                        f"NAME:VERSION), `wandb login` and the network, or download it and pass the file") from None
+    files = sorted(p for p in folder.rglob("*") if p.suffix in (".pt", ".pth", ".safetensors", ".ckpt", ".bin"))
+    if len(files) != 1:
+        raise DfkdError(f"the W&B artifact '{spec}' holds {len(files)} model files ({', '.join(p.name for p in files)})"
+                        f"; download it and pass one with teacher.checkpoint=PATH")
+    return files[0]
+
+
+def declare_inputs(run_dir: str | Path) -> list[str]:
+    """After an offline run is uploaded: declare the models it used (summary.json `wandb_inputs`) as
+    its inputs through the public API, each matched to its logged version by dfkd's sha256. Returns
+    what it declared, as lines."""
+    from .errors import DfkdError
+
+    run_dir = Path(run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+    pending = [i for i in summary.get("wandb_inputs") or [] if not i.get("declared")]
+    if not pending:
+        return []
+    import wandb
+    import yaml
+
+    tracking = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("tracking", {})
+    api = wandb.Api()
+    where = f"{tracking.get('entity') or api.default_entity}/{tracking.get('project', 'dfkd')}"
+    run = api.run(f"{where}/{summary['wandb_run_id']}")
+    done = []
+    for item in pending:
+        versions = [a for a in api.artifacts("model", f"{where}/{item['name']}")
+                    if (a.metadata or {}).get("sha256") == item["sha256"]]
+        if not versions:
+            raise DfkdError(f"no version of the W&B artifact {where}/{item['name']} has sha256 {item['sha256'][:12]}; "
+                            f"upload the run that logged it first (dfkd sync its run directory)")
+        run.use_artifact(versions[0])
+        done.append(f"{where}/{summary['wandb_run_id']} used {versions[0].name}")
+    return done
+

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import struct
 import sys
+from pathlib import Path
 
 import pytest
 
 from dfkd.cli import main
+from dfkd.errors import DfkdError
 from dfkd.runs import distill
 from dfkd.tracking import sync_commands
 
@@ -86,3 +88,106 @@ def test_a_killed_and_resumed_offline_run_is_one_wandb_run_with_its_rows_images_
     assert capsys.readouterr().out.splitlines() == [f"wandb sync {second}"]
     assert main(["sync", str(tmp_path)]) == 2  # not a run directory with an offline run
     assert "holds no offline W&B run" in capsys.readouterr().err
+
+
+def _artifacts(folder) -> list[tuple[str, str, dict]]:
+    """(name, type, metadata) of the artifacts an offline run logged."""
+    (log,) = folder.glob("run-*.wandb")
+    return [(r.artifact.name, r.artifact.type, json.loads(r.artifact.metadata or "{}"))
+            for r in _records(log) if r.WhichOneof("record_type") == "artifact"]
+
+
+def test_teacher_and_student_are_model_artifacts_linked_by_content(tmp_path, monkeypatch, capsys):
+    """train-teacher logs the teacher; a distil run logs its student and names the teacher (by dfkd's
+    sha256) as its input, which offline W&B cannot declare, so `dfkd sync` does after the upload."""
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "runs"
+    assert main(["train-teacher", "--dataset", "digits", "--set", "train.epochs=1", "--out", str(out / "teachers"),
+                 "--tracking", "offline", "--quiet"]) == 0
+    teacher_dir = out / "teachers" / "digits16-cnn-s0"
+    (teacher_log,) = teacher_dir.glob("wandb/offline-run-*")
+    teacher_sha = json.loads((teacher_dir / "summary.json").read_text())["sha256"]
+    assert _artifacts(teacher_log) == [("teacher-digits16-cnn-s0", "model", {
+        "sha256": teacher_sha, "test_acc": pytest.approx(json.loads((teacher_dir / "summary.json").read_text())[
+            "test_acc"]), "dataset": "digits", "arch": "cnn", "seed": 0})]
+
+    assert main(["distill", "--method", "dfad", "--quiet", f"teacher.checkpoint={teacher_dir / 'teacher.pt'}",
+                 f"out={out}", "run_name=s", "distill.rounds=2", "distill.eval_every=2", "synth.batch_size=16",
+                 "source.width=16", "--tracking", "offline"]) == 0
+    summary = json.loads((out / "s" / "summary.json").read_text())
+    assert summary["wandb_inputs"] == [{"name": "teacher-digits16-cnn-s0", "sha256": teacher_sha,
+                                        "declared": False}]
+    (student_log,) = (out / "s").glob("wandb/offline-run-*")
+    ((name, kind, meta),) = _artifacts(student_log)
+    assert (name, kind, meta["teacher_sha256"], meta["method"]) == ("student-s", "model", teacher_sha, "dfad")
+    capsys.readouterr()
+    assert main(["sync", str(out / "s"), "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"then declare input teacher-digits16-cnn-s0 (sha256 " \
+                                                        f"{teacher_sha[:12]})"
+
+
+def test_declare_inputs_links_the_version_with_the_teachers_sha256(tmp_path, monkeypatch):
+    """The online half of `dfkd sync`, against a stand-in for wandb.Api (no network here)."""
+    import types
+
+    import wandb
+
+    from dfkd.tracking import declare_inputs
+
+    (tmp_path / "config.yaml").write_text("tracking: {project: p, entity: e}\n")
+    (tmp_path / "summary.json").write_text(json.dumps({"wandb_run_id": "r1", "wandb_inputs": [
+        {"name": "teacher-x", "sha256": "abc", "declared": False}]}))
+    used = []
+    versions = [types.SimpleNamespace(name="teacher-x:v0", metadata={"sha256": "old"}),
+                types.SimpleNamespace(name="teacher-x:v1", metadata={"sha256": "abc"})]
+
+    class Api:
+        default_entity = "me"
+
+        def run(self, path):
+            assert path == "e/p/r1"
+            return types.SimpleNamespace(use_artifact=used.append)
+
+        def artifacts(self, kind, name):
+            assert (kind, name) == ("model", "e/p/teacher-x")
+            return versions
+
+    monkeypatch.setattr(wandb, "Api", Api)
+    assert declare_inputs(tmp_path) == ["e/p/r1 used teacher-x:v1"] and used == [versions[1]]
+    versions.pop()
+    with pytest.raises(DfkdError, match="no version of the W&B artifact e/p/teacher-x has sha256 abc"):
+        declare_inputs(tmp_path)
+
+
+def test_a_teacher_from_a_wandb_artifact_is_downloaded_and_a_missing_one_is_one_line(tmp_path, monkeypatch,
+                                                                                    digits_teacher):
+    import shutil
+    import types
+
+    import wandb
+
+    from dfkd.methods import build_config
+    from dfkd.resolve import resolve_teacher
+    from dfkd.data import dataset_info
+
+    class Api:
+        def artifact(self, spec):
+            if spec != "e/p/teacher-digits16-cnn-s0:v3":
+                raise ValueError(f"artifact '{spec}' not found")
+
+            def download(root):
+                Path(root).mkdir(parents=True)
+                shutil.copy(digits_teacher, Path(root) / "teacher.pt")
+                return root
+
+            return types.SimpleNamespace(download=download)
+
+    monkeypatch.setattr(wandb, "Api", Api)
+    cfg = build_config(sets=["teacher.checkpoint=wandb:e/p/teacher-digits16-cnn-s0:v3", f"out={tmp_path}"])
+    t = resolve_teacher(cfg, dataset_info(cfg.data), quiet=True)
+    assert t.kind == "dfkd" and t.source == "wandb:e/p/teacher-digits16-cnn-s0:v3"
+    assert (tmp_path / "artifacts").is_dir()
+    cfg = build_config(sets=["teacher.checkpoint=wandb:e/p/nothing:v0", f"out={tmp_path}"])
+    with pytest.raises(DfkdError, match="could not fetch the W&B artifact 'e/p/nothing:v0' .artifact 'e/p/nothing:v0' "
+                                        "not found.; check the name"):
+        resolve_teacher(cfg, dataset_info(cfg.data), quiet=True)
