@@ -291,6 +291,11 @@ def _experiment(args) -> int:
         for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
             atomic_write_text(root / f"table.{ext}", render(rows, fmt).rstrip("\n") + "\n")
         plot_all(rows, root)
+        from .tracking import log_table_run
+
+        name = root.parent.name
+        log_table_run(root, render(rows, "csv"), [root / f for f in ("accuracy.png", "bars.png", "samples.png")],
+                      group=f"{name}-{args.scale}", tags=[name, args.scale, "table"])
         print(render(rows, args.format))
         print(f"table and plots (table.md/.tex/.csv, accuracy.png, bars.png, samples.png) in {root}")
     return 0
@@ -302,7 +307,7 @@ def _sync(args) -> int:
 
     from pathlib import Path
 
-    from .tracking import declare_inputs, sync_commands
+    from .tracking import declare_inputs, sync_commands, tag_outdated
 
     for run in args.runs:
         cmds = sync_commands(run)
@@ -322,6 +327,8 @@ def _sync(args) -> int:
         else:
             for line in declare_inputs(run):
                 print(line)
+            if Path(run).resolve().parent.name == "outdated" and tag_outdated(run, uploaded=True):
+                print(f"tagged {run} outdated in W&B")
     return 0
 
 

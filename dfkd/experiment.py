@@ -30,6 +30,7 @@ from typing import Any
 from .config import Config, flatten, from_dict, read_yaml, to_dict
 from .errors import DfkdError
 from .registry import suggest
+from .tracking import tag_outdated
 
 
 @dataclass
@@ -195,6 +196,7 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
             aside = root / "outdated" / f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
             aside.parent.mkdir(exist_ok=True)
             run_dir.rename(aside)  # kept, out of the table (dfkd table skips outdated/)
+            tag_outdated(aside)  # and out of `dfkd table --wandb`
             print(f"dfkd: {run_dir} finished under another config ({why}); moved to outdated/{aside.name} "
                   f"and running it again", file=sys.stderr)
         if status == "interrupted":

@@ -126,7 +126,8 @@ def wandb_summaries(project: str, group: str | None = None, api=None) -> list[di
                             f"the run directories instead") from None
     try:
         runs = api.runs(project, filters={"group": group} if group else None)
-        summaries = [{**dict(r.summary), "run_dir": getattr(r, "url", r.id)} for r in runs]
+        summaries = [{**dict(r.summary), "run_dir": getattr(r, "url", r.id)} for r in runs
+                     if "outdated" not in (getattr(r, "tags", None) or [])]  # moved aside by the runner
     except Exception as e:
         raise DfkdError(f"reading W&B project '{project}' failed ({type(e).__name__}: {e})") from None
     summaries = [s for s in summaries if all(k in s for k in (*KEY, "student_acc", "seed"))]

@@ -248,3 +248,62 @@ def declare_inputs(run_dir: str | Path) -> list[str]:
         done.append(f"{where}/{summary['wandb_run_id']} used {versions[0].name}")
     return done
 
+
+def _run_tracking(run_dir: Path) -> dict:
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    return ((yaml.safe_load(path.read_text()) or {}).get("tracking") or {}) if path.is_file() else {}
+
+
+def tag_outdated(run_dir: str | Path, uploaded: bool = False) -> bool:
+    """Tag the W&B run of `run_dir` (a run the experiment runner moved to outdated/) 'outdated', so
+    `dfkd table --wandb` leaves it out: online at once; an offline run when `dfkd sync` uploads it.
+    `uploaded`: an offline run `dfkd sync` has just uploaded. Returns whether it was tagged (False:
+    offline, disabled, or W&B unreachable, which is said)."""
+    run_dir = Path(run_dir)
+    tracking = _run_tracking(run_dir)
+    summary = run_dir / "summary.json"
+    run_id = json.loads(summary.read_text()).get("wandb_run_id") if summary.is_file() else None
+    if not (uploaded or tracking.get("mode") == "online") or not run_id:
+        return False
+    try:
+        import wandb
+
+        api = wandb.Api(timeout=30)
+        run = api.run(f"{tracking.get('entity') or api.default_entity}/{tracking.get('project', 'dfkd')}/{run_id}")
+        run.tags = sorted({*(run.tags or []), "outdated"})
+        run.update()
+        return True
+    except Exception as e:
+        log.warn(f"could not tag the W&B run of {run_dir} as outdated ({type(e).__name__}: {e}); "
+                 f"`dfkd table --wandb` counts it until it is tagged")
+        return False
+
+
+def log_table_run(folder: str | Path, csv_text: str, images: list[Path], group: str, tags: list[str]) -> str | None:
+    """One W&B run of job_type 'table' in the table's group: the table as a wandb.Table and its figures
+    as images, under the tracking settings of the table's runs (none if they were not tracked)."""
+    import csv
+    import io
+
+    folder = Path(folder)
+    tracking = next((_run_tracking(p.parent) for p in sorted(folder.glob("*/config.yaml"))), {})
+    if tracking.get("mode", "disabled") == "disabled":
+        return None
+    try:
+        os.environ.setdefault("WANDB_SILENT", "true")
+        import wandb
+
+        rows = list(csv.reader(io.StringIO(csv_text)))
+        run = wandb.init(mode=tracking["mode"], dir=str(folder), project=tracking.get("project", "dfkd"),
+                         entity=tracking.get("entity"), group=group, job_type="table", name=f"table-{group}",
+                         tags=tags, reinit="finish_previous")
+        run.log({"table": wandb.Table(columns=rows[0], data=rows[1:]),
+                 **{p.stem: wandb.Image(str(p)) for p in images if p.is_file()}})
+        run.finish()
+        return run.id
+    except Exception as e:
+        log.warn(f"W&B could not log the table ({type(e).__name__}: {e}); it is in {folder}")
+        return None
+

@@ -191,3 +191,43 @@ def test_a_teacher_from_a_wandb_artifact_is_downloaded_and_a_missing_one_is_one_
     with pytest.raises(DfkdError, match="could not fetch the W&B artifact 'e/p/nothing:v0' .artifact 'e/p/nothing:v0' "
                                         "not found.; check the name"):
         resolve_teacher(cfg, dataset_info(cfg.data), quiet=True)
+
+
+def test_a_table_is_one_wandb_run_of_job_type_table_with_its_figures(tmp_path, monkeypatch, digits_teacher):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    d = tmp_path / "tiny"
+    d.mkdir()
+    (d / "table.yaml").write_text("seeds: 1\ncells:\n  - {method: noise}\n  - {method: dfq, set: {source.width: 16}}\n"
+                                  "scales:\n  smoke:\n    max: {distill.rounds: 2, distill.eval_every: 2}\n")
+    out = tmp_path / "r"
+    assert main(["experiment", str(d), "--scale", "smoke", "--out", str(out), "--quiet", "--tracking", "offline",
+                 "--set", f"teacher.checkpoint={digits_teacher}", "--set", "synth.batch_size=16"]) == 0
+    root = out / "tiny" / "smoke"
+    (folder,) = root.glob("wandb/offline-run-*")  # the table's own run, beside the cells' run folders
+    kinds, run = {}, None
+    for rec in _records(next(folder.glob("run-*.wandb"))):
+        kind = rec.WhichOneof("record_type")
+        kinds[kind] = kinds.get(kind, 0) + 1
+        if kind == "run":
+            run = rec.run
+        if kind == "history":
+            logged = {i.key or "/".join(i.nested_key) for i in rec.history.item}
+    assert (run.job_type, run.run_group, run.display_name) == ("table", "tiny-smoke", "table-tiny-smoke")
+    assert {"table", "accuracy", "bars", "samples"} <= {k.split("/")[0] for k in logged}
+    (table_file,) = folder.glob("files/media/table/table_*.table.json")
+    data = json.loads(table_file.read_text())
+    assert [row[0] for row in data["data"]] == ["noise", "dfq"] and data["columns"][0] == "label"
+
+
+def test_dfkd_table_wandb_leaves_out_runs_tagged_outdated():
+    import types
+
+    from dfkd.tables import wandb_summaries
+
+    def run(rid, acc, tags):
+        return types.SimpleNamespace(id=rid, url=rid, tags=tags, summary={
+            "method": "dfq", "dataset": "digits", "teacher": "cnn", "student": "cnn_small", "student_acc": acc,
+            "seed": 0})
+
+    api = types.SimpleNamespace(runs=lambda project, filters=None: [run("a", 90.0, ["outdated"]), run("b", 95.0, [])])
+    assert [s["student_acc"] for s in wandb_summaries("e/p", "g", api=api)] == [95.0]
