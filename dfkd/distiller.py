@@ -65,16 +65,12 @@ class Distiller:
         self.perturb = Perturbation(cfg.synth, self.probe, self.view_t, self.view_s, self.objective.temperature) \
             if cfg.synth.perturb_eps > 0 else None
         self.sync = None  # under torchrun: averages the heads' gradients (dfkd.distributed.data_parallel)
-        self.main = True  # only the main process evaluates, writes and logs
+        self.main, self.rank, self.world_size = True, 0, 1  # only the main process evaluates, writes, logs
         self.teacher_sha256: str | None = None
         self.files = RunState(self)  # checkpoints, resume, rollback, samples
+        # what goes from round to round (checkpointed); history: (round, score) at every evaluation
         self.state = {"round": 0, "acc": 0.0, "best": -1.0, "best_round": 0, "history": [], "sums": {},
                       "since_log": 0, "elapsed_s": 0.0, "synth_time_s": 0.0}
-
-    @property
-    def history(self) -> list[tuple[int, float]]:
-        """(round, test accuracy) at every evaluation so far."""
-        return self.state["history"]
 
     # ------------------------------------------------------------------ one student step
     @torch.no_grad()
@@ -152,7 +148,10 @@ class Distiller:
             st["since_log"] += 1
             if self.guard.tripped:
                 self.files.roll_back(rnd)
-            evaluate = (rnd % d.eval_every == 0 or rnd == d.rounds) and self.main
+            due = rnd % d.eval_every == 0 or rnd == d.rounds  # a checkpoint round (on every rank)
+            if due:
+                self.files.before_checkpoint(rnd)  # under torchrun: each rank's own state first
+            evaluate = due and self.main
             if (rnd % cfg.tracking.log_every == 0 or evaluate) and self.main:
                 metrics = finite_averages(st["sums"], st["since_log"], rnd)
                 metrics["lr/student"] = self.optimizer.param_groups[0]["lr"]
@@ -171,6 +170,8 @@ class Distiller:
                     st["round"], st["elapsed_s"] = rnd, time.time() - start
                     self.files.save()
                     memory.trim()  # the evaluation's blocks are not the rounds' sizes: give them back
+            if due:
+                self.files.after_checkpoint(rnd)
         scores = {"student_acc": st["acc"], "best_student_acc": st["best"]} if self.test_loader is not None else {
             "student_acc": None, "best_student_acc": None, "agreement": st["acc"], "best_agreement": st["best"],
             "agreement_kl": st.get("agreement_kl")}

@@ -129,7 +129,7 @@ def data_parallel(loop, world: World, device: torch.device) -> None:
     loop.sync = lambda params: average_gradients(list(loop.heads.parameters()))
     if loop.objective.critic is not None:
         loop.objective.critic.sync = average_gradients
-    loop.main = world.main
+    loop.main, loop.rank, loop.world_size = world.main, world.rank, world.size
 
 
 def sync_buffers(model: nn.Module) -> None:

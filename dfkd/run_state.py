@@ -17,7 +17,7 @@ from torchvision.utils import make_grid, save_image
 from . import log
 from .checkpoint import read_run_checkpoint, save_run_checkpoint
 from .config import to_dict
-from .errors import NonFiniteError
+from .errors import DfkdError, NonFiniteError
 from .runtime import rng_state, set_rng_state
 
 
@@ -62,7 +62,7 @@ class RunState:
             "format": "dfkd-run-v2", "round": lp.state["round"], "best_student_acc": lp.state["best"],
             "best_round": lp.state["best_round"], "loop": lp.state, **models, "rng": rng_state(),
             "config": to_dict(lp.cfg), "wandb_run_id": lp.tracker.run_id, "teacher_sha256": lp.teacher_sha256,
-            "guard": lp.guard.state_dict(),
+            "guard": lp.guard.state_dict(), "world_size": lp.world_size,
         }, lp.run_dir / "checkpoint.pt")
 
     def resume(self, ckpt: dict) -> None:
@@ -88,6 +88,48 @@ class RunState:
         g.streak = 0
         log.warn(f"{lp.cfg.guard.patience} non-finite steps in a row at round {rnd}; rolled back "
                  f"to the last good state ({g.rollbacks}/{g.cfg.max_rollbacks})")
+
+    # ------------------------------------------------------------------ under torchrun
+    # Every rank but 0 has state of its own (random streams, the source's per-rank statistics, its
+    # pool of its own samples): at each checkpoint round it writes ranks/rankR-roundN.pt before rank 0
+    # writes checkpoint.pt, and drops its older files only after, so a kill at any point leaves the
+    # files that the last checkpoint.pt needs.
+    def rank_path(self, rank: int, rnd: int):
+        return self.loop.run_dir / "ranks" / f"rank{rank}-round{rnd}.pt"
+
+    def before_checkpoint(self, rnd: int) -> None:
+        from . import distributed
+
+        lp = self.loop
+        if lp.world_size > 1 and not lp.main:
+            self.rank_path(lp.rank, rnd).parent.mkdir(exist_ok=True)
+            save_run_checkpoint({"format": "dfkd-rank-v1", "round": rnd, "rank": lp.rank, "rng": rng_state(),
+                                 "synthesizer": lp.synth.state_dict(),
+                                 "pool": lp.pool.state_dict() if lp.pool is not None else None},
+                                self.rank_path(lp.rank, rnd))
+        distributed.barrier()
+
+    def after_checkpoint(self, rnd: int) -> None:
+        from . import distributed
+
+        lp = self.loop
+        distributed.barrier()
+        if lp.world_size > 1 and not lp.main:
+            for old in self.rank_path(lp.rank, rnd).parent.glob(f"rank{lp.rank}-round*.pt"):
+                if int(old.stem.rsplit("round", 1)[1]) < rnd:
+                    old.unlink()
+
+    def resume_rank(self, rank: int, rnd: int) -> None:
+        """This rank's own state at checkpoint round `rnd` (after `resume` loaded the shared one)."""
+        path = self.rank_path(rank, rnd)
+        if not path.is_file():
+            raise DfkdError(f"'{path}' is missing: rank {rank}'s state at round {rnd}, which exact resume "
+                            f"needs; the run cannot be resumed")
+        state = read_run_checkpoint(path)
+        self.loop.synth.load_state_dict(state["synthesizer"])
+        if self.loop.pool is not None:
+            self.loop.pool.load_state_dict(state["pool"])
+        set_rng_state(state["rng"])
 
     def save_samples(self, x: Tensor, rnd: int) -> None:
         """samples.png: the first 64 of the round's batch (small tiles upscaled), also to the tracker."""

@@ -288,8 +288,12 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
         cfg, ckpt_run = resume_state(resume)
     memory.apply(cfg.perf.fast_memory)  # before the run's first large allocation
     world, device_name = distributed.from_env(cfg.device)
-    if world.active and resume is not None:
-        raise DfkdError("--resume under torchrun is not supported yet; resume the run in one process")
+    if ckpt_run is not None and ckpt_run.get("world_size", 1) != world.size:
+        n = ckpt_run.get("world_size", 1)
+        raise DfkdError(f"run '{resume}' ran on {n} process{'es' if n > 1 else ''}; resume it on as many "
+                        f"(exact resume continues each process's own random streams and samples): "
+                        + (f"torchrun --nproc_per_node {n} -m dfkd distill --resume {resume}" if n > 1
+                           else f"dfkd distill --resume {resume}, without torchrun"))
     if world.active and cfg.synth.batch_size % world.size:
         raise DfkdError(f"synth.batch_size={cfg.synth.batch_size} must be divisible by the {world.size} "
                         f"processes of torchrun (each synthesizes its share)")
@@ -343,6 +347,8 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
         distributed.data_parallel(loop, world, device)
     if ckpt_run is not None:
         loop.files.resume(ckpt_run)
+        if world.rank > 0:
+            loop.files.resume_rank(world.rank, ckpt_run["round"])
     try:
         result = loop.run(quiet=quiet or not world.main)
     finally:
@@ -373,15 +379,15 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
         "student": cfg.student.arch, "seed": cfg.seed, "teacher_acc": teacher_acc, **result,
         "scored_on": describe_eval(cfg), "teacher_params": count_params(teacher),
         "student_params": count_params(student), "rounds": cfg.distill.rounds, "teacher_checkpoint": t.source,
-        "teacher_source": t.kind, "teacher_sha256": t.sha256, "curve": loop.history, "wandb_run_id": tracker.run_id,
+        "teacher_source": t.kind, "teacher_sha256": t.sha256, "curve": loop.state["history"], "wandb_run_id": tracker.run_id,
         "cpu_memory": {"state": memory.state(), "large_blocks_mapped": memory.large_blocks_are_mapped()},
         "wandb_inputs": [teacher_input] if teacher_input else [],
     }
-    if loop.history:
+    if loop.state["history"]:
         from .plots import accuracy_curves
 
         row = {"label": cfg.label or cfg.method, "dataset": cfg.data.name, "teacher": t.name,
-               "student": cfg.student.arch, "curves": [loop.history]}
+               "student": cfg.student.arch, "curves": [loop.state["history"]]}
         tracker.log_image("accuracy_curve", accuracy_curves([row], run_dir / "accuracy.png"), step=cfg.distill.rounds)
     tracker.finish(summary)
     return run_dir, summary

@@ -60,3 +60,47 @@ def test_teacher_training_under_two_gloo_processes(tmp_path):
     summary = json.loads((tmp_path / "digits16-cnn-s0" / "summary.json").read_text())
     a, b = summary["ddp"]["checksums"]
     assert a == b and summary["test_acc"] > 80.0  # 3 epochs of the digits recipe; chance is 10%
+
+
+def test_two_gloo_processes_killed_and_resumed_end_with_the_uninterrupted_students(digits_teacher, tmp_path):
+    """--resume under torchrun: every rank continues from the last checkpoint with its own random
+    streams and samples (ranks/rankR-roundN.pt), so the students end bitwise like an uninterrupted
+    run's; a resume on another number of processes is refused in one line."""
+    import hashlib
+
+    import torch
+
+    from test_resume import _kill_after_checkpoint
+
+    def launch(*args):
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                "-m", "dfkd", "distill", "--quiet", *args]
+
+    sets = [f"teacher.checkpoint={digits_teacher}", f"out={tmp_path}", "distill.rounds=8", "distill.eval_every=2",
+            "tracking.mode=disabled", "device=cpu", "deterministic=true", "synth.batch_size=32", "source.width=16",
+            "pool.capacity=256", "synth.warmup=2"]
+    args = ["--method", "fast2"] + [a for s in sets for a in ("--set", s)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    full = subprocess.run(launch(*args, "--set", "run_name=full"), capture_output=True, text=True, timeout=600,
+                          env=env)
+    assert full.returncode == 0, full.stderr[-2000:]
+    killed_at = _kill_after_checkpoint(launch(*args, "--set", "run_name=cut"), tmp_path / "cut", min_round=4,
+                                       env=env)
+    assert killed_at < 8 and not (tmp_path / "cut" / "summary.json").exists()
+    assert (tmp_path / "cut" / "ranks" / f"rank1-round{killed_at}.pt").is_file()
+    shutil.copytree(tmp_path / "cut", tmp_path / "other")
+    one = subprocess.run([sys.executable, "-m", "dfkd", "distill", "--resume", str(tmp_path / "other")],
+                         capture_output=True, text=True, env=env)
+    assert one.returncode == 2 and one.stderr.count("\n") == 1 and "ran on 2 processes; resume it on as many" in \
+        one.stderr and "torchrun --nproc_per_node 2" in one.stderr
+    resumed = subprocess.run(launch("--resume", str(tmp_path / "cut")), capture_output=True, text=True,
+                             timeout=600, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    def result(name):
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        weights = torch.load(tmp_path / name / "student.pt", weights_only=True)["state_dict"]
+        digest = hashlib.sha256(b"".join(v.numpy().tobytes() for _, v in sorted(weights.items()))).hexdigest()
+        return summary["ddp"]["student_checksums"], summary["curve"], summary["student_acc"], digest
+
+    assert result("cut") == result("full")

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,9 +20,41 @@ SETS = ["distill.rounds=12", "distill.eval_every=2", "tracking.log_every=1", "sy
         "source.width=16", "tracking.mode=disabled", "device=cpu", "deterministic=true"]
 
 
-def _kill_after_checkpoint(cmd, run_dir, min_round, timeout=240):
-    """Start `cmd`, SIGKILL it once its checkpoint has reached `min_round`; returns the round it had."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc): torchrun's workers live in process groups of their own."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _kill_tree(proc) -> None:
+    """SIGKILL `proc`, its process group and every process below it, at once (a kill -9 of the job)."""
+    for pid in [proc.pid, *_descendants(proc.pid)]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _kill_after_checkpoint(cmd, run_dir, min_round, timeout=240, env=None):
+    """Start `cmd`, SIGKILL it (and its process group) once its checkpoint has reached `min_round`;
+    returns the round it had."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=env)
     deadline = time.time() + timeout
     try:
         while time.time() < deadline:
@@ -32,8 +65,7 @@ def _kill_after_checkpoint(cmd, run_dir, min_round, timeout=240):
                 except DfkdError:
                     rnd = 0  # being replaced: the rename is atomic, so this cannot happen; be safe
                 if rnd >= min_round:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+                    _kill_tree(proc)
                     return rnd
             if proc.poll() is not None:
                 pytest.fail(f"the run ended before it could be killed: {proc.stderr.read().decode()[-500:]}")
@@ -41,7 +73,7 @@ def _kill_after_checkpoint(cmd, run_dir, min_round, timeout=240):
         pytest.fail("the run never wrote a checkpoint")
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            _kill_tree(proc)
 
 
 @pytest.mark.parametrize("method, extra", [("dfq", []), ("fast2", ["synth.warmup=3", "pool.capacity=128"])])
