@@ -11,7 +11,7 @@
 Losses stay on the device between log points (no host sync per step); they are averaged and checked
 for NaN/Inf every `tracking.log_every` rounds and before every checkpoint, so a non-finite run stops
 with `NonFiniteError` before anything non-finite is written. Checkpoints, resume, rollback and the
-sample grid are `dfkd.run_state.RunState`; the parts of a run come as one `dfkd.runs.RunParts`.
+sample grid are `dfkd.run_state.RunState`; the parts of a run come as one `dfkd.parts.RunParts`.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from dfkd.distiller import Distiller
 from dfkd.methods import build_config
 from dfkd.models import build_model
 from dfkd.objective import Objective
-from dfkd.runs import RunParts
+from dfkd.parts import RunParts
 from dfkd.schedule import SynthContext, TeacherProbe
 from dfkd.synthesizers import PersistentSynthesizer
 from dfkd.generators import DCGANGenerator
