@@ -211,6 +211,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("dfkd: interrupted\n")
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:  # under torchrun: leave the process group cleanly
         dist = sys.modules.get("torch.distributed")
         if dist is not None and dist.is_available() and dist.is_initialized():
