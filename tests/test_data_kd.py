@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+import dfkd.parts
 import dfkd.runs
 from dfkd.errors import DfkdError
 from dfkd.methods import build_config
@@ -92,7 +93,8 @@ def _run(teacher, out, method, *extra):
 def test_kd_learns_from_the_training_split_and_beats_the_noise_floor(digits_teacher, tmp_path, monkeypatch):
     splits = []
     real = dfkd.runs.load_split
-    monkeypatch.setattr(dfkd.runs, "load_split", lambda cfg, split: splits.append(split) or real(cfg, split))
+    for module in (dfkd.runs, dfkd.parts):  # the run reads the test split, its parts the training split
+        monkeypatch.setattr(module, "load_split", lambda cfg, split: splits.append(split) or real(cfg, split))
     _, summary = _run(digits_teacher, tmp_path, "kd", "distill.rounds=150", "distill.eval_every=150")
     assert sorted(splits) == ["test", "train"]
     # 150 steps of batch 64 (under 7 epochs of the 1,437 training digits); chance is 10%, the

@@ -5,6 +5,7 @@ import pytest
 import torch
 import yaml
 
+import dfkd.parts
 import dfkd.runs
 from dfkd.checkpoint import read_model, read_run_checkpoint
 from dfkd.methods import build_config
@@ -24,7 +25,8 @@ def test_data_free_run_reads_only_the_test_split_and_writes_its_run_directory(di
                                                                                monkeypatch):
     splits = []
     real = dfkd.runs.load_split
-    monkeypatch.setattr(dfkd.runs, "load_split", lambda cfg, split: splits.append(split) or real(cfg, split))
+    for module in (dfkd.runs, dfkd.parts):  # every place a run reads a split
+        monkeypatch.setattr(module, "load_split", lambda cfg, split: splits.append(split) or real(cfg, split))
     cfg = _cfg(digits_teacher, tmp_path, "dfad", "run_name=r1")
     run_dir, summary = distill(cfg, quiet=True)
     assert splits == ["test"]
