@@ -5,6 +5,7 @@ summary, so `dfkd sync` uploads that folder alone."""
 from __future__ import annotations
 
 import json
+import os
 import struct
 import sys
 from pathlib import Path
@@ -69,7 +70,10 @@ def test_a_killed_and_resumed_offline_run_is_one_wandb_run_with_its_rows_images_
     cmd = [sys.executable, "-m", "dfkd", "distill", "--method", "dfq", "--quiet"] + [a for s in sets
                                                                                       for a in ("--set", s)]
     run = tmp_path / "cut"
-    killed_at = _kill_after_checkpoint(cmd, run, min_round=2)
+    # its own W&B service, killed with it (as a killed CLI run's is): a WANDB_SERVICE inherited from
+    # this process (set by any earlier in-process run) would outlive the kill and keep the run id busy
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    killed_at = _kill_after_checkpoint(cmd, run, min_round=2, env=env)
     _, summary = distill(resume=run, quiet=True)
 
     first, second = sorted(run.glob("wandb/offline-run-*"))  # one folder per attempt, one run id
@@ -85,7 +89,9 @@ def test_a_killed_and_resumed_offline_run_is_one_wandb_run_with_its_rows_images_
 
     assert sync_commands(run) == [["wandb", "sync", str(second)]]
     assert main(["sync", str(run), "--dry-run"]) == 0
-    assert capsys.readouterr().out.splitlines() == [f"wandb sync {second}"]
+    (teacher,) = summary["wandb_inputs"]  # offline: declared by dfkd sync after the upload
+    assert capsys.readouterr().out.splitlines() == [
+        f"wandb sync {second}", f"then declare input {teacher['name']} (sha256 {teacher['sha256'][:12]})"]
     assert main(["sync", str(tmp_path)]) == 2  # not a run directory with an offline run
     assert "holds no offline W&B run" in capsys.readouterr().err
 
