@@ -3,7 +3,6 @@ the command line): experiment, sync, table, plot, list, options."""
 from __future__ import annotations
 
 import argparse
-import json
 
 from .cli import _shorthands
 from .errors import DfkdError
@@ -24,15 +23,16 @@ def _experiment(args) -> int:
 
         pub = published_file(args.table)
         rows = collect([root], read_published(pub) if pub else None, order=cells)
+        texts = {fmt: render(rows, fmt) for fmt in ("markdown", "latex", "csv")}
         for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
-            atomic_write_text(root / f"table.{ext}", render(rows, fmt).rstrip("\n") + "\n")
+            atomic_write_text(root / f"table.{ext}", texts[fmt].rstrip("\n") + "\n")
         plot_all(rows, root)
         from .tracking import log_table_run
 
         name = root.parent.name
-        log_table_run(root, render(rows, "csv"), [root / f for f in ("accuracy.png", "bars.png", "samples.png")],
+        log_table_run(root, texts["csv"], [root / f for f in ("accuracy.png", "bars.png", "samples.png")],
                       group=f"{name}-{args.scale}", tags=[name, args.scale, "table"])
-        print(render(rows, args.format))
+        print(texts[args.format])
         print(f"table and plots (table.md/.tex/.csv, accuracy.png, bars.png, samples.png) in {root}")
     return 0
 
@@ -43,7 +43,7 @@ def _sync(args) -> int:
 
     from pathlib import Path
 
-    from .tracking import declare_inputs, sync_commands, tag_outdated
+    from .tracking import declare_inputs, pending_inputs, sync_commands, tag_outdated
 
     for run in args.runs:
         cmds = sync_commands(run)
@@ -55,10 +55,8 @@ def _sync(args) -> int:
             if not args.dry_run and subprocess.run(cmd).returncode != 0:
                 raise DfkdError(f"`{shlex.join(cmd)}` failed (see its output above); check `wandb login` and the "
                                 f"network, then run dfkd sync again")
-        summary = Path(run) / "summary.json"
-        inputs = json.loads(summary.read_text()).get("wandb_inputs") or [] if summary.is_file() else []
         if args.dry_run:  # what offline W&B could not link, declared after the upload
-            for item in (i for i in inputs if not i.get("declared")):
+            for item in pending_inputs(run):
                 print(f"then declare input {item['name']} (sha256 {item['sha256'][:12]})")
         else:
             for line in declare_inputs(run):

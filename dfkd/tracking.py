@@ -40,13 +40,12 @@ class Tracker:
         self.run_dir = Path(run_dir)
         self.cfg = cfg
         path = self.run_dir / "metrics.jsonl"
+        kept = []  # the rows up to the checkpoint of a resumed run
         if resume is not None and path.is_file():
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
-                    if _step(line) is not None and _step(line) <= resume[0]]
-            atomic_write_text(path, "".join(kept))
-        kept = []
-        if resume is not None and path.is_file():
-            kept = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if _step(line)]
+            lines = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+                     if _step(line) is not None and _step(line) <= resume[0]]
+            atomic_write_text(path, "".join(lines))
+            kept = [json.loads(line) for line in lines]
         self._metrics = open(path, "a", encoding="utf-8")
         self.wb = None
         self.run_id = None
@@ -99,11 +98,7 @@ class Tracker:
         """`path` as this run's output: a W&B model artifact `name` (offline too; W&B versions it by content)."""
         if self.wb is not None:
             try:
-                import wandb
-
-                art = wandb.Artifact(artifact_name(name), type="model", metadata=metadata)
-                art.add_file(str(path), name=Path(path).name)
-                self.wb.log_artifact(art)
+                self.wb.log_artifact(_model_artifact(path, name, metadata))
             except Exception as e:
                 self._warn(f"W&B could not log the model artifact {name} ({type(e).__name__}: {e})")
 
@@ -117,14 +112,7 @@ class Tracker:
         record = {"name": artifact_name(name), "sha256": metadata.get("sha256"), "declared": False}
         if self.cfg.mode == "online":
             try:
-                import wandb
-
-                if spec is None:
-                    art = wandb.Artifact(record["name"], type="model", metadata=metadata)
-                    art.add_file(str(path), name=Path(path).name)
-                    self.wb.use_artifact(art)
-                else:
-                    self.wb.use_artifact(spec)
+                self.wb.use_artifact(_model_artifact(path, name, metadata) if spec is None else spec)
                 record["declared"] = True
             except Exception as e:
                 self._warn(f"W&B could not declare the input {name} ({type(e).__name__}: {e})")
@@ -193,6 +181,15 @@ def sync_commands(run_dir: str | Path) -> list[list[str]]:
     return [["wandb", "sync", str(p)] for p in last.values()]
 
 
+def _model_artifact(path: str | Path, name: str, metadata: dict):
+    """The file at `path` as a W&B model artifact `name` (W&B versions it by its content)."""
+    import wandb
+
+    art = wandb.Artifact(artifact_name(name), type="model", metadata=metadata)
+    art.add_file(str(path), name=Path(path).name)
+    return art
+
+
 def artifact_name(name: str) -> str:
     """A W&B artifact name: letters, digits, '-', '_' and '.' only, at most 128 characters."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:128] or "model"
@@ -219,23 +216,42 @@ def fetch_artifact(spec: str, root: str | Path) -> Path:
     return files[0]
 
 
+def _run_summary(run_dir: Path) -> dict:
+    path = Path(run_dir) / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _run_tracking(run_dir: Path) -> dict:
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    return ((yaml.safe_load(path.read_text()) or {}).get("tracking") or {}) if path.is_file() else {}
+
+
+def _wandb_project(api, tracking: dict) -> str:
+    """ENTITY/PROJECT of a run from its tracking config (the login's default entity if none)."""
+    return f"{tracking.get('entity') or api.default_entity}/{tracking.get('project', 'dfkd')}"
+
+
+def pending_inputs(run_dir: str | Path) -> list[dict]:
+    """The models an offline run used that W&B could not yet be told of (summary.json `wandb_inputs`)."""
+    return [i for i in _run_summary(run_dir).get("wandb_inputs") or [] if not i.get("declared")]
+
+
 def declare_inputs(run_dir: str | Path) -> list[str]:
-    """After an offline run is uploaded: declare the models it used (summary.json `wandb_inputs`) as
-    its inputs through the public API, each matched to its logged version by dfkd's sha256. Returns
-    what it declared, as lines."""
+    """After an offline run is uploaded: declare the models it used (`pending_inputs`) as its inputs
+    through the public API, each matched to its logged version by dfkd's sha256. Returns what it
+    declared, as lines."""
     from .errors import DfkdError
 
-    run_dir = Path(run_dir)
-    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
-    pending = [i for i in summary.get("wandb_inputs") or [] if not i.get("declared")]
+    pending = pending_inputs(run_dir)
     if not pending:
         return []
     import wandb
-    import yaml
 
-    tracking = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("tracking", {})
+    summary = _run_summary(run_dir)
     api = wandb.Api()
-    where = f"{tracking.get('entity') or api.default_entity}/{tracking.get('project', 'dfkd')}"
+    where = _wandb_project(api, _run_tracking(run_dir))
     run = api.run(f"{where}/{summary['wandb_run_id']}")
     done = []
     for item in pending:
@@ -249,13 +265,6 @@ def declare_inputs(run_dir: str | Path) -> list[str]:
     return done
 
 
-def _run_tracking(run_dir: Path) -> dict:
-    import yaml
-
-    path = Path(run_dir) / "config.yaml"
-    return ((yaml.safe_load(path.read_text()) or {}).get("tracking") or {}) if path.is_file() else {}
-
-
 def tag_outdated(run_dir: str | Path, uploaded: bool = False) -> bool:
     """Tag the W&B run of `run_dir` (a run the experiment runner moved to outdated/) 'outdated', so
     `dfkd table --wandb` leaves it out: online at once; an offline run when `dfkd sync` uploads it.
@@ -263,15 +272,14 @@ def tag_outdated(run_dir: str | Path, uploaded: bool = False) -> bool:
     offline, disabled, or W&B unreachable, which is said)."""
     run_dir = Path(run_dir)
     tracking = _run_tracking(run_dir)
-    summary = run_dir / "summary.json"
-    run_id = json.loads(summary.read_text()).get("wandb_run_id") if summary.is_file() else None
+    run_id = _run_summary(run_dir).get("wandb_run_id")
     if not (uploaded or tracking.get("mode") == "online") or not run_id:
         return False
     try:
         import wandb
 
         api = wandb.Api(timeout=30)
-        run = api.run(f"{tracking.get('entity') or api.default_entity}/{tracking.get('project', 'dfkd')}/{run_id}")
+        run = api.run(f"{_wandb_project(api, tracking)}/{run_id}")
         run.tags = sorted({*(run.tags or []), "outdated"})
         run.update()
         return True
