@@ -13,15 +13,34 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def kl_div(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
-    """KL(p_T || p_S) at temperature T, averaged over the batch and scaled by T² (Hinton et al. 2015).
+def kl_div(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0, reduction: str = "batchmean",
+           mask: Tensor | None = None) -> Tensor:
+    """KL(p_T || p_S) at temperature T, scaled by T² (Hinton et al. 2015); p = softmax(logits / T).
 
-    p = softmax(logits / T). The T² factor keeps gradient magnitudes comparable across temperatures.
+    reduction "batchmean": the per-sample KL (summed over the K classes) averaged over the batch N;
+    "mean": averaged over the N·K entries, i.e. batchmean / K (PyTorch's element-wise
+    `F.kl_div(reduction="mean")`, as ZSKT, ARD and RSLAD use). `mask` (N,) multiplies each sample's KL
+    before the average over all N samples (CMI's and Fast's adversarial term keeps only the samples
+    whose student and teacher arg-max agree). The T² factor keeps gradient magnitudes comparable
+    across temperatures.
     """
     t = temperature
     log_p_s = F.log_softmax(student_logits / t, dim=1)
     log_p_t = F.log_softmax(teacher_logits / t, dim=1)
-    return F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True) * (t * t)
+    per_sample = F.kl_div(log_p_s, log_p_t, reduction="none", log_target=True).sum(1)
+    if mask is not None:
+        per_sample = per_sample * mask
+    value = per_sample.mean()
+    if reduction == "mean":
+        value = value / student_logits.shape[1]
+    elif reduction != "batchmean":
+        raise ValueError(f"reduction must be 'batchmean' or 'mean', not {reduction!r}")
+    return value * (t * t)
+
+
+def agree_mask(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    """(N,) float: 1 where student and teacher arg-max agree, else 0 (no gradient)."""
+    return (student_logits.argmax(1) == teacher_logits.argmax(1)).to(student_logits.dtype).detach()
 
 
 def l1_logits(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
@@ -86,15 +105,31 @@ def attention_transfer(student_feats: Sequence[Tensor], teacher_feats: Sequence[
     return total
 
 
-def js_div(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
-    """Jensen-Shannon divergence ½KL(p_S‖m) + ½KL(p_T‖m), m = ½(p_S + p_T), at temperature T,
-    mean over the batch (natural log, so 0 <= JS <= ln 2). ADI's competition term (Yin et al. 2020)."""
+def js_div(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0, form: str = "exact") -> Tensor:
+    """Jensen-Shannon divergence between p_S and p_T at temperature T, mean over the batch (natural log):
+    ADI's competition term (Yin et al. 2020). m = ½(p_S + p_T).
+
+    form "exact": ½KL(p_S‖m) + ½KL(p_T‖m), so 0 <= JS <= ln 2.
+    form "clamped": the authors' code, ½KL(m‖p_S) + ½KL(m‖p_T) (the arguments of PyTorch's
+      `F.kl_div(log p, m)` read the other way round) on probabilities clamped to [0.01, 0.99], with m
+      formed before clamping (zju-vipa/Fast-Datafree datafree/criterions.py `jsdiv`).
+    form "capped": "clamped" then clamped to [0, 1] (NVlabs/DeepInversion cifar10/deepinversion_cifar10.py,
+      which minimises 1 − that value: gradients vanish outside [0, 1]).
+    """
     p_s = F.softmax(student_logits / temperature, dim=1)
     p_t = F.softmax(teacher_logits / temperature, dim=1)
-    log_m = (0.5 * (p_s + p_t)).clamp_min(1e-12).log()
-    kl_s = (p_s * (p_s.clamp_min(1e-12).log() - log_m)).sum(1)
-    kl_t = (p_t * (p_t.clamp_min(1e-12).log() - log_m)).sum(1)
-    return (0.5 * (kl_s + kl_t)).mean()
+    if form == "exact":
+        log_m = (0.5 * (p_s + p_t)).clamp_min(1e-12).log()
+        kl_s = (p_s * (p_s.clamp_min(1e-12).log() - log_m)).sum(1)
+        kl_t = (p_t * (p_t.clamp_min(1e-12).log() - log_m)).sum(1)
+        return (0.5 * (kl_s + kl_t)).mean()
+    if form not in ("clamped", "capped"):
+        raise ValueError(f"form must be 'exact', 'clamped' or 'capped', not {form!r}")
+    m = (0.5 * (p_s + p_t)).clamp(0.01, 0.99)
+    p_s, p_t = p_s.clamp(0.01, 0.99), p_t.clamp(0.01, 0.99)
+    n = student_logits.shape[0]
+    value = 0.5 * (m * (m.log() - p_s.log())).sum() / n + 0.5 * (m * (m.log() - p_t.log())).sum() / n
+    return value.clamp(0.0, 1.0) if form == "capped" else value
 
 
 def total_variation(x: Tensor, p: int = 2) -> Tensor:
@@ -112,22 +147,35 @@ def l2_prior(x: Tensor) -> Tensor:
     return x.pow(2).mean()
 
 
+def total_variation_norm(x: Tensor) -> Tensor:
+    """Sum of the L2 norms, each over the whole batch (not squared, not averaged), of the four
+    neighbouring-pixel differences of (N, C, H, W): horizontal, vertical and both diagonals
+    (NVlabs/DeepInversion cifar10/deepinversion_cifar10.py `loss_var`)."""
+    d1 = x[:, :, :, :-1] - x[:, :, :, 1:]
+    d2 = x[:, :, :-1, :] - x[:, :, 1:, :]
+    d3 = x[:, :, 1:, :-1] - x[:, :, :-1, 1:]
+    d4 = x[:, :, :-1, :-1] - x[:, :, 1:, 1:]
+    return sum(torch.linalg.vector_norm(d) for d in (d1, d2, d3, d4))
+
+
 def target_ce(teacher_logits: Tensor, targets: Tensor) -> Tensor:
     """Cross-entropy of the teacher against sampled target classes (DeepInversion)."""
     return F.cross_entropy(teacher_logits, targets)
 
 
-def info_nce(anchor: Tensor, positive: Tensor, negatives: Tensor | None = None, tau: float = 0.1) -> Tensor:
-    """InfoNCE (van den Oord et al. 2018) as used by CMI (Fang et al. 2021): for each anchor i (N, D),
-    the key positive_i must win a softmax at temperature tau over all keys — every positive_j (the
-    other samples act as negatives) and the rows of `negatives` (M, D), e.g. a memory bank.
-    Vectors are L2-normalised first; returns the mean cross-entropy."""
-    a = F.normalize(anchor, dim=1)
-    keys = F.normalize(positive, dim=1)
-    if negatives is not None and len(negatives):
-        keys = torch.cat([keys, F.normalize(negatives, dim=1)])
-    logits = a @ keys.t() / tau
-    return F.cross_entropy(logits, torch.arange(a.shape[0], device=a.device))
+def cmi_contrast(anchors: Tensor, keys: Tensor, n: int, tau: float = 0.1) -> Tensor:
+    """CMI's contrastive loss (Fang et al. 2021; zju-vipa/CMI datafree/synthesis/contrastive.py): row i
+    of `anchors` (n + M, D) — projected local views of the batch's n samples, then of M samples read
+    from the memory bank — must pick key i among all `keys` (n + M, D), the projected global views,
+    detached: a softmax at temperature tau over anchor·key. Vectors are L2-normalised. Returns the
+    cross-entropy averaged over the batch's rows plus that averaged over the bank's rows (the
+    authors' split, "to avoid too small gradients w.r.t. the generator"); a plain mean with no bank."""
+    a = F.normalize(anchors, dim=1)
+    k = F.normalize(keys, dim=1).detach()
+    per_row = F.cross_entropy(a @ k.t() / tau, torch.arange(a.shape[0], device=a.device), reduction="none")
+    if per_row.shape[0] > n:
+        return per_row[:n].mean() + per_row[n:].mean()
+    return per_row.mean()
 
 
 def margin(logits: Tensor, to: Tensor, frm: Tensor) -> Tensor:

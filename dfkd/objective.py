@@ -30,11 +30,13 @@ from .registry import Registry, suggest
 NEEDS = {
     "student": "the student's logits on the batch (s_logits)",
     "bn": "per-layer batch statistics at the teacher's BatchNorm inputs, with its running statistics (bn_stats)",
+    "s_bn": "the same at the student's BatchNorm inputs, during a source step (s_bn_stats)",
     "features": "the teacher's penultimate features: the input of its last nn.Linear (t_features)",
     "s_features": "the student's penultimate features (s_features)",
     "blocks": "matched teacher and student stage outputs of equal spatial size (t_blocks, s_blocks)",
     "targets": "the batch's class targets: sampled by the source, or true labels of real data (targets)",
-    "contrast": "CMI's projected teacher embeddings of two views and the memory bank (embed, embed_local, bank)",
+    "contrast": "CMI's projected teacher embeddings of the local and global views, batch then bank rows "
+                "(embed_local, embed)",
     "clean": "the real batch before its perturbation, and the student on it (x_clean, s_logits_clean)",
     "attack": "a class per sample that a targeted attack moves it toward (attack_targets)",
 }
@@ -46,8 +48,10 @@ class Signals:
 
     x: Tensor
     t_logits: Tensor
+    x_seen: Tensor | None = None  # (N, C, H, W) the augmented view the teacher scored, in a source step
     s_logits: Tensor | None = None
     bn_stats: list = field(default_factory=list)
+    s_bn_stats: list = field(default_factory=list)  # the student's, in a source step (adv_sbn)
     t_features: Tensor | None = None
     t_blocks: list = field(default_factory=list)  # teacher stage outputs, paired with s_blocks
     s_blocks: list = field(default_factory=list)
@@ -57,19 +61,20 @@ class Signals:
     attack_targets: Tensor | None = None  # (N,) classes a targeted attack moves each sample toward (BSS)
     s_logits_clean: Tensor | None = None  # (N, K) student on view_s(x_clean)
     t_logits_clean: Tensor | None = None  # (N, K) teacher on the clean batch, when it scored the perturbed one
-    embed: Tensor | None = None  # (N, D) projected teacher instance embedding, global view (CMI)
-    embed_local: Tensor | None = None  # (N, D) the same for a local (random resized crop) view
-    bank: Tensor | None = None  # (M, D) earlier embeddings: contrastive negatives
+    embed: Tensor | None = None  # (N + M, D) projected teacher instance embeddings, global view: the batch's N, then M from CMI's bank
+    embed_local: Tensor | None = None  # (N + M, D) the same for the local (random resized crop) view: the anchors
 
 
 @dataclass(frozen=True)
 class Param:
-    """A term's hyperparameter: default (its type is the parameter's: float, int or bool), help, range."""
+    """A term's hyperparameter: default (its type is the parameter's: float, int, bool or str), help,
+    range (numbers) or choices (strings)."""
 
-    default: float | int | bool
+    default: float | int | bool | str
     help: str
     min: float | None = None
     max: float | None = None
+    choices: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,39 +124,66 @@ def resolve_params(given: dict[str, dict[str, Any]], used: Iterable[str] = ()) -
         for key, p in declared.items():
             path = f"objective.params.{name}.{key}"
             value = _coerce(given.get(name, {}).get(key, p.default), type(p.default), path)
-            _check_range(value, {"min": p.min, "max": p.max}, path)
+            _check_range(value, {"min": p.min, "max": p.max, "choices": p.choices}, path)
             out[name][key] = value
     return out
 
 
-term("kd_kl", "KL(T||S) at the objective's temperature, x T^2", "student")(
-    lambda s, o, p: losses.kl_div(s.s_logits, s.t_logits, o.temperature))
+_REDUCTION = Param("batchmean", "KL averaged over the batch ('batchmean': summed over classes, as Hinton KD) or "
+                                "over batch and classes ('mean': batchmean / K, PyTorch's element-wise mean, as "
+                                "ZSKT, ARD, RSLAD)", choices=("batchmean", "mean"))
+term("kd_kl", "KL(T||S) at the objective's temperature, x T^2", "student", reduction=_REDUCTION)(
+    lambda s, o, p: losses.kl_div(s.s_logits, s.t_logits, o.temperature, p["reduction"]))
 term("kd_l1", "L1 between student and teacher logits (DFAD)", "student")(
     lambda s, o, p: losses.l1_logits(s.s_logits, s.t_logits))
 term("adv_l1", "-L1(S, T) logits: maximises disagreement (DFAD)", "student")(
     lambda s, o, p: -losses.l1_logits(s.s_logits, s.t_logits))
-term("adv_kl", "-KL(T||S): maximises disagreement (ZSKT)", "student")(
-    lambda s, o, p: -losses.kl_div(s.s_logits, s.t_logits, o.temperature))
-term("adv_js", "-JS(S, T) at the objective's temperature: ADI's competition term (1 - JS up to a "
-      "constant)", "student")(
-    lambda s, o, p: -losses.js_div(s.s_logits, s.t_logits, o.temperature))
+
+
+def _adv_kl(s: Signals, o, p) -> Tensor:
+    mask = losses.agree_mask(s.s_logits, s.t_logits) if p["mask"] == "agree" else None
+    return -losses.kl_div(s.s_logits, s.t_logits, p["T"], p["reduction"], mask)
+
+
+term("adv_kl", "-KL(T||S) at its own temperature: maximises disagreement (ZSKT, DFQ; with mask=agree only "
+               "on samples where student and teacher agree: CMI, Fast, NAYER)", "student",
+     T=Param(1.0, "softmax temperature (x T^2); the authors' generators all use 1", min=1e-6),
+     mask=Param("none", "'agree': keep only samples whose student and teacher arg-max agree, averaged over "
+                        "the whole batch (CMI, Fast, NAYER: 'decision adversarial distillation')",
+                choices=("none", "agree")),
+     reduction=_REDUCTION)(_adv_kl)
+term("adv_js", "-JS(S, T) at its own temperature: ADI's competition term (1 - JS up to a constant)", "student",
+     T=Param(3.0, "softmax temperature (ADI: 3)", min=1e-6),
+     form=Param("exact", "'exact' JS; 'clamped': the authors' code, KL(m||p) on probabilities clamped to "
+                         "[0.01, 0.99] (Fast-Datafree); 'capped': that, clamped to [0, 1] (NVlabs)",
+                choices=("exact", "clamped", "capped")))(
+    lambda s, o, p: -losses.js_div(s.s_logits, s.t_logits, p["T"], p["form"]))
 term("oh", "one-hot CE of the teacher on its arg-max (DAFL)")(
     lambda s, o, p: losses.one_hot_ce(s.t_logits))
 term("ce", "CE of the teacher on the source's sampled target classes (DeepInversion)", "targets")(
     lambda s, o, p: losses.target_ce(s.t_logits, s.targets))
 term("ie", "class balance: negative entropy of the mean teacher prediction (DAFL)")(
     lambda s, o, p: losses.class_balance(s.t_logits))
-term("act", "-mean|penultimate teacher features| (DAFL)", "features")(
+term("act", "-mean|penultimate teacher features| (DAFL)", "features",
+     layer=Param("", "the teacher module whose input is the feature ('' = its last nn.Linear; DAFL's LeNet-5: "
+                     "fc1, the 120-d conv3 output)"))(
     lambda s, o, p: losses.activation_norm(s.t_features))
 term("at", "attention transfer on matched stage outputs (Zagoruyko & Komodakis 2017; ZSKT)",
       "student", "blocks")(
     lambda s, o, p: losses.attention_transfer(s.s_blocks, s.t_blocks))
-term("cmi", "InfoNCE between global- and local-view teacher embeddings of each sample, negatives "
-      "from the batch and a memory bank (CMI)", "contrast",
-      tau=Param(0.1, "InfoNCE temperature", min=1e-6),
-      bank=Param(4096, "embeddings kept in the memory bank of negatives", min=0),
-      dim=Param(128, "output size of the projection head", min=1))(
-    lambda s, o, p: losses.info_nce(s.embed, s.embed_local, s.bank, p["tau"]))
+term("cmi", "CMI's contrastive term: each sample's local-view embedding must pick its own global-view one "
+            "(detached) among the batch's and the memory bank's, InfoNCE (Fang et al. 2021)", "contrast",
+     tau=Param(0.1, "InfoNCE temperature (the authors' default 0.1; their CIFAR-10 script 0.2)", min=1e-6),
+     bank=Param(40960, "raw embeddings kept in the memory bank, one round's kept batch at a time", min=0),
+     negatives=Param(4096, "bank rows read (without replacement) at every step", min=1),
+     dim=Param(256, "output size of the projection head", min=1),
+     hidden=Param(0, "hidden width of the projection head; 0 = the embedding's width (the authors')", min=0),
+     lr=Param(0.0, "Adam learning rate of the head (its own optimizer, default betas, kept across rounds); "
+                   "0 = source.optim.lr", min=0.0),
+     layers=Param("bn", "what embeds a sample: 'bn' = the inputs of every teacher BatchNorm layer, or "
+                        "comma-separated teacher module names whose inputs do (the authors' ResNet-34: "
+                        "layer1,layer2,layer3,layer4)"))(
+    lambda s, o, p: losses.cmi_contrast(s.embed_local, s.embed, s.x.shape[0], p["tau"]))
 term("bn", "distance of batch statistics to the teacher's BN running statistics (first layer x first)",
       "bn",
       first=Param(1.0, "multiplier of the first BN layer (DeepInversion: 10)", min=0.0),
@@ -159,6 +191,13 @@ term("bn", "distance of batch statistics to the teacher's BN running statistics 
       all_reduce=Param(False, "under torchrun: match the statistics of the global batch (all ranks, a "
                               "differentiable all-reduce) instead of each rank's own"))(
     lambda s, o, p: losses.bn_stat_distance(s.bn_stats, p["first"]))
+term("adv_sbn", "-distance of the batch statistics to the student's BN running statistics: inputs the "
+                "student's BN layers have not seen (Fast-Datafree's DeepInversion: weight bn x 0.001)",
+     "student", "s_bn")(
+    lambda s, o, p: -losses.bn_stat_distance(s.s_bn_stats))
+term("tv_norm", "sum of the whole-batch L2 norms of the four neighbouring-pixel differences of what the teacher "
+                "saw (NVlabs DeepInversion's CIFAR-10 TV prior)")(
+    lambda s, o, p: losses.total_variation_norm(s.x if s.x_seen is None else s.x_seen))
 term("label_ce", "CE of the student on the batch's true labels (data-driven KD; real data only)",
       "student", "targets")(
     lambda s, o, p: kd_losses.label_ce(s.s_logits, s.targets))
@@ -178,9 +217,9 @@ term("rkd_a", "RKD angle: Huber between triplet-angle cosines of penultimate fea
       "student", "features", "s_features")(
     lambda s, o, p: kd_losses.rkd_angle(s.s_features, s.t_features))
 term("kd_kl_clean", "KL(T||S) with the student on the clean batch (robust distillation: RSLAD)",
-      "student", "clean")(
+      "student", "clean", reduction=_REDUCTION)(
     lambda s, o, p: losses.kl_div(s.s_logits_clean, s.t_logits if s.t_logits_clean is None else s.t_logits_clean,
-                               o.temperature))
+                                  o.temperature, p["reduction"]))
 term("label_ce_clean", "CE of the student on the clean batch's true labels (robust distillation: ARD)",
       "student", "clean", "targets")(
     lambda s, o, p: kd_losses.label_ce(s.s_logits_clean, s.targets))

@@ -116,15 +116,24 @@ def test_target_ce_and_first_bn_layer_weight():
         pytest.approx(10 * (math.sqrt(5.0) + 1.0) + 7.0, abs=1e-5)
 
 
-def test_info_nce_hand_value():
-    # unit vectors: anchor 0 matches positive 0 exactly and is orthogonal to positive 1 and the negative
-    anchor = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    positive = torch.tensor([[2.0, 0.0], [0.0, 3.0]])  # normalised to the anchors
-    negatives = torch.tensor([[0.0, -1.0]])
+def test_cmi_contrast_hand_value_and_split_average():
+    # unit vectors: local anchor 0 matches global key 0 and is orthogonal to key 1
+    anchors = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    keys = torch.tensor([[2.0, 0.0], [0.0, 3.0], [0.0, -1.0]])  # normalised to the anchors
     tau = 0.5
-    # row 0 logits: (1, 0, 0)/tau; row 1: (0, 1, -1)/tau
+    # row logits / tau: row 0 (1, 0, 0), row 1 (0, 1, -1), row 2 (0, -1, 1)
     row0 = -math.log(math.exp(2) / (math.exp(2) + 1 + 1))
     row1 = -math.log(math.exp(2) / (1 + math.exp(2) + math.exp(-2)))
-    assert losses.info_nce(anchor, positive, negatives, tau).item() == pytest.approx((row0 + row1) / 2, abs=1e-6)
+    row2 = row1
+    # two batch rows, one bank row: mean of the batch's rows + mean of the bank's rows
+    assert losses.cmi_contrast(anchors, keys, 2, tau).item() == pytest.approx((row0 + row1) / 2 + row2, abs=1e-6)
+    # no bank: a plain mean
     no_bank = -math.log(math.exp(2) / (math.exp(2) + 1))
-    assert losses.info_nce(anchor, positive, None, tau).item() == pytest.approx(no_bank, abs=1e-6)
+    assert losses.cmi_contrast(anchors[:2], keys[:2], 2, tau).item() == pytest.approx(no_bank, abs=1e-6)
+
+
+def test_cmi_contrast_trains_only_the_anchors():
+    a = torch.randn(4, 3, requires_grad=True)
+    k = torch.randn(4, 3, requires_grad=True)
+    losses.cmi_contrast(a, k, 2).backward()
+    assert a.grad.abs().sum() > 0 and k.grad is None  # the keys (global views) are detached

@@ -30,8 +30,26 @@ def test_adversarial_terms_are_negated_disagreements():
     adv_l1, _ = Objective({"adv_l1": 1.0})(sig)
     kd_l1, _ = Objective({"kd_l1": 1.0})(sig)
     assert adv_l1.item() == pytest.approx(-kd_l1.item())
-    adv_kl, _ = Objective({"adv_kl": 1.0}, temperature=3.0)(sig)
+    # the adversarial KL has its own temperature: the objective's (the student's KD) does not reach it
+    adv_kl, _ = Objective({"adv_kl": 1.0}, temperature=20.0, params={"adv_kl": {"T": 3.0}})(sig)
     assert adv_kl.item() == pytest.approx(-losses.kl_div(sig.s_logits, sig.t_logits, 3.0).item(), rel=1e-6)
+    at_1, _ = Objective({"adv_kl": 1.0}, temperature=20.0)(sig)
+    assert at_1.item() == pytest.approx(-losses.kl_div(sig.s_logits, sig.t_logits, 1.0).item(), rel=1e-6)
+
+
+def test_masked_adversarial_kl_keeps_only_agreeing_samples_averaged_over_the_batch():
+    """CMI / Fast / NAYER: -(KL_i * [argmax S_i == argmax T_i]).mean() over all N (contrastive.py)."""
+    t = torch.tensor([[2.0, 0.0], [2.0, 0.0], [0.0, 2.0]])
+    s = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.5]])  # samples 0 and 2 agree, 1 does not
+    sig = Signals(x=torch.zeros(3, 1, 2, 2), t_logits=t, s_logits=s)
+    masked, _ = Objective({"adv_kl": 1.0}, params={"adv_kl": {"mask": "agree"}})(sig)
+
+    def kl(si, ti):
+        p, q = torch.softmax(ti, 0), torch.softmax(si, 0)
+        return float((p * (p / q).log()).sum())
+    assert masked.item() == pytest.approx(-(kl(s[0], t[0]) + kl(s[2], t[2])) / 3, rel=1e-6)
+    mean, _ = Objective({"adv_kl": 1.0}, params={"adv_kl": {"reduction": "mean"}})(sig)
+    assert mean.item() == pytest.approx(-(kl(s[0], t[0]) + kl(s[1], t[1]) + kl(s[2], t[2])) / 3 / 2, rel=1e-6)
 
 
 def test_dafl_weights_equal_log10_entropy_of_the_paper():
@@ -71,13 +89,17 @@ def test_a_term_gets_its_own_parameters_with_their_defaults():
 
 
 def test_term_parameters_are_checked_like_config_keys():
-    assert resolve_params({"cmi": {"tau": "0.2"}}) == {"cmi": {"tau": 0.2, "bank": 4096, "dim": 128}}  # coerced
+    assert resolve_params({"cmi": {"tau": "0.2"}}) == {"cmi": {"tau": 0.2, "bank": 40960, "negatives": 4096,
+                                                              "dim": 256, "hidden": 0, "lr": 0.0,
+                                                              "layers": "bn"}}  # coerced, defaults filled in
+    with pytest.raises(DfkdError, match=r"objective\.params\.adv_kl\.mask.*'agre'.*did you mean 'agree'"):
+        resolve_params({"adv_kl": {"mask": "agre"}})
     with pytest.raises(DfkdError, match=r"objective\.params\.cmi\.tua'.*did you mean 'tau'"):
         resolve_params({"cmi": {"tua": 0.2}})
     with pytest.raises(DfkdError, match="unknown loss term 'cmii'.*did you mean 'cmi'"):
         resolve_params({"cmii": {"tau": 0.2}})
-    with pytest.raises(DfkdError, match="the kd_kl term has no parameters"):
-        resolve_params({"kd_kl": {"t": 1}})
+    with pytest.raises(DfkdError, match="the oh term has no parameters"):
+        resolve_params({"oh": {"t": 1}})
     with pytest.raises(DfkdError, match=r"objective\.params\.cmi\.tau.*>= 1e-06"):
         resolve_params({"cmi": {"tau": 0.0}})
     with pytest.raises(DfkdError, match=r"objective\.params\.bn\.all_reduce.*true or false"):
@@ -88,8 +110,9 @@ def test_term_parameters_are_checked_like_config_keys():
 def test_a_recipe_config_holds_its_terms_parameters_and_an_old_key_says_where_it_moved():
     from dfkd.methods import build_config
 
-    cfg = build_config(method="deepinv")
-    assert cfg.objective.params["bn"] == {"first": 10.0, "momentum": 0.0, "all_reduce": False}
+    cfg = build_config(method="fast")
+    assert cfg.objective.params["bn"] == {"first": 1.0, "momentum": 0.9, "all_reduce": False}
+    assert cfg.objective.params["adv_kl"] == {"T": 1.0, "mask": "agree", "reduction": "batchmean"}
     assert "cmi" not in cfg.objective.params  # only the weighted terms' parameters are filled in
     cfg = build_config(method="cmi", sets=["objective.params.cmi.tau=0.3"])
     assert cfg.objective.params["cmi"]["tau"] == 0.3
