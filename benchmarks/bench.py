@@ -9,8 +9,9 @@ the same tensor work, under each CPU allocator setting.
 For each case (method x teacher -> student x input size x batch), both loops are built from the same
 architectures (random weights: timing only), warmed up, then timed round by round. A round is the
 method's unit of work: DFAD = 1 generator step + 5 student steps on fresh samples; Fast-2 = clone the
-meta-generator, 2 steps on clone and latent codes under the BN-statistics (momentum 0.9) + one-hot +
-adversarial objective, a Reptile update, the batch into the replay pool, 5 student steps from the pool.
+meta-generator, 2 steps on clone and latent codes under the BN-statistics (momentum 0.9) + CE +
+masked adversarial objective on a crop of the batch, the first-order MAML update through the shared
+Adam, the lowest-loss batch into the replay pool, 5 student steps from the pool read through crop + flip.
 
 The floor is what a researcher would write by hand: fresh copies of the very networks with no hook
 of the framework's (`plain_copy`), a frozen teacher, the generator's backward restricted to its
@@ -124,53 +125,79 @@ def bare_loop(cfg, nets, device: torch.device, amp: str):
                 opt_s.step()
         return round_
 
-    # Fast (meta schedule): BN statistics with momentum via plain forward hooks
+    # Fast (meta schedule, the authors' semantics): BN statistics with momentum via plain forward hooks
+    # (the running statistic moves once per round), CE on drawn targets, the agreement-masked KL,
+    # the lowest-loss batch kept, first-order MAML summed into the shared generator's Adam, crop + flip
+    # in pixel space on the synthesized batch and on every pool read, the student in eval mode while
+    # the generator is optimised
+    import kornia.augmentation as K
+
     bns = [m for m in teacher.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    stats, prev, on = [], {}, [False]
+    stats, prev, last, on = [], {}, {}, [False]
 
     def hook(m, inp, out):
         if on[0]:
             v, mu = torch.var_mean(inp[0].float(), dim=[0, 2, 3], correction=0)
+            last[id(m)] = (mu.detach(), v.detach())
             if id(m) in prev:
                 mu, v = 0.9 * prev[id(m)][0] + 0.1 * mu, 0.9 * prev[id(m)][1] + 0.1 * v
-            prev[id(m)] = (mu.detach(), v.detach())
             stats.append((mu, v, m.running_mean, m.running_var))
 
     for m in bns:
         m.register_forward_hook(hook)
     w = cfg.objective.generator
-    pool = torch.empty((cfg.pool.capacity, generator.channels, generator.size, generator.size), dtype=torch.float16)
+    size = generator.size
+    mean = torch.tensor(cfg_mean(cfg), device=device).view(1, -1, 1, 1)
+    std = torch.tensor(cfg_std(cfg), device=device).view(1, -1, 1, 1)
+    crop = torch.nn.Sequential(K.RandomCrop((size, size), padding=size // 8), K.RandomHorizontalFlip()).to(device)
+    aug = lambda x: (crop(x * std + mean) - mean) / std  # noqa: E731
+    pool = torch.empty((cfg.pool.capacity, generator.channels, size, size), dtype=torch.float16)
     held = [0, 0]  # size, head
+    lr = cfg.source.optim.lr
+    meta = torch.optim.Adam(generator.parameters(), lr=lr * cfg.synth.g_steps, betas=(0.5, 0.999))
 
     def round_():
         clone = copy.deepcopy(generator)
         z = torch.nn.Parameter(torch.randn(b, nz, device=device))
-        opt = torch.optim.Adam(list(clone.parameters()) + [z], lr=cfg.source.optim.lr, betas=(0.5, 0.999))
+        opt = torch.optim.Adam([{"params": list(clone.parameters())}, {"params": [z], "lr": cfg.synth.z_lr}],
+                               lr=lr, betas=(0.5, 0.999))
+        targets = torch.randint(10, (b,), device=device)
+        grads = [torch.zeros_like(p) for p in clone.parameters()]
+        best, kept = float("inf"), None
+        student.eval()
         for _ in range(cfg.synth.g_steps):
             stats.clear()
             on[0] = True
             with autocast:
                 x = clone(z)
-                t = teacher(x)
+                seen = aug(x)
+                t = teacher(seen)
                 on[0] = False
-                s = student(x)
-                adv = -F.kl_div(F.log_softmax(s, 1), F.log_softmax(t, 1), reduction="batchmean", log_target=True)
+                s = student(seen)
+                mask = (s.argmax(1) == t.argmax(1)).float()
+                kl = F.kl_div(F.log_softmax(s, 1), F.log_softmax(t, 1), reduction="none", log_target=True).sum(1)
                 bn = sum(torch.linalg.vector_norm(mu - rm) + torch.linalg.vector_norm(v - rv)
                          for mu, v, rm, rv in stats)
-                loss = w["adv_kl"] * adv + w["bn"] * bn + w["oh"] * F.cross_entropy(t, t.argmax(1))
+                loss = -w["adv_kl"] * (kl * mask).mean() + w["bn"] * bn + w["ce"] * F.cross_entropy(t, targets)
+            if float(loss.detach()) < best:
+                best, kept = float(loss.detach()), x.detach()
             opt.zero_grad(set_to_none=True)
             loss.backward(inputs=list(clone.parameters()) + [z])
+            for g, q in zip(grads, clone.parameters()):
+                g.add_(q.grad)
             opt.step()
+        student.train()
         with torch.no_grad():
-            for p, q in zip(generator.parameters(), clone.parameters()):
-                p.add_(q - p, alpha=cfg.synth.meta_lr)
-            for p, q in zip(generator.buffers(), clone.buffers()):
-                p.copy_(q) if not p.is_floating_point() else p.lerp_(q, cfg.synth.meta_lr)
+            for k, (mu, v) in last.items():
+                prev[k] = (mu, v) if k not in prev else (0.9 * prev[k][0] + 0.1 * mu, 0.9 * prev[k][1] + 0.1 * v)
+            for p, g in zip(generator.parameters(), grads):
+                p.grad = g
+            meta.step()
             idx = (held[1] + torch.arange(b)) % len(pool)
-            pool[idx] = x.detach().float().cpu().half()
+            pool[idx] = kept.float().cpu().half()
             held[0], held[1] = min(len(pool), held[0] + b), (held[1] + b) % len(pool)
         for _ in range(kd_steps):
-            xb = pool[torch.randint(held[0], (b,))].float().to(device)
+            xb = aug(pool[torch.randint(held[0], (b,))].float().to(device))
             with torch.no_grad(), autocast:
                 t = teacher(xb)
             with autocast:
@@ -180,6 +207,18 @@ def bare_loop(cfg, nets, device: torch.device, amp: str):
             loss.backward()
             opt_s.step()
     return round_
+
+
+def cfg_mean(cfg):
+    from dfkd.data import dataset_info
+
+    return dataset_info(cfg.data).mean
+
+
+def cfg_std(cfg):
+    from dfkd.data import dataset_info
+
+    return dataset_info(cfg.data).std
 
 
 class _null:

@@ -38,6 +38,9 @@ class OptimConfig:
                         choices=["cosine", "step", "constant"])
     milestones: list[float] = opt([0.5, 0.75], "step schedule: fractions of the run where lr is multiplied by gamma")
     gamma: float = opt(0.1, "step schedule: multiplier at each milestone", min=0.0)
+    min_lr: float = opt(0.0, "cosine schedule: the learning rate it ends at (Fast-Datafree's student: 2e-4)", min=0.0)
+    clip_grad: float = opt(0.0, "clip the gradients' global L2 norm to this before each step (ZSKT: 5); 0 = off",
+                           min=0.0)
 
 
 @dataclass
@@ -57,6 +60,9 @@ class DataConfig:
                                         "1 with data.name=none)")
     num_classes: int | None = opt(None, "number of classes (imagefolder default: folders found; required with "
                                         "data.name=none)", min=2)
+    flip: bool | None = opt(None, "horizontal flips preserve the labels (natural images): the crop and roll "
+                                  "augmentations flip; default the dataset's own (CIFAR: yes; "
+                                  "digits, MNIST, SVHN: no; false with data.name=none)")
     eval: str = opt("", "what the student is scored on: '' = the dataset's test split; a folder of labelled "
                         "images (CLASS/*.png|jpg, classes in sorted order, or named by their index); 'none' = no "
                         "labelled set: teacher-student agreement on held-out synthesized inputs instead; "
@@ -92,6 +98,12 @@ class SourceConfig:
     name: str = opt("dcgan", "input source: a generator architecture (see `dfkd list sources`)")
     nz: int = opt(100, "latent dimension of the generator", min=1)
     width: int = opt(128, "channels of the generator's first feature map", min=1)
+    output: str = opt("tanh_bn", "dcgan/nayer: how the generator ends: 'tanh_bn' = tanh then an affine-free "
+                                 "BatchNorm (DAFL's generator: zero mean, unit variance per channel in normalised "
+                                 "space); 'sigmoid' = pixels in [0, 1], then normalised with data.mean/data.std "
+                                 "(the generator of Fast-Datafree, CMI, Fast and NAYER); 'bn' = a learned "
+                                 "(affine) BatchNorm, no squashing (ZSKT's)", choices=["tanh_bn", "sigmoid", "bn"])
+    bn_eps: float = opt(1e-5, "dcgan: eps of the generator's two inner BatchNorms (DAFL's code: 0.8)", min=0.0)
     embed: str = opt("random", "nayer: class embedding: 'random' (fixed), 'learned', or a path to a "
                                "(num_classes, E) tensor file (e.g. text-encoder embeddings)")
     embed_dim: int = opt(64, "nayer: size of the random or learned class embedding", min=1)
@@ -122,10 +134,46 @@ class SynthConfig:
     meta_lr: float = opt(0.5, "schedule=meta: Reptile moves the shared weights this fraction of the way "
                               "to the clone; first-order MAML steps by meta_lr x the clone's last gradient",
                          min=0.0)
+    meta_step: str = opt("adam", "schedule=meta: 'adam' = the authors' meta update (Fast, Fang et al. 2022): the "
+                                 "shared generator's own Adam at lr = source.optim.lr x g_steps takes a pseudo-"
+                                 "gradient (first-order MAML: the clone's gradients summed over the round's steps; "
+                                 "Reptile: shared - clone); 'plain' = a plain step of size meta_lr",
+                         choices=["adam", "plain"])
     warmup: int = opt(0, "first N rounds: adversarial (adv_*) terms off and no student steps (Fast)", min=0)
+    student_mode: str = opt("eval", "the student's mode while the source is optimised: 'eval' (the authors' "
+                                    "code: its BN layers use their running statistics and the synthesis leaves "
+                                    "them untouched) or 'train' (batch statistics, and every source step moves "
+                                    "the running statistics)", choices=["eval", "train"])
+    latent: str = opt("fresh", "latent codes of a generator: 'fresh' = new z ~ N(0, I) every step (DAFL, DFAD, "
+                               "ZSKT, DFQ); 'optimised' = one z per round, optimised with the generator (CMI, "
+                               "Fast)", choices=["fresh", "optimised"])
+    z_lr: float = opt(0.0, "latent=optimised: learning rate of the codes (Fast: 0.01-0.015); 0 = source.optim.lr",
+                      min=0.0)
+    keep: str = opt("last", "which batch of a round goes to the pool and the student: the 'last' step's, "
+                            "the 'best' one, of lowest source loss (CMI, Fast), or the last step's codes "
+                            "regenerated 'after' the source's last update (ZSKT)", choices=["last", "best", "after"])
+    targets: str = opt("balanced", "target classes of the ce term: 'balanced' (every class equally often, "
+                                   "shuffled) or 'uniform' (drawn independently, as the authors' randint)",
+                       choices=["balanced", "uniform"])
+    reset: str = opt("default", "schedule=reinit: how the source is re-initialised each round: each layer's "
+                                "'default' initialisation, or 'dcgan' = weights N(0, 0.02), BatchNorm scales "
+                                "N(1, 0.02), biases 0 (CMI)", choices=["default", "dcgan"])
+    reset_first_layer: int = opt(0, "at this round, re-draw the generator's first Linear and first BatchNorm "
+                                    "weights from N(0, 0.02), biases 0 (Fast's reset_l0: round 120 + warm-up); "
+                                    "0 = never", min=0)
     augment: str = opt("none", "differentiable augmentation of synthesized batches before teacher and "
-                               "student see them: 'crop' = random crop with padding (size/8), plus a "
-                               "horizontal flip on natural-image datasets", choices=["none", "crop"])
+                               "student see them: 'crop' = per-sample random crop with black padding "
+                               "(size/8), plus a horizontal flip on natural-image datasets; 'roll' = one "
+                               "circular shift of the whole batch by up to augment_shift pixels, plus a flip "
+                               "of the whole batch with augment_flip (DeepInversion)",
+                       choices=["none", "crop", "roll"])
+    augment_fill: str = opt("black", "augment=crop: what the padding shows: 'black' (zero pixels, as torchvision's "
+                                     "and the authors' crops) or 'mean' (zero in normalised space: the dataset's "
+                                     "mean colour)", choices=["black", "mean"])
+    augment_shift: int = opt(0, "augment=roll: largest shift in pixels; 0 = image size / 8", min=0)
+    augment_flip: bool = opt(True, "augment=roll: flip the whole batch with probability 1/2 (natural images only)")
+    clip: bool = opt(False, "free pixels: clamp them to the valid image range, [(0 - mean)/std, (1 - mean)/std], "
+                            "after every step (Fast-Datafree's DeepInversion)")
     perturb_eps: float = opt(0.0, "data-free adversarial samples: every student batch is moved by delta, |delta| <= "
                                   "this (normalised units), maximising KL(T||S) by PGD; 0 = off", min=0.0)
     perturb_steps: int = opt(5, "PGD steps of that perturbation", min=1)
@@ -139,7 +187,9 @@ class ObjectiveConfig:
     generator: dict[str, float] = opt({}, "weights of the source's loss terms, set by the method "
                                           "(see `dfkd list terms`)")
     student: dict[str, float] = opt({}, "weights of the student's loss terms, set by the method")
-    temperature: float = opt(1.0, "softmax temperature of KL/JS terms", min=1e-6)
+    temperature: float = opt(1.0, "softmax temperature of the student's KD terms (kd_kl, kd_kl_clean, dkd, "
+                                  "adv_critic) and of the data-free perturbation; the source's adversarial terms "
+                                  "carry their own (objective.params.adv_kl.T, objective.params.adv_js.T)", min=1e-6)
     params: dict[str, dict[str, Any]] = opt({}, "parameters of loss terms, objective.params.TERM.NAME (e.g. "
                                                 "objective.params.cmi.tau=0.2); each term declares its own "
                                                 "and their defaults (`dfkd list terms`), filled in for the "
@@ -157,6 +207,15 @@ class DistillConfig:
                               "every round's batch is added to (DeepInversion, CMI, Fast)",
                      choices=["fresh", "reuse", "pool"])
     eval_every: int = opt(20, "evaluate the student on the test split every N rounds (and at the end)", min=1)
+    order: str = opt("synth_first", "within a round: the source's steps, then the student's ('synth_first'), or "
+                                    "the student's first ('student_first': DFAD's loop, 5 student steps then one "
+                                    "generator step; needs distill.batch=fresh)",
+                     choices=["synth_first", "student_first"])
+    augment: str = opt("none", "student batches drawn from the pool or the source are read through 'crop' = a "
+                               "per-sample random crop with black padding (size/8) plus, on natural images, a "
+                               "horizontal flip: the authors' training transform (Fast-Datafree registry.py), "
+                               "which teacher and student both see; 'none' = as synthesized",
+                       choices=["none", "crop"])
 
 
 @dataclass
@@ -203,7 +262,7 @@ class GuardConfig:
 class PoolConfig:
     capacity: int = opt(0, "samples the replay pool holds (oldest overwritten first); 0 = no pool", min=0)
     storage: str = opt("fp16", "pool storage: fp32 (exact), fp16 (half), or uint8 with a per-sample range "
-                               "(a quarter)", choices=["fp32", "fp16", "uint8"])
+                               "(a quarter); fp64 for double-precision runs", choices=["fp64", "fp32", "fp16", "uint8"])
     device: str = opt("cpu", "where the pool lives: cpu (RAM), 'same' as the run's device, or 'disk': a "
                              "memory-mapped file pool.bin in the run directory, for pools larger than RAM",
                       choices=["cpu", "same", "disk"])

@@ -132,6 +132,21 @@ def validate(cfg: Config) -> None:
     if clean and not (real and cfg.source.eps > 0):
         raise DfkdError(f"objective.student.{clean[0]} compares with the clean batch of a perturbed real source; "
                         f"use it with source.name=real and source.eps > 0 (e.g. --method rslad)")
+    if cfg.synth.latent == "optimised" and cfg.synth.schedule not in ("reinit", "meta"):
+        raise DfkdError(f"synth.latent=optimised optimises one latent code per round with a fresh optimizer: use it "
+                        f"with synth.schedule=reinit or meta (not {cfg.synth.schedule})")
+    if cfg.synth.clip and cfg.source.name != "pixels":
+        raise DfkdError("synth.clip clamps free pixels to the image range; use it with source.name=pixels")
+    if cfg.synth.reset_first_layer and cfg.synth.schedule != "meta":
+        raise DfkdError("synth.reset_first_layer re-draws the shared generator of the meta schedule (Fast); "
+                        "use it with synth.schedule=meta")
+    if cfg.synth.ema > 0 and (cfg.distill.batch != "fresh" or cfg.synth.schedule == "meta"):
+        raise DfkdError("synth.ema (MAD's EMA generator) feeds the student's fresh samples: use it with "
+                        "distill.batch=fresh and a persistent or reinit schedule (with reuse, pool or meta it "
+                        "would never be read)")
+    if cfg.distill.order == "student_first" and cfg.distill.batch != "fresh":
+        raise DfkdError("distill.order=student_first takes the student's steps before the round's synthesis, on "
+                        "fresh samples; set distill.batch=fresh (or distill.order=synth_first)")
     if cfg.distill.batch == "pool" and cfg.pool.capacity == 0:
         raise DfkdError("distill.batch=pool needs a replay pool; set pool.capacity (e.g. pool.capacity=4096)")
     if cfg.synth.g_steps > 0 and cfg.objective.generator.get("bn", 0) != 0 and cfg.teacher.arch in MODELS:

@@ -83,7 +83,8 @@ def dataset_info(cfg: DataConfig) -> DatasetInfo:
         classes = _count_class_dirs(data_root(cfg) / "train")
     if len(mean) != info.in_channels or len(std) != info.in_channels:
         raise DfkdError(f"data.mean and data.std need {info.in_channels} values for {cfg.name}")
-    return DatasetInfo(classes, info.in_channels, size, mean, std, info.flip)
+    flip = info.flip if cfg.flip is None else cfg.flip
+    return DatasetInfo(classes, info.in_channels, size, mean, std, flip)
 
 
 def load_split(cfg: DataConfig, split: str) -> Dataset:
@@ -137,7 +138,7 @@ def _spec_info(cfg: DataConfig) -> DatasetInfo:
         raise DfkdError(f"data.mean and data.std need {c} values (data.channels={c})")
     if any(v <= 0 for v in std):
         raise DfkdError(f"data.std must be positive, got {list(std)}")
-    return DatasetInfo(cfg.num_classes, c, cfg.image_size, mean, std, flip=False)
+    return DatasetInfo(cfg.num_classes, c, cfg.image_size, mean, std, flip=bool(cfg.flip))
 
 
 @_register(NONE, DatasetInfo(0, 0, 0, (), (), flip=False),

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from . import memory
 from .config import Config
+from .distributed import sync_buffers
 from .evaluate import accuracy, agreement
 from .guard import NonFiniteGuard, finite_averages, guarded_step
 from .hooks import BlockHooks, FeatureHook, classifier_layer
@@ -62,6 +63,7 @@ class Distiller:
         # e.g. torch.compile(student): the weights (and checkpoints) stay in `student`
         self.student_forward = self.student if parts.student_forward is None else parts.student_forward
         self.synth_student = self.student_forward  # what the synthesizer scores with (not DDP-wrapped)
+        self.augment = parts.student_augment  # distill.augment: what student batches are read through
         self.perturb = Perturbation(cfg.synth, self.probe, self.view_t, self.view_s, self.objective.temperature) \
             if cfg.synth.perturb_eps > 0 else None
         self.sync = None  # under torchrun: averages the heads' gradients (dfkd.distributed.data_parallel)
@@ -86,7 +88,8 @@ class Distiller:
             sig = replace(teacher, x=x, s_logits=s_logits, s_blocks=self.blocks.values if self.blocks else [],
                           s_features=self.features.value if self.features else None, s_logits_clean=s_clean)
             loss, parts = self.objective(sig)
-        taken = guarded_step(loss, self.optimizer, self.scaler, self.guard, self.params, sync=self.sync)
+        taken = guarded_step(loss, self.optimizer, self.scaler, self.guard, self.params, sync=self.sync,
+                             clip=self.cfg.student.optim.clip_grad)
         self.scheduler.step()  # a skipped step is counted by the guard; the schedule still advances
         if not taken:
             return {}
@@ -99,7 +102,7 @@ class Distiller:
     def _student_inputs(self, batch):
         """(x, teacher signals) for each of the round's kd_steps, by `distill.batch`."""
         d = self.cfg.distill
-        if d.batch == "reuse" and self.perturb is None:  # one teacher pass serves every step on this batch
+        if d.batch == "reuse" and self.perturb is None and self.augment is None:  # one teacher pass serves every step
             cheap = self.objective.needs <= {"student", "targets", "clean"}  # the batch's teacher logits suffice
             seen = batch.x if batch.teacher_x is None else batch.teacher_x
             teacher = Signals(x=batch.x, t_logits=batch.t_logits) if cheap else self.teacher_signals(seen)
@@ -111,7 +114,8 @@ class Distiller:
         draw = {"pool": lambda: self.pool.sample(self.student_batch), "reuse": lambda: batch.x,
                 "fresh": lambda: self.synth.sample(self.student_batch)}[d.batch]
         for _ in range(d.kd_steps):
-            x = draw() if self.perturb is None else self.perturb(self.student, self.synth_student, draw())
+            x = draw() if self.augment is None else self.augment(draw())
+            x = x if self.perturb is None else self.perturb(self.student, self.synth_student, x)
             yield x, self.teacher_signals(x)
 
     # ------------------------------------------------------------------ the loop
@@ -119,19 +123,32 @@ class Distiller:
         """One round's work: synthesis, the pool, the student steps; losses added to the running sums.
         Returns the round's synthesized batch."""
         st, d = self.state, self.cfg.distill
+        if d.order == "student_first" and self.synth.round >= self.cfg.synth.warmup:  # DFAD: students first
+            self.student_steps(None)
         t0 = time.perf_counter()
-        batch, g_parts = self.synth.synthesize(self.synth_student)
+        self.student.train(self.cfg.synth.student_mode == "train")  # the authors': eval while synthesizing
+        try:
+            batch, g_parts = self.synth.synthesize(self.synth_student)
+        finally:
+            self.student.train()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         st["synth_time_s"] += time.perf_counter() - t0
         if self.pool is not None:
             self.pool.add(batch.x)
         _accumulate(st["sums"], g_parts, "gen/")
-        if not self.synth.warming_up:
-            self.objective.progress((self.synth.round - 1) / d.rounds)  # decaying terms (BSS)
-            for x, teacher in self._student_inputs(batch):
-                _accumulate(st["sums"], self.student_step(x, teacher), "student/", scale=1.0 / d.kd_steps)
+        if not self.synth.warming_up and d.order == "synth_first":
+            self.student_steps(batch)
         return batch.x
+
+    def student_steps(self, batch) -> None:
+        """The round's kd_steps student steps (on `batch`, the pool or fresh samples), losses summed."""
+        self.objective.progress((self.synth.round - 1) / self.cfg.distill.rounds)  # decaying terms (BSS)
+        for x, teacher in self._student_inputs(batch):
+            _accumulate(self.state["sums"], self.student_step(x, teacher), "student/",
+                        scale=1.0 / self.cfg.distill.kd_steps)
+        if self.world_size > 1:  # rank 0's BN running statistics everywhere: the next synthesis scores
+            sync_buffers(self.student)  # with them (eval mode), and a checkpoint holds rank 0's
 
     def run(self, quiet: bool = False) -> dict:
         cfg, d, st = self.cfg, self.cfg.distill, self.state  # st: what goes from round to round (resumed)

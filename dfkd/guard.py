@@ -29,22 +29,32 @@ def all_finite(loss: Tensor, params) -> Tensor:
 
 
 def guarded_step(loss: Tensor, optimizer, scaler, guard: "NonFiniteGuard | None", params, inputs=None,
-                 sync=None) -> bool:
+                 sync=None, clip: float = 0.0, owner: str = "student") -> bool:
     """backward (through the GradScaler), `sync(params)` (a data-parallel gradient all-reduce, if
-    any), then the optimizer step only if the guard finds the loss and gradients finite; with fp16
-    the scaler owns gradient overflow, so only the loss is checked. Under torchrun every rank takes
-    the same decision. Returns whether the step was taken (a skipped step leaves no gradients behind)."""
-    optimizer.zero_grad(set_to_none=True)
+    any), then the step of `optimizer` (one, or a list of optimizers sharing the loss) only if the
+    guard finds the loss and gradients finite; with fp16 the scaler owns gradient overflow, so only
+    the loss is checked; `owner` ("student", "source") keeps its own streak of skipped steps. `clip` > 0
+    clips the global gradient L2 norm of `params` first (ZSKT). Under
+    torchrun every rank takes the same decision. Returns whether the step was taken (a skipped step
+    leaves no gradients behind)."""
+    optimizers = list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
     scaler.scale(loss).backward(inputs=inputs)
     if sync is not None:
         sync(params)
-    scaler.unscale_(optimizer)
+    for opt in optimizers:
+        scaler.unscale_(opt)
     checked = () if scaler.is_enabled() else params
-    if guard is not None and not guard.check(loss, checked):
-        optimizer.zero_grad(set_to_none=True)
+    if guard is not None and not guard.check(loss, checked, owner):
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
         scaler.update()
         return False
-    scaler.step(optimizer)
+    if clip > 0:
+        torch.nn.utils.clip_grad_norm_(list(params), clip)
+    for opt in optimizers:
+        scaler.step(opt)
     scaler.update()
     return True
 
@@ -53,28 +63,41 @@ class NonFiniteGuard:
     def __init__(self, cfg: GuardConfig):
         self.cfg = cfg
         self.skipped = 0  # steps skipped so far
-        self.streak = 0  # skipped in a row
+        self.streaks: dict[str, int] = {}  # per owner (student, source): skipped in a row
         self.rollbacks = 0
 
-    def check(self, loss: Tensor, params) -> bool:
+    def check(self, loss: Tensor, params, owner: str = "student") -> bool:
+        """Whether the step may be taken; a skip extends `owner`'s streak, a taken step ends it (the
+        student's streak is not ended by the source's good steps between them, and vice versa)."""
         if not self.cfg.enabled:
             return True
         from .distributed import agree
 
         ok = bool(agree(all_finite(loss, params)))
-        self.streak = 0 if ok else self.streak + 1
+        self.streaks[owner] = 0 if ok else self.streaks.get(owner, 0) + 1
         self.skipped += not ok
         return ok
+
+    @property
+    def streak(self) -> int:
+        """The longest current streak of skipped steps."""
+        return max(self.streaks.values(), default=0)
+
+    @streak.setter
+    def streak(self, n: int) -> None:
+        self.streaks = {"student": n}
 
     @property
     def tripped(self) -> bool:
         return self.cfg.enabled and self.streak >= self.cfg.patience
 
     def state_dict(self) -> dict:
-        return {"skipped": self.skipped, "streak": self.streak, "rollbacks": self.rollbacks}
+        return {"skipped": self.skipped, "streak": dict(self.streaks), "rollbacks": self.rollbacks}
 
     def load_state_dict(self, state: dict) -> None:
-        self.skipped, self.streak, self.rollbacks = state["skipped"], state["streak"], state["rollbacks"]
+        self.skipped, self.rollbacks = state["skipped"], state["rollbacks"]
+        streak = state["streak"]
+        self.streaks = dict(streak) if isinstance(streak, dict) else {"student": streak}
 
 
 def finite_averages(sums: dict[str, Tensor], rounds: int, rnd: int) -> dict[str, float]:

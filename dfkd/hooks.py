@@ -23,9 +23,11 @@ class BNStatsHook:
 
     `stats` is a list in forward order of (mean (C,), var (C,), running_mean (C,), running_var (C,)).
 
-    With `momentum` m > 0 (Fast, Fang et al. 2022) each recorded statistic is blended with those of
-    earlier batches, s = m·s_prev + (1 − m)·s_batch (s_prev detached), and s becomes s_prev for the
-    next forward pass; the first pass uses the batch statistics alone. `reset_momentum()` forgets.
+    With `momentum` m > 0 (Fast, Fang et al. 2022) each recorded statistic is blended with a running
+    statistic of earlier rounds, s = m·s_prev + (1 − m)·s_batch (s_prev detached; the batch statistics
+    alone while there is none). `commit()`, once per round, moves the running statistic by the last
+    batch seen: s_prev <- m·s_prev + (1 − m)·s_last (s_last at first), as the authors'
+    `DeepInversionHook.update_mmt` (zju-vipa/Fast-Datafree datafree/hooks.py). `reset_momentum()` forgets.
     """
 
     def __init__(self, model: nn.Module, momentum: float = 0.0):
@@ -35,6 +37,7 @@ class BNStatsHook:
         self.enabled = True
         self.momentum = momentum
         self._previous: dict[int, tuple[Tensor, Tensor]] = {}
+        self._last: dict[int, tuple[Tensor, Tensor]] = {}
         self._handles = [m.register_forward_hook(self._hook) for m in self.layers]
 
     def _hook(self, module: _BatchNorm, inputs, output) -> None:
@@ -42,19 +45,29 @@ class BNStatsHook:
             return
         x = inputs[0]
         dims = [0] + list(range(2, x.dim()))
-        var, mean = torch.var_mean(x.float(), dim=dims, correction=0)  # fp32 under autocast too
+        x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # fp32 under autocast too
+        var, mean = torch.var_mean(x, dim=dims, correction=0)
         if self.all_reduce:
             mean, var = _global_moments(mean, var)
         if self.momentum > 0:
+            self._last[id(module)] = (mean.detach(), var.detach())
             prev = self._previous.get(id(module))
             if prev is not None:
                 m = self.momentum
                 mean, var = m * prev[0] + (1 - m) * mean, m * prev[1] + (1 - m) * var
-            self._previous[id(module)] = (mean.detach(), var.detach())
         self.stats.append((mean, var, module.running_mean, module.running_var))
 
+    def commit(self) -> None:
+        """Move the running statistics of `momentum` by the last recorded batch (once per round)."""
+        m = self.momentum
+        for key, (mean, var) in self._last.items():
+            prev = self._previous.get(key)
+            self._previous[key] = (mean, var) if prev is None else (m * prev[0] + (1 - m) * mean,
+                                                                    m * prev[1] + (1 - m) * var)
+        self._last = {}
+
     def reset_momentum(self) -> None:
-        self._previous = {}
+        self._previous, self._last = {}, {}
 
     def state_dict(self) -> list:
         """The blended statistics carried to the next pass, per layer in order (None where none yet)."""
@@ -89,12 +102,16 @@ def _global_moments(mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class InstanceMeansHook:
-    """Per-sample channel means of every BatchNorm layer's input, concatenated: (N, ΣC) in `value`
-    after a forward pass while `enabled` — the teacher instance embedding of CMI (Fang et al. 2021)."""
+    """Per-sample channel means of the input of every BatchNorm layer (or of the modules named in
+    `names`), concatenated: (N, ΣC) from `take()` after a forward pass while `enabled` — the teacher
+    instance embedding of CMI (Fang et al. 2021). A missing name raises KeyError."""
 
-    def __init__(self, model: nn.Module):
-        self.layers = [m for m in model.modules() if isinstance(m, _BatchNorm)]
-        self.dim = sum(m.num_features for m in self.layers)
+    def __init__(self, model: nn.Module, names: list[str] | None = None):
+        if names:
+            modules = dict(model.named_modules())
+            self.layers = [modules[n] for n in names]
+        else:
+            self.layers = [m for m in model.modules() if isinstance(m, _BatchNorm)]
         self._means: list[Tensor] = []
         self.enabled = False
         self._handles = [m.register_forward_hook(self._hook) for m in self.layers]
@@ -102,7 +119,7 @@ class InstanceMeansHook:
     def _hook(self, module, inputs, output) -> None:
         if self.enabled:
             x = inputs[0]
-            x = x.float()
+            x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
             self._means.append(x.mean(dim=list(range(2, x.dim()))) if x.dim() > 2 else x)
 
     def take(self) -> Tensor:

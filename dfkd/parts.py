@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from . import distributed
-from .augment import crop_flip
+from .augment import crop_flip, roll_flip
 from .config import Config
 from .contrast import Contrast
 from .data import load_split
@@ -39,6 +39,16 @@ def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels
     stu = Objective(o.student, o.temperature, "student", o.params)
     stu.decay = list(o.decay)
     check_teacher_terms(cfg, probe, gen, stu)
+    layer = gen.params.get("act", {}).get("layer") if gen is not None else None
+    if layer:  # DAFL's activation term on another layer than the classifier's input
+        from .hooks import FeatureHook
+
+        modules = dict(probe.teacher.named_modules())
+        if layer not in modules:
+            raise DfkdError(f"objective.params.act.layer='{layer}' is not a module of the teacher ({cfg.teacher.arch}); "
+                            f"e.g. one of: {', '.join(n for n in list(modules)[1:8])}")
+        probe.features.remove()
+        probe.features = FeatureHook(modules[layer], mode="input")
     if gen is not None and "blocks" in gen.needs:
         raise DfkdError("the 'at' and 'hint' terms compare student and teacher stages: use them in "
                         "objective.student, not objective.generator")
@@ -120,6 +130,7 @@ class RunParts:
     synth: object  # the schedule (dfkd/schedule.py contract)
     precision: object  # dfkd.runtime.Precision
     student_forward: object  # the student, or torch.compile of it
+    student_augment: object = None  # distill.augment: what student batches are read through (None: as drawn)
 
 
 def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, student_module=None) -> RunParts:
@@ -151,12 +162,14 @@ def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, st
     gen_objective, student_objective, student_blocks = build_objectives(cfg, probe, student, info, s_channels)
     student_objective.heads.to(device)
     generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, cfg.synth.batch_size,
-                                             info.num_classes)
-    augment = crop_flip(info.image_size, info.flip).to(device) if cfg.synth.augment == "crop" else None
+                                             info.num_classes, mean=info.mean, std=info.std)
+    augment = synth_augment(cfg, info, device)
+    student_augment = crop_flip(info.image_size, info.flip, info.mean, info.std).to(device) \
+        if cfg.distill.augment == "crop" else None
     extensions = []
-    if gen_objective is not None and "contrast" in gen_objective.needs:  # CMI: head and bank train with the source
+    if gen_objective is not None and "contrast" in gen_objective.needs:  # CMI: its head and bank
         cmi = gen_objective.params["cmi"]
-        extensions.append(Contrast(teacher, info.image_size, cmi["dim"], cmi["bank"], device))
+        extensions.append(Contrast(teacher, info, cmi, cfg.source.optim.lr, device))
     precision, student_forward = apply_perf(cfg, device, teacher, student, generator, probe)
     if cfg.synth.ema > 0:  # MAD: an EMA copy of the generator feeds part of each student batch
         extensions.append(EmaGenerator(generator, cfg.synth.ema, cfg.synth.ema_fraction, device))
@@ -167,14 +180,34 @@ def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, st
         extra["source_cfg"] = cfg.source
         extra["ball"] = Ball(cfg.source.eps, info.mean, info.std, device) if cfg.source.eps > 0 else None
     ctx = SynthContext(cfg.synth, cfg.source.optim, gen_objective, probe, view_t, view_s, cfg.distill.rounds,
-                       device, augment, info.num_classes, extensions, precision, extra)
+                       device, augment, info.num_classes, extensions, precision, extra=extra,
+                       pixel_range=pixel_range(info, device))
     synth = SCHEDULES.get(cfg.synth.schedule)(generator, ctx)
     if world.active:
         synth.sync = distributed.average_gradients
         if world.rank > 0:  # same weights everywhere (DDP broadcasts rank 0's too), own samples per rank
             seed_everything(cfg.seed + 7919 * world.rank)
     return RunParts(probe, student, s_channels, view_t, view_s, view_eval, student_objective, student_blocks,
-                    synth, precision, student_forward)
+                    synth, precision, student_forward, student_augment)
+
+
+def synth_augment(cfg: Config, info, device):
+    """The view of synthesized batches that teacher and student score (synth.augment), or None."""
+    s = cfg.synth
+    if s.augment == "crop":
+        black = s.augment_fill == "black"
+        return crop_flip(info.image_size, info.flip, info.mean if black else None, info.std if black else None).to(device)
+    if s.augment == "roll":
+        return roll_flip(s.augment_shift or max(1, info.image_size // 8), s.augment_flip and info.flip)
+    return None
+
+
+def pixel_range(info, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Valid images in normalised space: ((0 - mean) / std, (1 - mean) / std), (1, C, 1, 1) each."""
+    dtype = torch.get_default_dtype()
+    mean = torch.tensor(info.mean, dtype=dtype, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(info.std, dtype=dtype, device=device).view(1, -1, 1, 1)
+    return (0 - mean) / std, (1 - mean) / std
 
 
 def build_pool(cfg: Config, info, device, run_dir: Path | None) -> ReplayPool | None:

@@ -25,9 +25,10 @@ class ReplayPool:
                  out_device=None, path: str | Path | None = None):
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
-        dtypes = {"fp32": torch.float32, "fp16": torch.float16, "uint8": torch.uint8}
+        dtypes = {"fp64": torch.float64, "fp32": torch.float32, "fp16": torch.float16, "uint8": torch.uint8}
         if storage not in dtypes:
-            raise ValueError("storage must be 'fp32', 'fp16' or 'uint8'")
+            raise ValueError("storage must be 'fp64', 'fp32', 'fp16' or 'uint8'")
+        self.out_dtype = torch.float64 if storage == "fp64" else torch.float32
         self.capacity, self.storage = capacity, storage
         self.out_device = torch.device(out_device or device)
         dtype = dtypes[storage]
@@ -57,7 +58,7 @@ class ReplayPool:
             x = x[-self.capacity:]
         n = x.shape[0]
         idx = ((self.head + torch.arange(n)) % self.capacity).to(self.data.device)
-        x = x.to(self.data.device, torch.float32)
+        x = x.to(self.data.device, self.out_dtype)
         if self.storage != "uint8":
             self.data[idx] = x.to(self.data.dtype)
         else:
@@ -75,7 +76,7 @@ class ReplayPool:
         if self.size == 0:
             raise RuntimeError("sampling from an empty pool")
         idx = torch.randint(self.size, (n,), generator=generator).to(self.data.device)
-        x = self.data[idx].to(torch.float32)
+        x = self.data[idx].to(self.out_dtype)
         if self.storage == "uint8":
             shape = (n,) + (1,) * (x.dim() - 1)
             x = x * self.scale[idx].view(shape) + self.lo[idx].view(shape)

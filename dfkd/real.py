@@ -118,7 +118,8 @@ class RealDataSynthesizer:
 
     def _perturb(self, student: nn.Module, x: Tensor, y: Tensor, t_clean: Tensor):
         """PGD on δ against the source objective (minimised: its adv_* terms are negated gaps), with
-        the student in eval mode (its BN statistics are not moved by the attack)."""
+        the student in the mode of synth.student_mode (set by the loop; eval: the attack does not move
+        its BN statistics)."""
         sc, obj = self.source_cfg, self.objective
         clean_teacher = sc.teacher_input == "clean"
         parts: dict[str, Tensor] = {}
@@ -152,12 +153,7 @@ class RealDataSynthesizer:
             parts.update(step_parts)
             return loss
 
-        was_training = student.training
-        student.eval()
-        try:
-            delta = pgd(loss_fn, x, self.ball, self.cfg.g_steps, sc.step, sc.random_start, mask)
-        finally:
-            student.train(was_training)
+        delta = pgd(loss_fn, x, self.ball, self.cfg.g_steps, sc.step, sc.random_start, mask)  # student: synth.student_mode
         xa = x + delta
         if clean_teacher:
             return SynthBatch(xa, t_clean, targets=y, clean=x, teacher_x=x), parts

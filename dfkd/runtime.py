@@ -37,6 +37,11 @@ class Precision:
         return torch.cuda.amp.GradScaler(enabled=enabled and self.device_type == "cuda")  # torch < 2.3
 
 
+def full(x: torch.Tensor) -> torch.Tensor:
+    """x in full precision: half and bfloat16 (autocast) become float32; float32 and float64 stay."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def set_deterministic(on: bool) -> None:
     """Deterministic algorithms everywhere (errors on ops that have none), cuDNN autotuning off."""
     import os

@@ -34,7 +34,7 @@ from .hooks import BlockHooks, BNStatsHook, FeatureHook, classifier_layer, has_b
 from .objective import Objective, Signals
 from .optim import make_optimizer
 from .registry import Registry
-from .runtime import Precision
+from .runtime import Precision, full
 
 SCHEDULES = Registry("schedule")
 
@@ -97,9 +97,10 @@ class Extension:
     """A piece a recipe switches on that rides on any schedule. Every hook is optional."""
 
     state_key: str = ""  # its entry in the schedule's state_dict ('' = no state)
+    optimizer: torch.optim.Optimizer | None = None  # its own, kept across rounds; None: the source's trains it
 
     def parameters(self) -> list[nn.Parameter]:
-        """Trained with the source, by the source's optimizer."""
+        """Trained with the source: by `optimizer` if it has one, else by the source's optimizer."""
         return []
 
     def before_probe(self) -> None:
@@ -110,6 +111,13 @@ class Extension:
 
     def after_step(self, sig: Signals, schedule: "Schedule") -> None:
         """After a source step that was taken."""
+
+    def keep(self, sig: Signals) -> None:
+        """This step's batch is (for now) the round's batch (`synth.keep`: every step for 'last', each
+        new lowest loss for 'best')."""
+
+    def end_round(self) -> None:
+        """After the round's steps."""
 
     def sample(self, n: int, schedule: "Schedule") -> Tensor | None:
         """A student batch in place of the schedule's own (None: no opinion)."""
@@ -139,12 +147,15 @@ class SynthContext:
     extensions: list[Extension] = field(default_factory=list)
     precision: Precision | None = None  # perf.amp (default: off)
     extra: dict = field(default_factory=dict)  # what a particular schedule needs (per_batch: the real batches)
+    pixel_range: tuple[Tensor, Tensor] | None = None  # valid images in normalised space, (1, C, 1, 1) each (synth.clip)
 
 
 class Schedule:
     """The base schedule: one source, `g_steps` optimizer steps per round on z ~ N(0, I) codes.
     Gradients reach the source's (and the extensions') parameters only (`backward(inputs=...)`),
     never the student's or the teacher's."""
+
+    optimises_codes = False  # a schedule whose round always optimises its latent codes (meta)
 
     def __init__(self, source: nn.Module, ctx: SynthContext):
         self.generator, self.ctx, self.cfg = source.to(ctx.device).train(), ctx, ctx.cfg
@@ -156,6 +167,7 @@ class Schedule:
         self.precision = ctx.precision or Precision("off", ctx.device)
         self.on_step = None  # optional callback(step, g_steps) before each source step (the progress bar)
         self._scaler = None
+        self.codes: nn.Parameter | None = None  # synth.latent=optimised: the round's latent codes
         self._params = self.trained_params(source)
         if self.cfg.g_steps > 0 and not self._params:
             raise DfkdError(f"source '{type(source).__name__}' has no parameters to optimise; set synth.g_steps=0")
@@ -167,9 +179,31 @@ class Schedule:
         self.warmup_objective = ctx.objective.without("adv_") if warm else None
 
     def trained_params(self, source: nn.Module, *extra: nn.Parameter) -> list[nn.Parameter]:
-        """What the source optimizer trains: the source's parameters, `extra`, the extensions'."""
+        """What the source optimizer trains: the source's parameters, `extra`, the extensions' that have
+        no optimizer of their own."""
         return ([p for p in source.parameters() if p.requires_grad] + list(extra)
-                + [p for e in self.extensions for p in e.parameters()])
+                + [p for e in self.extensions if e.optimizer is None for p in e.parameters()])
+
+    def round_optimizer(self, steps: int):
+        """A fresh source optimizer (and its schedule over `steps`) for the source's parameters and, with
+        synth.latent=optimised, new latent codes z ~ N(0, I) at their own rate (synth.z_lr)."""
+        self._params = self.trained_params(self.generator)
+        groups = [{"params": self._params}]
+        if self.cfg.latent == "optimised" or self.optimises_codes:
+            self.codes = nn.Parameter(torch.randn(self.cfg.batch_size, self.generator.nz, device=self.device))
+            groups.append({"params": [self.codes], "lr": self.cfg.z_lr or self.optim_cfg.lr})
+            self._params = self._params + [self.codes]
+        return make_optimizer(groups, self.optim_cfg, steps)
+
+    @property
+    def _optimizers(self) -> list:
+        return [self.optimizer] + [e.optimizer for e in self.extensions if e.optimizer is not None]
+
+    @property
+    def _grad_params(self) -> list[nn.Parameter]:
+        """Everything a source step's backward reaches: the optimised parameters and the extensions'."""
+        own = [p for e in self.extensions if e.optimizer is not None for p in e.parameters()]
+        return self._params + own
 
     def extension(self, kind: type) -> Extension | None:  # the extension of this type, if on
         return next((e for e in self.extensions if isinstance(e, kind)), None)
@@ -189,7 +223,9 @@ class Schedule:
                     self.optimizer.state.pop(p, None)
 
     def z(self, n: int) -> Tensor:
-        """Latent codes (n, nz) for one batch."""
+        """Latent codes (n, nz) for one batch: the round's optimised codes, or fresh N(0, I) draws."""
+        if self.codes is not None and n == self.codes.shape[0]:
+            return self.codes
         return torch.randn(n, self.generator.nz, device=self.device)
 
     def generate(self, z: Tensor, labels: Tensor | None) -> Tensor:
@@ -198,17 +234,34 @@ class Schedule:
     def forward(self, student: nn.Module, targets: Tensor | None) -> Signals:
         """One step's batch, seen by the teacher (and the student when a term needs it)."""
         ctx, needs = self.ctx, self.objective.needs
-        x = self.generate(self.z(self.cfg.batch_size), targets)
+        self._last_z = z = self.z(self.cfg.batch_size)
+        x = self.generate(z, targets)
         seen = ctx.augment(x) if ctx.augment is not None else x  # teacher and student see one view
         for e in self.extensions:
             e.before_probe()
         sig = self.probe(ctx.view_t(seen), needs)
-        sig.x, sig.targets = x, targets
+        sig.x, sig.x_seen, sig.targets = x, seen, targets
         if "student" in needs:
+            hook = self._student_bn(student) if "s_bn" in needs else None
             sig.s_logits = student(ctx.view_s(seen))
+            if hook is not None:
+                sig.s_bn_stats, hook.enabled = list(hook.stats), False
         for e in self.extensions:
             e.signals(sig, seen, ctx)
         return sig
+
+    def _student_bn(self, student: nn.Module) -> BNStatsHook:
+        """The student's BN-statistics hook, armed for its next forward pass (the adv_sbn term)."""
+        model = getattr(student, "_orig_mod", student)  # under torch.compile, the module itself
+        if getattr(self, "_sbn", None) is None or self._sbn[0] is not model:
+            if not has_batchnorm(model):
+                raise DfkdError("the adv_sbn term reads the student's BatchNorm statistics, and the student has "
+                                "none; set objective.generator.adv_sbn=0")
+            self._sbn = (model, BNStatsHook(model))
+        hook = self._sbn[1]
+        hook.enabled = True
+        hook.clear()
+        return hook
 
     def after_step(self) -> None:
         pass
@@ -219,17 +272,23 @@ class Schedule:
 
     # ------------------------------------------------------------------ the round
     def _targets(self) -> Tensor:
-        """Balanced random target classes for one batch (N,)."""
-        n = self.cfg.batch_size
-        return (torch.arange(n) % self.ctx.num_classes)[torch.randperm(n)].to(self.device)
+        """Random target classes for one batch (N,): balanced and shuffled, or drawn independently
+        (synth.targets)."""
+        n, k = self.cfg.batch_size, self.ctx.num_classes
+        if self.cfg.targets == "uniform":
+            return torch.randint(k, (n,)).to(self.device)
+        return (torch.arange(n) % k)[torch.randperm(n)].to(self.device)
 
     def synthesize(self, student: nn.Module) -> tuple[SynthBatch, dict[str, Tensor]]:
+        """One round: `g_steps` source steps; the round's batch is the last step's or, with
+        synth.keep=best, the one of lowest source loss (measured before its step, as the authors do)."""
         self.round += 1
         if self.warmup_objective is not None:
             self.objective = self.warmup_objective if self.warming_up else self.full_objective
         self.begin_round()
         parts: dict[str, Tensor] = {}
-        x = sig = None
+        x = kept = None
+        best = float("inf")
         wants = self.objective is not None and "targets" in self.objective.needs
         targets = self._targets() if wants or getattr(self.generator, "conditional", False) else None
         if self._scaler is None:
@@ -239,24 +298,37 @@ class Schedule:
                 self.on_step(step, self.cfg.g_steps)
             with self.precision.autocast():
                 sig = self.forward(student, targets)
-                x = sig.x
                 loss, step_parts = self.objective(sig)
-            if guarded_step(loss, self.optimizer, self._scaler, self.guard, self._params, inputs=self._params,
-                            sync=self.sync):  # else skipped: nothing non-finite is applied
+            if self.cfg.keep == "last" or float(loss.detach()) < best:  # 'best': one host sync per step
+                best = float(loss.detach()) if self.cfg.keep == "best" else best
+                x, kept = (sig.x.detach().clone() if self.cfg.keep == "best" else sig.x), sig
+                for e in self.extensions:
+                    e.keep(sig)
+            if guarded_step(loss, self._optimizers, self._scaler, self.guard, self._grad_params,
+                            inputs=self._grad_params, sync=self.sync, clip=self.optim_cfg.clip_grad,
+                            owner="source"):  # else skipped: nothing non-finite is applied
                 parts = {**step_parts, "loss": loss.detach()}
                 for e in self.extensions:
                     e.after_step(sig, self)
             self.after_step()
         self.end_round()
+        if self.probe.bn is not None and self.probe.bn.momentum > 0 and self.cfg.g_steps > 0:
+            self.probe.bn.commit()  # Fast: the blended statistics move once per round, by its last step
+        for e in self.extensions:
+            e.end_round()
+        if self.cfg.keep == "after" and kept is not None:  # ZSKT: the same codes through the updated source
+            with torch.no_grad(), self.precision.autocast():
+                x, kept = self.generate(self._last_z, targets), None
         if x is None:  # no step taken: a fixed source, only sampled
             x = self.sample(self.cfg.batch_size)
         # a source that returns its own parameter (free pixels) would be overwritten in place by the
         # next round's reset: hand out a copy; an autocast batch leaves the round in full precision
-        x = (x.detach().clone() if isinstance(x, nn.Parameter) else x.detach()).float()
-        if sig is None or self.ctx.augment is not None:  # the teacher has not yet seen this exact batch
+        x = full(x.detach().clone() if isinstance(x, nn.Parameter) else x.detach())
+        if kept is None or self.ctx.augment is not None or isinstance(kept.x, nn.Parameter):
+            # the teacher has not yet seen this exact batch (augmented, or pixels moved by their last step)
             with torch.no_grad(), self.precision.autocast():
-                return SynthBatch(x, self.probe(self.ctx.view_t(x)).t_logits.float()), parts
-        return SynthBatch(x, sig.t_logits.detach().float()), parts
+                return SynthBatch(x, full(self.probe(self.ctx.view_t(x)).t_logits)), parts
+        return SynthBatch(x, full(kept.t_logits.detach())), parts
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:

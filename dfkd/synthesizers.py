@@ -52,61 +52,127 @@ class EmaGenerator(Extension):
         self.generator.load_state_dict(state)
 
 
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN's initialisation (Radford et al. 2016), as CMI re-initialises its generator every round
+    (zju-vipa/CMI datafree/synthesis/contrastive.py `reset_model`): Linear and convolution weights
+    N(0, 0.02), BatchNorm scales N(1, 0.02), biases 0, in module order; running statistics kept."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            if m.affine:
+                nn.init.normal_(m.weight, 1.0, 0.02)
+                nn.init.zeros_(m.bias)
+        elif not any(True for _ in m.children()) and hasattr(m, "reset_parameters"):
+            m.reset_parameters()  # e.g. free pixels
+
+
+@torch.no_grad()
+def reset_first_layer(module: nn.Module) -> None:
+    """Fast's `reset_l0` (zju-vipa/Fast-Datafree datafree/synthesis/fast_meta.py): the first nn.Linear
+    and the first BatchNorm of the generator get weights N(0, 0.02) and biases 0."""
+    for kind in (nn.Linear, nn.modules.batchnorm._BatchNorm):
+        m = next((m for m in module.modules() if isinstance(m, kind) and getattr(m, "weight", None) is not None), None)
+        if m is not None:
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
 @SCHEDULES.register("reinit")
 class ReinitSynthesizer(Schedule):
     """The source is re-initialised at the start of every round and optimised from scratch for
     `g_steps` with a fresh optimizer whose schedule spans those steps: DeepInversion's free pixels
-    (Yin et al. 2020), CMI's generator (Fang et al. 2021). Each round's batch is meant for a replay
-    pool (`distill.batch=pool`); target classes (for the `ce` term) are drawn anew each round.
+    (Yin et al. 2020), CMI's generator (Fang et al. 2021; `synth.reset=dcgan` re-draws it as the
+    authors do, `synth.latent=optimised` optimises one latent code per round with it). Each round's
+    batch is meant for a replay pool (`distill.batch=pool`); target classes (for the `ce` term) are
+    drawn anew each round.
     """
 
     def begin_round(self) -> None:
-        for m in self.generator.modules():
-            if hasattr(m, "reset_parameters"):
-                m.reset_parameters()
-        self.optimizer, self.scheduler = make_optimizer(self._params, self.optim_cfg, self.cfg.g_steps)
+        if self.cfg.reset == "dcgan":
+            dcgan_init(self.generator)
+        else:
+            for m in self.generator.modules():
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+        self.optimizer, self.scheduler = self.round_optimizer(self.cfg.g_steps)
 
     def after_step(self) -> None:
         self.scheduler.step()
+        if self.cfg.clip and self.ctx.pixel_range is not None and hasattr(self.generator, "clamp_"):
+            self.generator.clamp_(*self.ctx.pixel_range)
 
     def end_round(self) -> None:
         pass
+
+
+REPTILE_SCALE = 67.0  # the authors' Reptile pseudo-gradient is 67·(θ − θ') (fast_meta.py `reptile_grad`)
 
 
 @SCHEDULES.register("meta")
 class MetaSynthesizer(Schedule):
     """Fast (Fang et al., "Up to 100× Faster Data-free Knowledge Distillation", AAAI 2022): one
     shared generator is a meta-learned *initialisation*. Each round clones it, optimises the clone
-    and fresh latent codes z (N, nz) for `g_steps` with a fresh optimizer, then moves the shared
-    weights toward what the round found:
-    - Reptile (Nichol et al. 2018): θ <- θ + meta_lr·(θ' − θ) (floating buffers likewise);
-    - first-order MAML: θ <- θ − meta_lr·∇θ' L(θ'), the clone's last-step gradient.
-    Used with a replay pool (`distill.batch=pool`), BN momentum and warm-up rounds. Differs from the
-    authors' code: the meta update is this plain step rather than a pseudo-gradient through Adam, so
-    `meta_lr` means exactly what it says.
+    (and, with `synth.latent=optimised`, one latent code per round at `synth.z_lr`) for `g_steps`
+    with a fresh optimizer, then moves the shared weights toward what the round found.
+
+    `synth.meta_step=adam` (the authors' code, zju-vipa/Fast-Datafree fast_meta.py): the shared
+    generator has its own Adam, at lr = source.optim.lr × g_steps with the source's betas, kept
+    across rounds; it steps once per round on a pseudo-gradient:
+    - first-order MAML (`synth.meta=fomaml`): the clone's gradients summed over the round's steps;
+    - Reptile (`synth.meta=reptile`): 67·(θ − θ'), the authors' scale.
+    The shared generator's buffers stay as they are (its BatchNorm layers run on batch statistics).
+    `synth.meta_step=plain`: θ <- θ + meta_lr·(θ' − θ) (Reptile, buffers likewise) or
+    θ <- θ − meta_lr·∇θ' L (FOMAML, the last step's gradient).
+    Used with a replay pool (`distill.batch=pool`), BN momentum and warm-up rounds;
+    `synth.reset_first_layer` re-draws the shared generator's first layers once (the authors' reset_l0).
     """
+
+    optimises_codes = True  # one latent code per round, optimised with the clone (as the authors')
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
         self.shared = self.generator
-        self.codes: nn.Parameter | None = None  # the round's latent codes, optimised with the clone
-
-    def z(self, n: int) -> Tensor:
-        return self.codes
+        self.meta_optimizer = None
+        if self.cfg.meta_step == "adam" and self.cfg.g_steps > 0:
+            o = self.optim_cfg
+            self.meta_optimizer = torch.optim.Adam(self.shared.parameters(), lr=o.lr * self.cfg.g_steps,
+                                                   betas=tuple(o.betas))
+        self._meta_grads: list[Tensor] | None = None
 
     def begin_round(self) -> None:
+        if self.cfg.reset_first_layer and self.round == self.cfg.reset_first_layer:
+            reset_first_layer(self.shared)
         self.generator = copy.deepcopy(self.shared)
-        self.codes = nn.Parameter(torch.randn(self.cfg.batch_size, self.shared.nz, device=self.device))
-        self._params = self.trained_params(self.generator, self.codes)
-        self.optimizer, self.scheduler = make_optimizer(self._params, self.optim_cfg, self.cfg.g_steps)
+        self.optimizer, self.scheduler = self.round_optimizer(self.cfg.g_steps)
+        self._meta_grads = None
         super().begin_round()  # e.g. NAYER's noisy layer is refreshed in the clone too
 
     def after_step(self) -> None:
         self.scheduler.step()
+        if self.meta_optimizer is not None and self.cfg.meta == "fomaml":
+            grads = [q.grad.detach() if q.grad is not None else torch.zeros_like(q) for q in self.generator.parameters()]
+            # a step the guard or the fp16 scaler skipped adds nothing (decided on the device: no host sync)
+            finite = torch.stack([torch.isfinite(g).all() for g in grads]).all()
+            grads = [torch.where(finite, g, torch.zeros_like(g)) for g in grads]
+            self._meta_grads = grads if self._meta_grads is None else [a + g for a, g in zip(self._meta_grads, grads)]
 
     @torch.no_grad()
     def end_round(self) -> None:
         clone, self.generator = self.generator, self.shared
+        if self.meta_optimizer is not None:
+            if self.cfg.meta == "reptile":
+                grads = [REPTILE_SCALE * (p - q) for p, q in zip(self.shared.parameters(), clone.parameters())]
+            else:
+                grads = self._meta_grads
+            if grads is not None:
+                for p, g in zip(self.shared.parameters(), grads):
+                    p.grad = g
+                self.meta_optimizer.step()
+                self.meta_optimizer.zero_grad(set_to_none=True)
+            return
         reptile, lr = self.cfg.meta == "reptile", self.cfg.meta_lr
         for p, q in zip(self.shared.parameters(), clone.parameters()):
             if reptile:
@@ -121,12 +187,17 @@ class MetaSynthesizer(Schedule):
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
-        return self.shared(torch.randn(n, self.shared.nz, device=self.device))
+        return generate(self.shared, torch.randn(n, self.shared.nz, device=self.device), None, self.ctx.num_classes)
 
     def state_dict(self) -> dict:
-        return {"generator": self.shared.state_dict(), "round": self.round, **self._shared_state()}
+        state = {"generator": self.shared.state_dict(), "round": self.round, **self._shared_state()}
+        if self.meta_optimizer is not None:
+            state["meta_optimizer"] = self.meta_optimizer.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.shared.load_state_dict(state["generator"])
         self.round = state["round"]
         self._load_shared_state(state)
+        if self.meta_optimizer is not None and state.get("meta_optimizer") is not None:
+            self.meta_optimizer.load_state_dict(state["meta_optimizer"])

@@ -1,8 +1,9 @@
 """Input sources: generator architectures, free pixels, noise, and the real training split.
 
 Every source is registered in `SOURCES` as a factory
-`(cfg: SourceConfig, size, channels, batch_size, num_classes) -> nn.Module` mapping latent codes
-(N, nz) to images (N, channels, size, size) in normalised input space; it has an `nz` attribute.
+`(cfg: SourceConfig, size, channels, batch_size, num_classes, mean=..., std=...) -> nn.Module` mapping
+latent codes (N, nz) to images (N, channels, size, size) in normalised input space (`mean`, `std`:
+the dataset's normalisation, per channel); it has an `nz` attribute.
 A source with `conditional = True` takes (z, labels); one with `new_round()` is refreshed at the
 start of every round.
 """
@@ -18,35 +19,38 @@ SOURCES = Registry("source")
 
 
 @SOURCES.register("dcgan")
-def dcgan(cfg, size: int, channels: int, batch_size: int, num_classes: int) -> DCGANGenerator:
-    """DAFL/DFAD generator (Chen et al. 2019; Fang et al. 2019)."""
-    return DCGANGenerator(nz=cfg.nz, width=cfg.width, size=size, channels=channels)
+def dcgan(cfg, size: int, channels: int, batch_size: int, num_classes: int, mean=None, std=None) -> DCGANGenerator:
+    """DAFL/DFAD generator (Chen et al. 2019; Fang et al. 2019); source.output=sigmoid ends it as the
+    CMI/Fast generator does."""
+    return DCGANGenerator(nz=cfg.nz, width=cfg.width, size=size, channels=channels, output=cfg.output,
+                          mean=mean, std=std, bn_eps=cfg.bn_eps)
 
 
 @SOURCES.register("noise")
-def noise(cfg, size: int, channels: int, batch_size: int, num_classes: int) -> NoiseSource:
+def noise(cfg, size: int, channels: int, batch_size: int, num_classes: int, **norm) -> NoiseSource:
     """Gaussian noise images, no parameters (the noise control; use with synth.g_steps=0)."""
     return NoiseSource(size=size, channels=channels)
 
 
 @SOURCES.register("pixels")
-def pixels(cfg, size: int, channels: int, batch_size: int, num_classes: int) -> PixelSource:
+def pixels(cfg, size: int, channels: int, batch_size: int, num_classes: int, **norm) -> PixelSource:
     """Free pixels optimised directly, one batch (DeepInversion); use with synth.schedule=reinit."""
     return PixelSource(batch_size=batch_size, size=size, channels=channels)
 
 
 @SOURCES.register("nayer")
-def nayer(cfg, size: int, channels: int, batch_size: int, num_classes: int) -> NayerSource:
+def nayer(cfg, size: int, channels: int, batch_size: int, num_classes: int, mean=None, std=None) -> NayerSource:
     """Label embedding -> noisy layer re-initialised every round -> generator (NAYER, Tran et al. 2024)."""
     embed = None
     if cfg.embed not in ("random", "learned"):
         embed = _read_embedding(cfg.embed, num_classes)
     return NayerSource(num_classes, cfg.nz, cfg.width, size, channels, embed=embed,
-                       embed_dim=cfg.embed_dim, learn_embed=cfg.embed == "learned")
+                       embed_dim=cfg.embed_dim, learn_embed=cfg.embed == "learned", output=cfg.output,
+                       mean=mean, std=std)
 
 
 @SOURCES.register("real")
-def real(cfg, size: int, channels: int, batch_size: int, num_classes: int) -> RealBatch:
+def real(cfg, size: int, channels: int, batch_size: int, num_classes: int, **norm) -> RealBatch:
     """The real training split, one shuffled batch per round (data-driven KD); use with
     synth.schedule=per_batch."""
     return RealBatch()

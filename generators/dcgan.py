@@ -1,45 +1,64 @@
 """The DCGAN-style generator of the DAFL/DFAD family (Chen et al. 2019; Fang et al. 2019).
 
     z (N, nz) -> Linear -> (N, width, s0, s0) -> BN -> [×2 upsample, 3×3 conv, BN, LeakyReLU] ×2
-      -> 3×3 conv to `channels` -> tanh -> affine-free BN  -> (N, channels, size, size)
+      -> 3×3 conv to `channels` -> output -> (N, channels, size, size)
 
-s0 = ceil(size / 4); when 4·s0 ≠ size the output is resized to `size`. The closing affine-free
-BatchNorm puts every channel at zero mean and unit variance per batch, which matches inputs
-normalised with the dataset's mean and std.
+s0 = ceil(size / 4); when 4·s0 ≠ size the output is resized to `size`. `output="tanh_bn"` (DAFL's,
+huawei-noah DAFL) ends with tanh and an affine-free BatchNorm, which puts every channel at zero mean
+and unit variance per batch, matching inputs normalised with the dataset's mean and std;
+`output="sigmoid"` (the generator of zju-vipa/Fast-Datafree and CMI, datafree/models/generator.py:
+width = 2·ngf) gives pixels in [0, 1], normalised with `mean` and `std`; `output="bn"` (ZSKT's,
+polo5/ZeroShotKnowledgeTransfer models/generator.py) ends with a learned (affine) BatchNorm and no
+squashing. `bn_eps`: the eps of the two inner BatchNorms (DAFL's code: 0.8). The layers are created in
+the authors' order, so one seed gives both codes the same weights (l1.0 = fc, conv_blocks.0 = bn0, ...).
 """
 from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, nz: int = 100, width: int = 128, size: int = 32, channels: int = 3):
+    def __init__(self, nz: int = 100, width: int = 128, size: int = 32, channels: int = 3, output: str = "tanh_bn",
+                 mean=None, std=None, bn_eps: float = 1e-5):
         super().__init__()
-        self.nz, self.size, self.channels = nz, size, channels
+        if output not in ("tanh_bn", "sigmoid", "bn"):
+            raise ValueError(f"output must be 'tanh_bn', 'sigmoid' or 'bn', not {output!r}")
+        self.nz, self.size, self.channels, self.output = nz, size, channels, output
         self.init_size = math.ceil(size / 4)
         self.fc = nn.Linear(nz, width * self.init_size ** 2)
         self.bn0 = nn.BatchNorm2d(width)
         self.block1 = nn.Sequential(
             nn.Upsample(scale_factor=2),
             nn.Conv2d(width, width, 3, padding=1, bias=False),
-            nn.BatchNorm2d(width),
+            nn.BatchNorm2d(width, eps=bn_eps),
             nn.LeakyReLU(0.2, inplace=True),
         )
         self.block2 = nn.Sequential(
             nn.Upsample(scale_factor=2),
             nn.Conv2d(width, width // 2, 3, padding=1, bias=False),
-            nn.BatchNorm2d(width // 2),
+            nn.BatchNorm2d(width // 2, eps=bn_eps),
             nn.LeakyReLU(0.2, inplace=True),
         )
         self.to_image = nn.Conv2d(width // 2, channels, 3, padding=1)
-        self.out_bn = nn.BatchNorm2d(channels, affine=False)
+        if output in ("tanh_bn", "bn"):
+            self.out_bn = nn.BatchNorm2d(channels, affine=output == "bn")
+        else:
+            mean = torch.tensor(mean if mean is not None else (0.0,) * channels, dtype=torch.get_default_dtype())
+            std = torch.tensor(std if std is not None else (1.0,) * channels, dtype=torch.get_default_dtype())
+            self.register_buffer("mean", mean.view(1, -1, 1, 1), persistent=False)
+            self.register_buffer("std", std.view(1, -1, 1, 1), persistent=False)
 
     def forward(self, z: Tensor) -> Tensor:
         h = self.fc(z).view(z.shape[0], -1, self.init_size, self.init_size)
         h = self.block2(self.block1(self.bn0(h)))
         if h.shape[-1] != self.size:
             h = F.interpolate(h, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        if self.output == "sigmoid":
+            return (self.to_image(h).sigmoid() - self.mean) / self.std
+        if self.output == "bn":
+            return self.out_bn(self.to_image(h))
         return self.out_bn(self.to_image(h).tanh())

@@ -21,7 +21,8 @@ class NayerSource(nn.Module):
     conditional = True  # forward takes (z, labels)
 
     def __init__(self, num_classes: int, nz: int, width: int, size: int, channels: int,
-                 embed: Tensor | None = None, embed_dim: int = 64, learn_embed: bool = False):
+                 embed: Tensor | None = None, embed_dim: int = 64, learn_embed: bool = False, output: str = "tanh_bn",
+                 mean=None, std=None):
         super().__init__()
         e = embed.float().clone() if embed is not None else torch.randn(num_classes, embed_dim)
         if learn_embed:
@@ -29,7 +30,8 @@ class NayerSource(nn.Module):
         else:
             self.register_buffer("embed", e)
         self.noisy = nn.Linear(e.shape[1], nz)
-        self.generator = DCGANGenerator(nz=nz, width=width, size=size, channels=channels)
+        self.generator = DCGANGenerator(nz=nz, width=width, size=size, channels=channels, output=output,
+                                        mean=mean, std=std)
         self.nz = nz
 
     def new_round(self) -> list[nn.Parameter]:

@@ -18,6 +18,11 @@ class PixelSource(nn.Module):
     def reset_parameters(self) -> None:
         nn.init.normal_(self.x)
 
+    @torch.no_grad()
+    def clamp_(self, lo: Tensor, hi: Tensor) -> None:
+        """Clamp the pixels into [lo, hi] per channel ((1, C, 1, 1) each), in place (synth.clip)."""
+        self.x.copy_(torch.max(torch.min(self.x, hi), lo))
+
     def forward(self, z: Tensor) -> Tensor:
         if z.shape[0] != self.x.shape[0]:
             raise ValueError(f"the pixel source holds {self.x.shape[0]} images, asked for {z.shape[0]}")

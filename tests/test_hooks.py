@@ -74,15 +74,23 @@ def test_stage_ends_are_found_by_resolution_on_any_model():
     assert t == ["stages.0", "stages.1", "stages.2"] and s == ["stages.0", "stages.1", "stages"]
 
 
-def test_bn_momentum_blends_with_earlier_batches():
+def test_bn_momentum_blends_with_the_running_statistic_that_moves_once_per_commit():
+    """Fast's momentum (fast_meta.py / hooks.py `update_mmt`): within a round every pass blends with a
+    fixed running statistic; commit() moves it by the round's last batch."""
     model = nn.Sequential(nn.BatchNorm1d(1))
     hook = BNStatsHook(model, momentum=0.75)
-    model(torch.tensor([[0.0], [2.0]]))  # mean 1, var 1: the first pass uses these alone
+    model(torch.tensor([[0.0], [2.0]]))  # mean 1, var 1: no running statistic yet, these alone
     assert hook.stats[0][0].item() == pytest.approx(1.0) and hook.stats[0][1].item() == pytest.approx(1.0)
     hook.clear()
-    model(torch.tensor([[4.0], [8.0]]))  # mean 6, var 4
-    assert hook.stats[0][0].item() == pytest.approx(0.75 * 1 + 0.25 * 6)
-    assert hook.stats[0][1].item() == pytest.approx(0.75 * 1 + 0.25 * 4)
+    model(torch.tensor([[4.0], [8.0]]))  # mean 6, var 4: still the first round, nothing blended
+    assert hook.stats[0][0].item() == pytest.approx(6.0) and hook.stats[0][1].item() == pytest.approx(4.0)
+    hook.commit()  # the running statistic is the round's last batch: (6, 4)
+    hook.clear()
+    model(torch.tensor([[0.0], [2.0]]))  # mean 1, var 1, blended with (6, 4)
+    assert hook.stats[0][0].item() == pytest.approx(0.75 * 6 + 0.25 * 1)
+    assert hook.stats[0][1].item() == pytest.approx(0.75 * 4 + 0.25 * 1)
+    hook.commit()  # moves by the last batch: 0.75 * 6 + 0.25 * 1
+    assert hook.state_dict()[0][0].item() == pytest.approx(0.75 * 6 + 0.25 * 1)
     hook.clear()
     hook.reset_momentum()
     model(torch.tensor([[4.0], [8.0]]))
@@ -101,7 +109,7 @@ def test_instance_means_hook_concatenates_per_sample_bn_input_means():
     hook.enabled = True
     model(torch.randn(3, 1, 16, 16))
     value = hook.take()
-    assert value.shape == (3, hook.dim) and hook.dim == 8 + 8 + 16 + 16
+    assert value.shape == (3, 8 + 8 + 16 + 16)
     torch.testing.assert_close(value, torch.cat([x.mean(dim=(2, 3)) for x in inputs], dim=1))
 
 
@@ -112,6 +120,7 @@ def test_bn_momentum_state_round_trips_so_a_resumed_run_blends_the_same():
     model = build_model("cnn_small", 10, 1).eval()
     a = BNStatsHook(model, momentum=0.9)
     model(torch.randn(8, 1, 16, 16))
+    a.commit()
     state = a.state_dict()
     assert len(state) == len(a.layers) and all(s is not None for s in state)
     a.remove()
@@ -133,3 +142,16 @@ def test_global_moments_of_equal_shards_equal_the_moments_of_the_whole_batch():
     g_var = sum(v + m * m for v, m in var_means) / 2 - g_mean * g_mean
     var, mean = torch.var_mean(x, dim=0, correction=0)
     assert torch.allclose(g_mean, mean, atol=1e-6) and torch.allclose(g_var, var, atol=1e-6)
+
+
+def test_instance_means_hook_reads_named_modules_inputs():
+    """CMI's ResNet-34 embedding: the inputs of named modules instead of every BN layer."""
+    from dfkd.hooks import InstanceMeansHook
+
+    model = build_model("resnet8", 10, 3).eval()
+    hook = InstanceMeansHook(model, ["stages.1", "stages.2"])
+    hook.enabled = True
+    model(torch.randn(2, 3, 32, 32))
+    assert hook.take().shape == (2, 16 + 32)  # the inputs of the 2nd and 3rd stages
+    with pytest.raises(KeyError):
+        InstanceMeansHook(model, ["nope"])

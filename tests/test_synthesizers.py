@@ -92,14 +92,15 @@ def test_reinit_schedule_restarts_the_pixels_every_round_and_lowers_its_objectiv
     assert not torch.allclose(first.x, second.x)
 
 
-def _meta(meta, meta_lr=0.25):
+def _meta(meta, meta_lr=0.25, meta_step="plain"):
     from dfkd.synthesizers import MetaSynthesizer
 
     torch.manual_seed(0)
     probe = TeacherProbe(build_model("cnn_small", 10, 1))
-    cfg = SynthConfig(batch_size=8, g_steps=3, meta=meta, meta_lr=meta_lr)
+    cfg = SynthConfig(batch_size=8, g_steps=3, meta=meta, meta_lr=meta_lr, meta_step=meta_step)
+    adam = OptimConfig(name="adam", lr=0.01, betas=[0.5, 0.999], weight_decay=0.0, schedule="constant")
     return MetaSynthesizer(DCGANGenerator(nz=8, width=8, size=8, channels=1),
-                           _ctx(cfg, Objective({"adv_kl": 1.0, "bn": 1.0}), probe, 4))
+                           _ctx(cfg, Objective({"adv_kl": 1.0, "bn": 1.0}), probe, 4, optim=adam))
 
 
 def test_reptile_moves_the_shared_weights_toward_the_clone_by_the_stated_fraction():
@@ -119,7 +120,7 @@ def test_reptile_moves_the_shared_weights_toward_the_clone_by_the_stated_fractio
     assert synth.codes.shape == (8, 8)  # latent codes were optimised as parameters
 
 
-def test_fomaml_applies_the_clones_last_gradient():
+def test_plain_fomaml_applies_the_clones_last_gradient():
     synth = _meta("fomaml", 0.1)
     before = [p.detach().clone() for p in synth.shared.parameters()]
     grads = []
@@ -129,6 +130,54 @@ def test_fomaml_applies_the_clones_last_gradient():
     synth.synthesize(build_model("cnn_small", 10, 1))
     for p, old, g in zip(synth.shared.parameters(), before, grads[0]):
         torch.testing.assert_close(p, old if g is None else old - 0.1 * g)
+
+
+def _first_adam_step(g, lr, eps=1e-8):
+    """Adam's first update of a parameter with gradient g: m̂ = g, v̂ = g², so -lr·g / (|g| + eps)."""
+    return -lr * g / (g.abs() + eps)
+
+
+def test_the_authors_fomaml_sums_the_rounds_gradients_into_the_shared_adam():
+    """Fast (fast_meta.py): the clone's gradients of every inner step are summed into the shared
+    generator's gradient, and its own Adam (lr = source lr x g_steps) takes one step per round."""
+    synth = _meta("fomaml", meta_step="adam")
+    assert synth.meta_optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 3)
+    before = [p.detach().clone() for p in synth.shared.parameters()]
+    per_step = []
+    original_after = synth.after_step
+    synth.after_step = lambda: (per_step.append([q.grad.detach().clone() for q in synth.generator.parameters()]),
+                                original_after())
+    synth.synthesize(build_model("cnn_small", 10, 1))
+    assert len(per_step) == 3
+    for k, (p, old) in enumerate(zip(synth.shared.parameters(), before)):
+        total = sum(step[k] for step in per_step)
+        torch.testing.assert_close(p, old + _first_adam_step(total, 0.03))
+        assert not torch.allclose(total, per_step[-1][k])  # the sum, not the last step's gradient
+
+
+def test_the_authors_reptile_steps_the_shared_adam_on_the_scaled_difference():
+    synth = _meta("reptile", meta_step="adam")
+    before = [p.detach().clone() for p in synth.shared.parameters()]
+    clones = []
+    original_end = synth.end_round
+    synth.end_round = lambda: (clones.append([q.detach().clone() for q in synth.generator.parameters()]),
+                                original_end())
+    synth.synthesize(build_model("cnn_small", 10, 1))
+    for p, old, q in zip(synth.shared.parameters(), before, clones[0]):
+        torch.testing.assert_close(p, old + _first_adam_step(67.0 * (old - q), 0.03))
+    assert "meta_optimizer" in synth.state_dict()
+
+
+def test_reset_first_layer_redraws_the_generators_first_linear_and_batchnorm_once():
+    from dfkd.synthesizers import reset_first_layer
+
+    torch.manual_seed(0)
+    g = DCGANGenerator(nz=8, width=8, size=8, channels=1)
+    later = g.block1[1].weight.detach().clone()
+    reset_first_layer(g)
+    assert g.fc.weight.std().item() == pytest.approx(0.02, rel=0.2) and torch.all(g.fc.bias == 0)
+    assert g.bn0.weight.abs().max() < 0.1 and torch.all(g.bn0.bias == 0)  # N(0, 0.02): the authors' reset_l0
+    assert torch.equal(g.block1[1].weight, later)
 
 
 def test_warmup_turns_adversarial_terms_off_then_on():
@@ -142,34 +191,56 @@ def test_warmup_turns_adversarial_terms_off_then_on():
     assert not synth.warming_up and set(parts) == {"adv_kl", "oh", "loss"}
 
 
-def test_contrast_bank_is_bounded_and_holds_the_newest_embeddings():
+def _contrast(teacher, **params):
     from dfkd.contrast import Contrast
+    from dfkd.data import DatasetInfo
+    from dfkd.objective import resolve_params
 
-    c = Contrast(build_model("cnn_small", 10, 1), image_size=8, dim=4, bank_size=5, device="cpu")
-    for i in range(3):
-        c.remember(torch.full((2, 4), float(i)))
-    assert len(c.bank) == 5 and sorted(c.bank.held()[:, 0].tolist()) == [0.0, 1.0, 1.0, 2.0, 2.0]
-    x = torch.randn(6, 1, 8, 8)
-    c.capture()
-    c.teacher(x)  # the probe's forward pass in synthesis
-    g, local, bank = c.views(x)
-    assert g.shape == local.shape == (6, 4) and bank.shape == (5, 4)
-    assert not torch.allclose(g, local)  # the local view is a different crop
+    p = resolve_params({"cmi": {"dim": 4, **params}})["cmi"]
+    return Contrast(teacher, DatasetInfo(10, 1, 8, (0.0,), (1.0,), flip=False), p, 0.01, "cpu")
 
 
-def test_the_contrastive_head_trains_with_the_source_and_feeds_the_bank():
-    from dfkd.contrast import Contrast
-
+def test_contrast_bank_keeps_raw_local_and_global_embeddings_of_the_kept_batch_once_per_round():
+    """CMI (contrastive.py): the bank holds [local | global] instance means of the round's kept batch,
+    pushed once per round; each step reads `negatives` distinct rows and projects them anew."""
     torch.manual_seed(0)
     teacher = build_model("cnn_small", 10, 1)
-    contrast = Contrast(teacher, image_size=8, dim=4, bank_size=32, device="cpu")
+    c = _contrast(teacher, bank=5, negatives=3)
+    width = 8 + 8 + 16 + 16  # the BN inputs of cnn_small
+    for i in range(3):
+        c._step = torch.full((2, 2 * width), float(i))
+        c.keep(None)
+        c.end_round()
+    assert len(c.bank) == 5 and sorted(c.bank.held()[:, 0].tolist()) == [0.0, 1.0, 1.0, 2.0, 2.0]
+    rows = c.read_bank()
+    assert rows.shape == (3, 2 * width) and len({tuple(r.tolist()) for r in c.bank.held()}) == 3
+    from dfkd.objective import Signals
+
+    x = torch.randn(6, 1, 8, 8)
+    c.before_probe()
+    teacher(x)  # the probe's forward pass on the global view
+    sig = Signals(x=x, t_logits=torch.zeros(6, 10))
+    c.signals(sig, x, _ctx(SynthConfig(), None, TeacherProbe(teacher), 1))
+    assert sig.embed_local.shape == sig.embed.shape == (6 + 3, 4)  # batch rows, then bank rows
+    assert c._step.shape == (6, 2 * width)
+
+
+def test_the_contrastive_head_has_its_own_optimizer_and_the_bank_fills_once_per_round():
+    torch.manual_seed(0)
+    teacher = build_model("cnn_small", 10, 1)
+    contrast = _contrast(teacher, bank=32)
     synth = PersistentSynthesizer(DCGANGenerator(nz=8, width=8, size=8, channels=1),
-                                  _ctx(SynthConfig(batch_size=8), Objective({"cmi": 1.0}), TeacherProbe(teacher), 2,
-                                       extensions=[contrast]))
+                                  _ctx(SynthConfig(batch_size=8, g_steps=2), Objective({"cmi": 1.0}),
+                                       TeacherProbe(teacher), 2, extensions=[contrast]))
+    assert all(p not in {id(q) for g in synth.optimizer.param_groups for q in g["params"]}
+               for p in map(id, contrast.parameters()))  # not trained by the source's optimizer
     head = [p.detach().clone() for p in contrast.parameters()]
     _, parts = synth.synthesize(build_model("cnn_small", 10, 1))
-    assert parts["cmi"] > 0 and len(contrast.bank) == 8
+    assert parts["cmi"] > 0 and len(contrast.bank) == 8  # one batch per round, not one per step
     assert any(not torch.equal(a, b) for a, b in zip(head, contrast.parameters()))
+    assert contrast.optimizer.state  # its Adam took the steps
+    synth.synthesize(build_model("cnn_small", 10, 1))
+    assert len(contrast.bank) == 16
 
 
 def test_nayer_refreshes_only_its_noisy_layer_each_round_and_generates_by_label():
