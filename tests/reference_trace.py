@@ -1,0 +1,174 @@
+"""dfkd's side of a reference trace (tests/trace_setting.py says what a trace is): a method's rounds at
+the trace setting, with the setting's draws injected where dfkd would draw its own, recorded as the
+authors' harness records theirs:
+
+    {"rounds": [{"gen": [{term: value, ..., "loss": weighted total} per source step],
+                 "student": [{"loss": value} per student step],
+                 "generator": {"norm", "moved"}, "student_weights": {"norm", "moved"}}, ...]}
+
+`run(sets, rounds, inject)` builds the run from `dfkd.parts.build_parts` and drives
+`Distiller.train_round` directly (no run directory, no evaluation). `inject` names the draws the
+method consumes (see INJECT)."""
+from __future__ import annotations
+
+import copy
+import functools
+
+import torch
+
+import trace_setting as S
+from dfkd.config import Config
+from dfkd.data import dataset_info
+from dfkd.distiller import Distiller
+from dfkd.methods import build_config
+from dfkd.parts import build_parts, build_pool
+
+SETTING = ["data.name=none", "data.flip=true", f"data.channels={S.CHANNELS}", f"data.image_size={S.SIZE}",
+           f"data.num_classes={S.CLASSES}", f"data.mean={list(S.MEAN)}", f"data.std={list(S.STD)}",
+           f"synth.batch_size={S.N}", f"source.nz={S.NZ}", f"source.width={S.WIDTH}",
+           "student.optim.schedule=constant", "source.optim.schedule=constant", "pool.storage=fp64",
+           "pool.capacity=512", "device=cpu", "tracking.mode=disabled", "seed=0"]
+
+
+class Injector:
+    """Puts the setting's draws where dfkd's schedule, pool and views would draw their own. Round r
+    counts from 1; within a round, every consumer has its own step counter."""
+
+    def __init__(self, loop: Distiller, draws: set[str]):
+        self.loop, self.synth, self.draws = loop, loop.synth, draws
+        self.r, self.phase, self.count = 0, "student", {}
+        synth = self.synth
+        train_round, synthesize = loop.train_round, synth.synthesize
+
+        def next_round():
+            self.r, self.phase, self.count = self.r + 1, "student", {}
+            return train_round()
+
+        def synthesizing(student):
+            self.phase = "gen"
+            try:
+                return synthesize(student)
+            finally:
+                self.phase = "student"
+
+        loop.train_round, synth.synthesize = next_round, synthesizing
+        if "z" in draws:  # a fresh code every step (and for every fresh student batch)
+            synth.z = lambda n: S.draw("z", self.phase, self.r, self.next("z:" + self.phase), shape=(n, S.NZ))
+        if "codes" in draws:  # one optimised code per round
+            make = synth.round_optimizer
+
+            def round_optimizer(steps):
+                out = make(steps)
+                with torch.no_grad():
+                    synth.codes.copy_(S.draw("z", self.r))
+                return out
+
+            synth.round_optimizer = round_optimizer
+        if "targets" in draws:
+            synth._targets = lambda: S.draw("targets", self.r)
+        if "reset" in draws:  # the re-initialisation draws from a seeded global generator, on both sides
+            begin = synth.begin_round
+
+            def begin_round():
+                torch.manual_seed(int(S.draw("seed", "reset", self.r)))
+                begin()
+
+            synth.begin_round = begin_round
+        if "crop" in draws:  # synth.augment: the global view
+            synth.ctx.augment = lambda x: S.normalize(S.crop_flip(S.unnormalize(x), "global", self.r, self.next("crop")))
+        if "roll" in draws:
+            aug = synth.ctx.augment
+            synth.ctx.augment = lambda x: S.normalize(S.roll_flip(S.unnormalize(x), aug.shift, aug.flip, "roll",
+                                                                  self.r, self.next("roll")))
+        if "local" in draws:  # CMI's local view
+            from dfkd.contrast import Contrast
+
+            contrast = synth.extension(Contrast)
+            contrast.local = lambda x: S.normalize(S.resized_crop_flip(S.unnormalize(x), "local", self.r,
+                                                                       self.next("local")))
+            contrast.read_bank = lambda: self.bank(contrast)
+        if "pool" in draws:
+            pool = loop.pool
+            pool.sample = lambda n: pool.data[S.draw("index", "pool", self.r, self.next("pool"),
+                                                     shape=(n, len(pool)))]
+        if "student_crop" in draws:
+            loop.augment = lambda x: S.normalize(S.crop_flip(S.unnormalize(x), "student", self.r,
+                                                             self.next("student_crop")))
+
+    def next(self, key: str) -> int:
+        self.count[key] = self.count.get(key, 0) + 1
+        return self.count[key]
+
+    def bank(self, contrast):
+        bank = contrast.bank
+        if bank is None or len(bank) == 0:
+            return None
+        k = min(contrast.negatives, len(bank))
+        return bank.held()[S.draw("subset", "bank", self.r, self.next("bank"), shape=(k, len(bank)))]
+
+
+class _Recorded:
+    """An objective whose every evaluation is appended to `rows` (set anew each round)."""
+
+    def __init__(self, objective):
+        self._objective, self.rows = objective, []
+
+    def __getattr__(self, name):
+        return getattr(self._objective, name)
+
+    def __call__(self, sig):
+        total, parts = self._objective(sig)
+        self.rows.append({**{k: float(v) for k, v in parts.items()}, "loss": float(total.detach())})
+        return total, parts
+
+
+def run(method: str, sets: list[str], rounds: int, draws: set[str], generator: dict | None = None) -> dict:
+    """The trace of `method` with these config overrides, over `rounds` rounds; `generator`: the
+    variant of the trace's generator (trace_setting.generator), matched by the config's source."""
+    cfg: Config = build_config(method=method, sets=[*SETTING, *sets])
+    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)  # both codes run in double precision: differences are the methods'
+    try:
+        teacher, student, gen = S.models(**(generator or {}))
+        info = dataset_info(cfg.data)
+        parts = build_parts(cfg, teacher, info, torch.device("cpu"), student_module=student)
+        parts.student.load_state_dict(student.state_dict())  # undo the shape check's BN updates
+        synth = parts.synth
+        source = getattr(synth, "shared", synth.generator)
+        if cfg.source.name == "dcgan":
+            source.load_state_dict(gen.state_dict())  # strict: the config's source is the trace's variant
+        from dfkd.contrast import Contrast
+
+        contrast = synth.extension(Contrast)
+        if contrast is not None:
+            S.reset_head(contrast.head)
+        loop = Distiller(cfg, parts, None, None, None, torch.device("cpu"),
+                         pool=build_pool(cfg, info, torch.device("cpu"), None))
+        Injector(loop, draws)
+        g0 = copy.deepcopy(dict(source.named_parameters()))
+        s0 = copy.deepcopy(dict(loop.student.named_parameters()))
+        recorded = []
+        if synth.full_objective is not None:
+            synth.full_objective = synth.objective = _Recorded(synth.full_objective)
+            recorded.append(synth.full_objective)
+        if synth.warmup_objective is not None:
+            synth.warmup_objective = _Recorded(synth.warmup_objective)
+            recorded.append(synth.warmup_objective)
+        loop.objective = _Recorded(loop.objective)
+        out = []
+        for _ in range(rounds):
+            for r in recorded + [loop.objective]:
+                r.rows = []
+            loop.train_round()
+            source = getattr(synth, "shared", synth.generator)
+            gen = [row for r in recorded for row in r.rows]
+            row = {"gen": gen, "student": [{"loss": s["loss"]} for s in loop.objective.rows],
+                   "student_weights": S.norms(loop.student, s0)}
+            if len(list(source.parameters())) and set(g0) == {n for n, _ in source.named_parameters()}:
+                row["generator"] = S.norms(source, g0)
+            out.append(row)
+        return {"rounds": out}
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_default_dtype(dtype)
