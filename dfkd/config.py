@@ -107,11 +107,27 @@ class SourceConfig:
     embed: str = opt("random", "nayer: class embedding: 'random' (fixed), 'learned', or a path to a "
                                "(num_classes, E) tensor file (e.g. text-encoder embeddings)")
     embed_dim: int = opt(64, "nayer: size of the random or learned class embedding", min=1)
+    nayer_z: bool = opt(False, "nayer: add z ~ N(0, I) to the noisy layers' output (the authors' generator has no "
+                               "latent code)")
     eps: float = opt(0.0, "real: L-inf radius of the perturbation delta in pixel units ([0, 1] images, e.g. "
                           "0.031 = 8/255), optimised for synth.g_steps PGD steps per batch; 0 = clean data",
                      min=0.0, max=1.0)
     step: float = opt(2 / 255, "real: PGD step size in pixel units", min=0.0, max=1.0)
     random_start: bool = opt(True, "real: start delta uniformly inside the ball (else at 0)")
+    start_noise: float = opt(0.0, "real: start delta at this x N(0, 1) in pixel units instead (RSLAD: 0.001); 0 = "
+                                  "random_start's", min=0.0)
+    attack: str = opt("pgd", "real with eps > 0: 'pgd' = signed steps in the L-inf ball; 'boundary' = BSS's "
+                             "attack on the teacher (margin-scaled L2-normalised steps from x, each sample "
+                             "stopping at the teacher's boundary); the student then learns on the attacked "
+                             "samples only", choices=["pgd", "boundary"])
+    attack_select: str = opt("kl", "real with eps > 0: which samples attack_fraction keeps: the largest "
+                                   "teacher-student KL ('kl'), or ('correct', BSS) those both get right, the "
+                                   "attack_max with the largest squared probability gap off the label",
+                             choices=["kl", "correct"])
+    attack_max: int = opt(0, "real with eps > 0: attack at most this many samples per batch (BSS: 64); 0 = no cap",
+                          min=0)
+    boundary_step: float = opt(0.3, "attack=boundary: step size, times the teacher's current logit margin", min=0.0)
+    boundary_clamp: float = opt(2.5, "attack=boundary: inputs clamped to +-this in normalised units", min=0.0)
     attack_fraction: float = opt(1.0, "real with eps > 0: perturb only this fraction of each batch, the samples "
                                       "with the largest teacher-student KL (BSS); the rest stay clean",
                                  min=0.0, max=1.0)
@@ -153,8 +169,13 @@ class SynthConfig:
                             "the 'best' one, of lowest source loss (CMI, Fast), or the last step's codes "
                             "regenerated 'after' the source's last update (ZSKT)", choices=["last", "best", "after"])
     targets: str = opt("balanced", "target classes of the ce term: 'balanced' (every class equally often, "
-                                   "shuffled) or 'uniform' (drawn independently, as the authors' randint)",
-                       choices=["balanced", "uniform"])
+                                   "shuffled), 'uniform' (drawn independently, as the authors' randint) or "
+                                   "'ordered' (0..K-1 tiled: NAYER's blocks)", choices=["balanced", "uniform", "ordered"])
+    loops: int = opt(1, "schedule=nayer: batches synthesized per round (each: the noisy layers re-drawn, a fresh "
+                        "optimizer, g_steps steps, its kept batch into the pool)", min=1)
+    warmup_loops: int = opt(0, "schedule=nayer: batches per warm-up round; 0 = loops", min=0)
+    reinit_every: int = opt(0, "schedule=nayer: re-initialise the whole source every N rounds (NAYER's g_life: "
+                               "10); 0 = never", min=0)
     reset: str = opt("default", "schedule=reinit: how the source is re-initialised each round: each layer's "
                                 "'default' initialisation, or 'dcgan' = weights N(0, 0.02), BatchNorm scales "
                                 "N(1, 0.02), biases 0 (CMI)", choices=["default", "dcgan"])
@@ -194,8 +215,13 @@ class ObjectiveConfig:
                                                 "objective.params.cmi.tau=0.2); each term declares its own "
                                                 "and their defaults (`dfkd list terms`), filled in for the "
                                                 "weighted terms")
-    decay: list[str] = opt([], "student terms whose weight decays linearly from its value to 0 over the run "
-                               "(BSS: the boundary-sample KD term)")
+    decay: list[str] = opt([], "student terms whose weight decays linearly from its value to 0 over the run")
+    ramp: dict[str, list[float]] = opt({}, "student terms whose weight is multiplied by a factor going linearly "
+                                           "from START to END, reached at fraction AT of the run: "
+                                           "objective.ramp.TERM=[START, END, AT] (BSS: clean KD [4, 1, 1], "
+                                           "boundary-sample KD [2, 0, 0.75])")
+    ramp_every: int = opt(0, "the ramps move in steps of this many rounds (an epoch: BSS's weights change per "
+                             "epoch); 0 = every round", min=0)
 
 
 @dataclass
@@ -207,6 +233,11 @@ class DistillConfig:
                               "every round's batch is added to (DeepInversion, CMI, Fast)",
                      choices=["fresh", "reuse", "pool"])
     eval_every: int = opt(20, "evaluate the student on the test split every N rounds (and at the end)", min=1)
+    batch_size: int = opt(0, "the student's batch (pool and fresh samples); 0 = synth.batch_size (NAYER: 512 "
+                             "against a synthesis batch of 400)", min=0)
+    clean_first: bool = opt(True, "robust distillation: the student's forward on the clean batch comes before "
+                                  "the one on the perturbed batch (BSS; false: after, ARD and RSLAD), which "
+                                  "orders their BatchNorm statistics' updates")
     order: str = opt("synth_first", "within a round: the source's steps, then the student's ('synth_first'), or "
                                     "the student's first ('student_first': DFAD's loop, 5 student steps then one "
                                     "generator step; needs distill.batch=fresh)",

@@ -120,9 +120,9 @@ def validate(cfg: Config) -> None:
     if labelled and not real:
         raise DfkdError(f"objective.student.{labelled[0]} needs the true labels of real data; use it with "
                         f"source.name=real (e.g. --method kd) or set objective.student.{labelled[0]}=0")
-    for t in cfg.objective.decay:
+    for t in [*cfg.objective.decay, *cfg.objective.ramp]:
         if cfg.objective.student.get(t, 0) == 0:
-            raise DfkdError(f"objective.decay names '{t}', which is not a weighted student term; "
+            raise DfkdError(f"objective.decay/ramp names '{t}', which is not a weighted student term; "
                             f"student terms: {', '.join(k for k, w in cfg.objective.student.items() if w)}")
     attack = [t for t, w in cfg.objective.generator.items() if w != 0 and "attack" in TERMS.get(t).needs]
     if attack and cfg.synth.g_steps > 0 and not (real and cfg.source.eps > 0):

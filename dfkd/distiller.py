@@ -53,7 +53,7 @@ class Distiller:
         d = cfg.distill
         self.optimizer, self.scheduler = make_optimizer(self.params, cfg.student.optim,
                                                         max(1, d.rounds - cfg.synth.warmup) * d.kd_steps)
-        self.student_batch = cfg.synth.batch_size
+        self.student_batch = d.batch_size or cfg.synth.batch_size
         self.blocks = BlockHooks(self.student, parts.student_blocks) if parts.student_blocks else None
         self.features = FeatureHook(classifier_layer(self.student), mode="input") \
             if "s_features" in self.objective.needs else None
@@ -83,8 +83,13 @@ class Distiller:
 
     def student_step(self, x: Tensor, teacher: Signals) -> dict[str, Tensor]:
         with self.precision.autocast():
-            s_clean = self.student_forward(self.view_s(teacher.x_clean)) if "clean" in self.objective.needs else None
-            s_logits = self.student_forward(self.view_s(x))
+            clean = "clean" in self.objective.needs
+            first = clean and self.cfg.distill.clean_first
+            s_clean = self.student_forward(self.view_s(teacher.x_clean)) if first else None
+            # no sample to learn on (BSS: none attacked in this batch): no forward pass
+            s_logits = self.student_forward(self.view_s(x)) if len(x) else teacher.t_logits.new_zeros(teacher.t_logits.shape)
+            if clean and not first:
+                s_clean = self.student_forward(self.view_s(teacher.x_clean))
             sig = replace(teacher, x=x, s_logits=s_logits, s_blocks=self.blocks.values if self.blocks else [],
                           s_features=self.features.value if self.features else None, s_logits_clean=s_clean)
             loss, parts = self.objective(sig)
@@ -139,11 +144,13 @@ class Distiller:
         _accumulate(st["sums"], g_parts, "gen/")
         if not self.synth.warming_up and d.order == "synth_first":
             self.student_steps(batch)
-        return batch.x
+        return batch.x if len(batch.x) or batch.clean is None else batch.clean  # (BSS may attack none)
 
     def student_steps(self, batch) -> None:
         """The round's kd_steps student steps (on `batch`, the pool or fresh samples), losses summed."""
-        self.objective.progress((self.synth.round - 1) / self.cfg.distill.rounds)  # decaying terms (BSS)
+        rounds, every = self.cfg.distill.rounds, self.cfg.objective.ramp_every or 1
+        self.objective.progress((self.synth.round - 1) / rounds,  # decaying and ramped terms (BSS)
+                                min(rounds, -(-self.synth.round // every) * every) / rounds)
         for x, teacher in self._student_inputs(batch):
             _accumulate(self.state["sums"], self.student_step(x, teacher), "student/",
                         scale=1.0 / self.cfg.distill.kd_steps)

@@ -38,6 +38,13 @@ def kl_div(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 
     return value * (t * t)
 
 
+def soft_cross_entropy(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """-sum_c p_T log p_S at temperature T, summed over classes and averaged over the batch, without the
+    T² factor (BSS, Heo et al. 2019): KL(p_T || p_S) plus the teacher's entropy, the KL's gradient / T²."""
+    p_t = F.softmax(teacher_logits / temperature, dim=1).detach()
+    return -(p_t * F.log_softmax(student_logits / temperature, dim=1)).sum(1).mean()
+
+
 def agree_mask(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     """(N,) float: 1 where student and teacher arg-max agree, else 0 (no gradient)."""
     return (student_logits.argmax(1) == teacher_logits.argmax(1)).to(student_logits.dtype).detach()

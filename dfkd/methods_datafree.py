@@ -137,7 +137,9 @@ paper: one generator and one student (the paper also ensembles several).""", {
     "objective": {"generator": {"adv_kl": 1.0, "bn": 1.0, "oh": 1.0, "ie": 20.0}, "student": {"kd_kl": 1.0}},
     "distill": {"kd_steps": 10, "batch": "fresh"},
     "student": {"optim": {"weight_decay": 1e-4, "min_lr": 2e-4}},
-}, presets={"digits": _digits(), **{ds: Preset({"distill": {"rounds": 8000, "eval_every": 40}}, _CIFAR_SOURCE +
+}, presets={"digits": _digits({"distill": {"rounds": 100, "eval_every": 10}},
+                              "100 rounds of 10 student steps"),
+            **{ds: Preset({"distill": {"rounds": 8000, "eval_every": 40}}, _CIFAR_SOURCE +
                                                  ": 200 epochs of 40 rounds (1 generator step, 10 student steps)")
                                      for ds in ("cifar10", "cifar100")}})
 
@@ -309,20 +311,46 @@ for _k in (2, 5, 10):
            deep_merge(_FAST, {"synth": {"g_steps": _k, "z_lr": _FAST_ZLR[_k]}, "source": {"optim": {"lr": _FAST_LR[_k]}}}),
            presets=_fast_presets(_k))
 
-NAYER = recipe("nayer", "label embedding through a noisy layer re-initialised per round, pool (Tran et al. 2024)",
-               """NAYER-style — Tran, Tran, Le, Harandi, Phung (2024), "NAYER: Noisy Layer Data Generation for
-Efficient and Effective Data-free Knowledge Distillation", CVPR 2024, arXiv:2310.00258. The
-generator's input is a fixed per-class label embedding passed through a noisy layer that is
-re-initialised every round (the generator itself persists); the source is optimised for g_steps
-on CE towards the labels + BN statistics + adversarial KL, and batches go to a replay pool.
-Differs: the class embedding is random (or learned, or a user file: `source.embed`) instead of a
-text encoder's, and z ~ N(0, I) is added to the noisy layer's output.""", {
-    "source": {"name": "nayer"},
-    "synth": {"schedule": "persistent", "g_steps": 5},
-    "objective": {"generator": {"ce": 1.0, "bn": 1.0, "adv_kl": 1.0}, "student": {"kd_kl": 1.0}},
-    "distill": {"kd_steps": 5, "batch": "pool"},
+NAYER_REPO = "tmtuan1307/NAYER@c6bedcd"
+
+NAYER = recipe("nayer", "label embedding through noisy layers re-drawn every batch, generator re-initialised "
+                        "every 10 rounds, pool (Tran et al. 2024)",
+               f"""NAYER — Tran, Tran, Le, Harandi, Phung (2024), "NAYER: Noisy Layer Data Generation for
+Efficient and Effective Data-free Knowledge Distillation", CVPR 2024, arXiv:2310.00258; as the authors'
+code runs it ({NAYER_REPO} datafree/synthesis/nayer.py, datafree/models/generator.py, scripts/nayer_*.sh).
+The generator's input is a fixed per-class embedding through a BatchNorm1d and noisy Linear layers (one
+per block of K tiled target classes, re-drawn from N(0, 1) every batch; no latent code) into the
+DAFL/DFAD body with a sigmoid output. Every 10 rounds the whole generator is re-initialised; each round
+synthesizes `synth.loops` batches (10 in the 20 warm-up rounds, 2 after), each by a fresh Adam
+(4e-3, betas 0.5) for g_steps on 10 x BN statistics (momentum 0.9, moved once per batch) + 0.5 x CE
+towards the tiled classes + 1.33 x the adversarial KL at T = 1 on the samples where student and
+teacher agree, under crop + flip; each batch's lowest-loss iterate goes to the replay pool, which the
+student (in eval mode during synthesis) reads through crop + flip. Differs: the class embedding is
+random (or learned, or a file: `source.embed`, e.g. the authors' CLIP text features converted with
+torch.save) instead of CLIP's; the authors' student is in train mode in every batch of a round after
+the first (a `student.train()` inside their loop), here in eval mode in all.""", deep_merge(_POOL_STUDENT, {
+    "source": {"name": "nayer", "nz": 1000, "output": "sigmoid",
+               "optim": {"name": "adam", "lr": 4e-3, "betas": [0.5, 0.999], "weight_decay": 0.0,
+                         "schedule": "constant"}},
+    "synth": {"schedule": "nayer", "g_steps": 30, "loops": 2, "warmup_loops": 10, "reinit_every": 10, "warmup": 20,
+              "keep": "best", "targets": "ordered", "augment": "crop"},
+    "objective": {"generator": {"ce": 0.5, "bn": 10.0, "adv_kl": 1.33},
+                  "params": {"bn": {"momentum": 0.9}, "adv_kl": {"mask": "agree"}}, "student": {"kd_kl": 1.0}},
+    "distill": {"kd_steps": 5},
     "pool": {"capacity": 8192},
-}, presets={"digits": _digits()})
+}), presets={
+    "digits": _digits({"synth": {"g_steps": 5, "warmup": 5, "warmup_loops": 2}, "distill": {"rounds": 205}},
+                      "205 rounds (5 of warm-up with 2 batches each) of 5 generator steps"),
+    **{ds: Preset({"synth": {"g_steps": steps, "batch_size": 400}, "source": {"embed_dim": 512},
+                   "distill": {"rounds": 120, "kd_steps": 400, "batch_size": 512, "eval_every": 1},
+                   "objective": {"temperature": 20.0},
+                   "student": {"optim": {"lr": 0.2, "weight_decay": 1e-4, "min_lr": 2e-4}},
+                   "pool": {"capacity": 160000}},
+                  f"the authors' CIFAR scripts ({NAYER_REPO} scripts/nayer_100.sh): 120 rounds (20 of warm-up), "
+                  f"{steps} generator steps, synthesis batch 400, student batch 512, 400 student steps at T = 20, "
+                  "SGD 0.2 wd 1e-4 cosine to 2e-4; the pool holds every batch (160,000)")
+       for ds, steps in (("cifar10", 30), ("cifar100", 40))},
+})
 
 NOISE = recipe("noise", "control: the same loop on Gaussian noise",
     """Noise control (the baseline of the DFKD tables, e.g. Fang et al. 2021, CMI): the

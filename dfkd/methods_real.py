@@ -89,43 +89,89 @@ Differs: the critic reads output distributions, not pooled features.""",
 # Real batch + delta (source real with eps > 0): delta is re-drawn per batch and optimised by PGD
 # (synth.g_steps steps of source.step) against the source objective; the teacher scores the clean
 # batch (view_t = clean, view_s = perturbed); robust.eps turns on PGD-10 robust accuracy at the end.
+# The authors' optimizers, schedules and budgets are on CIFAR-10 presets; the digits ones keep the
+# data-driven rows' optimizer for the digits table.
 _ROBUST = deep_merge(_DATA, {
     "source": {"eps": 8 / 255, "step": 2 / 255, "random_start": True, "teacher_input": "clean"},
     "synth": {"g_steps": 10},
     "robust": {"eps": 8 / 255, "steps": 10, "step": 2 / 255},
 })
+RSLAD_REPO = "zibojia/RSLAD@c40e04f"
+ARD_REPO = "goldblum/AdversariallyRobustDistillation@779ade3"
+BSS_REPO = "bhheo/BSS_distillation@586b141"
+
+
+def _cifar_robust(lr_wd: tuple[float, float], batch: int, rounds: int, milestones: list[float], why: str) -> dict:
+    p = Preset({"student": {"optim": {"lr": lr_wd[0], "weight_decay": lr_wd[1], "milestones": milestones}},
+                "synth": {"batch_size": batch, "augment_fill": "black"},
+                "distill": {"rounds": rounds, "eval_every": rounds // 20}}, why)
+    return {"cifar10": p, "cifar100": p}
+
 
 RSLAD = recipe("rslad", "robust soft-label distillation: PGD on KL(S(x+d) || T(x)), student 5/6 adv + 1/6 clean KL",
-    """RSLAD — Zi, Zhao, Ma, Jiang (2021), "Revisiting Adversarial Robustness Distillation: Robust Soft
-Labels Make Student Better", ICCV 2021, arXiv:2108.07969. δ* maximises the KL between the teacher on
-the clean batch and the student on x + δ (PGD, ε = 8/255, 10 steps of 2/255, random start; the
-teacher's soft labels replace the hard ones everywhere); the student minimises
-(5/6)·KL(T(x) || S(x + δ*)) + (1/6)·KL(T(x) || S(x)) at T = 1. Differs: the CRD optimizer and
-schedule of the data-driven rows instead of the paper's SGD 0.1 / 300 epochs.""" + _DATA_NOTE,
-    deep_merge(_ROBUST, {"objective": {"temperature": 1.0, "generator": {"adv_kl": 1.0},
-                                       "student": {"kd_kl": 5 / 6, "kd_kl_clean": 1 / 6}}}))
+    f"""RSLAD — Zi, Zhao, Ma, Jiang (2021), "Revisiting Adversarial Robustness Distillation: Robust Soft
+Labels Make Student Better", ICCV 2021, arXiv:2108.07969; as the authors' code runs it ({RSLAD_REPO}
+rslad_loss.py, resnet18_rslad_cifar10.py). δ* maximises the KL between the teacher on the clean batch
+and the student (in eval mode) on x + δ: PGD from x + 0.001·N(0, 1), ε = 8/255, 10 steps of 2/255; the
+student minimises (5/6)·KL(T(x) || S(x + δ*)) + (1/6)·KL(T(x) || S(x)) at T = 1, both PyTorch's
+element-wise mean (batch-mean / K), the perturbed batch first. CIFAR preset: SGD 0.1 wd 2e-4, batch
+128, 300 epochs with x0.1 after 215, 260 and 285. The authors distil from a TRADES-trained WRN-34-10
+reading [0, 1] images: with it, set data.mean=[0,0,0] data.std=[1,1,1].""" + _DATA_NOTE,
+    deep_merge(_ROBUST, {"source": {"random_start": False, "start_noise": 0.001},
+                         "distill": {"clean_first": False},
+                         "objective": {"temperature": 1.0, "generator": {"adv_kl": 1.0},
+                                       "student": {"kd_kl": 5 / 6, "kd_kl_clean": 1 / 6},
+                                       "params": {"kd_kl": {"reduction": "mean"},
+                                                  "kd_kl_clean": {"reduction": "mean"}}}}),
+    presets=_cifar_robust((0.1, 2e-4), 128, 117000, [215 / 300, 260 / 300, 285 / 300],
+                          f"the authors' CIFAR-10 script ({RSLAD_REPO} resnet18_rslad_cifar10.py): SGD 0.1 wd 2e-4, "
+                          "batch 128, 300 epochs of 390 steps, x0.1 after epochs 215, 260, 285"))
 
 ARD = recipe("ard", "adversarially robust distillation: PGD on CE(S(x+d), y), student a*KL(adv) + (1-a)*CE(clean)",
-    """ARD — Goldblum, Fowl, Feizi, Goldstein (2020), "Adversarially Robust Distillation", AAAI 2020,
-arXiv:1905.09747. δ* maximises the student's cross-entropy on the true labels (PGD, ε = 8/255, 10
-steps of 2/255); the student minimises α·τ²·KL(T(x)/τ || S(x + δ*)/τ) + (1 − α)·CE(S(x), y), the
-teacher on the clean batch. Here α = 0.9 and τ = 4 (our choice, the CRD KD setting; the paper
-tunes both per dataset), with the CRD optimizer of the data-driven rows.""" + _DATA_NOTE,
-    deep_merge(_ROBUST, {"objective": {"temperature": 4.0, "generator": {"adv_ce": 1.0},
-                                       "student": {"kd_kl": 0.9, "label_ce_clean": 0.1}}}))
+    f"""ARD — Goldblum, Fowl, Feizi, Goldstein (2020), "Adversarially Robust Distillation", AAAI 2020,
+arXiv:1905.09747; as the authors' code runs it ({ARD_REPO} main.py, its defaults). δ* maximises the
+student's cross-entropy on the true labels, the student in train mode (PGD from a uniform start in
+the ball, ε = 8/255, 10 steps of 2/255); the student minimises α·T²·KL(T(x)/T || S(x + δ*)/T) +
+(1 − α)·CE(S(x), y) with α = 1 and T = 30 (the code's defaults): KL in PyTorch's element-wise mean,
+the teacher on the clean batch. CIFAR preset: SGD 0.1 wd 2e-4, batch 128, 200 epochs, x0.1 at epoch
+100 (the code's second drop, at 150, sets the same rate again). Differs: with α = 1 the authors still
+run the student on the clean batch (its BN statistics move); the teacher is theirs only if you load
+the TRADES WRN-34-10 (data.mean=[0,0,0] data.std=[1,1,1]).""" + _DATA_NOTE,
+    deep_merge(_ROBUST, {"synth": {"student_mode": "train"}, "distill": {"clean_first": False},
+                         "objective": {"temperature": 30.0, "generator": {"adv_ce": 1.0},
+                                       "student": {"kd_kl": 1.0}, "params": {"kd_kl": {"reduction": "mean"}}}}),
+    presets=_cifar_robust((0.1, 2e-4), 128, 78000, [0.5],
+                          f"the authors' defaults ({ARD_REPO} main.py): SGD 0.1 wd 2e-4, batch 128, 200 epochs of "
+                          "390 steps, x0.1 at epoch 100 (as coded)"))
 
 
-BSS = recipe("bss", "boundary-supporting samples: targeted attacks on the teacher move real samples to its "
-                    "decision boundary; KD on clean + decaying KD on them",
-    """BSS — Heo, Lee, Yun, Choi (2019), "Knowledge Distillation with Adversarial Samples Supporting
-Decision Boundary", AAAI 2019, arXiv:1805.05532. Per batch, the half of the samples with the largest
-teacher-student KL are attacked: PGD raises z_T[target] − z_T[label] of the *teacher*, the target
-class drawn from the teacher's probabilities over the other classes, inside an L∞ ball (ε = 8/255,
-10 steps of 2/255); the student learns Hinton KD on the clean batch (0.9 KL·T² + 0.1 CE) plus KL on
-the boundary-supporting batch (teacher on it), whose weight decays linearly to 0 over the run.
-Differs: a projected ball instead of the paper's step-until-boundary attack; fraction and weights
-are our choice.""" + _DATA_NOTE,
-    deep_merge(_ROBUST, {"source": {"teacher_input": "perturbed", "attack_fraction": 0.5},
+BSS = recipe("bss", "boundary-supporting samples: the teacher's boundary attack on samples both classify right; "
+                    "KD on clean + on them, ramped",
+    f"""BSS — Heo, Lee, Yun, Choi (2019), "Knowledge Distillation with Adversarial Samples Supporting
+Decision Boundary", AAAI 2019, arXiv:1805.05532; as the authors' code runs it ({BSS_REPO}
+train_BSS_distillation.py, attacks/attack_BSS.py). Per batch the samples that teacher and student
+both classify right (at most 64, those with the largest squared probability gap off the label) are
+moved toward a class drawn from the teacher's probabilities over its other classes by the teacher's
+boundary attack: from x, 10 steps along the L2-normalised gradient of z[target] − z[first], each
+0.3 × the current margin, a sample stopping once the teacher's class changes, inputs clamped to
+±2.5 (normalised). The student minimises CE on the clean batch + soft-target CE at T = 3 (no T²) on
+the clean batch, weight ramped 4 -> 1 over the run, + the same on the attacked samples (the teacher
+on them), ramped 2 -> 0 at 75% of the run, both per epoch (objective.ramp_every = an epoch of
+rounds). CIFAR preset: SGD 0.1 wd 1e-4, batch 256, 80 epochs, x0.1 at epochs 40 and 60. Differs:
+the optimizer keeps its momentum at the drops (the authors re-create it); after 75% of the run the
+attacked samples still pass the student, at weight 0 (the authors skip them).""" + _DATA_NOTE,
+    deep_merge(_ROBUST, {"source": {"teacher_input": "perturbed", "attack": "boundary", "attack_select": "correct",
+                                    "attack_max": 64},
                          "robust": {"eps": 0.0},
-                         "objective": {"temperature": 4.0, "generator": {"bss": 1.0}, "decay": ["kd_kl"],
-                                       "student": {"kd_kl_clean": 0.9, "label_ce_clean": 0.1, "kd_kl": 1.0}}}))
+                         "objective": {"temperature": 3.0, "generator": {"bss": 1.0},
+                                       "student": {"label_ce_clean": 1.0, "kd_soft_ce_clean": 1.0,
+                                                   "kd_soft_ce": 1.0},
+                                       "ramp": {"kd_soft_ce_clean": [4.0, 1.0, 1.0], "kd_soft_ce": [2.0, 0.0, 0.75]}}}),
+    presets={"digits": Preset({"objective": {"ramp_every": 22}},
+                              "the ramps move per epoch: 22 rounds of batch 64 on the 1,437 training digits"),
+             **_cifar_robust((0.1, 1e-4), 256, 15600, [39 / 80, 59 / 80],
+                             f"the authors' script ({BSS_REPO} train_BSS_distillation.py): SGD 0.1 wd 1e-4, batch 256, "
+                             "80 epochs of 195 steps, x0.1 at epochs 40 and 60")})
+for _ds in ("cifar10", "cifar100"):  # the ramps move per epoch of 195 rounds
+    BSS.presets[_ds] = Preset(deep_merge(BSS.presets[_ds].values, {"objective": {"ramp_every": 195}}),
+                              BSS.presets[_ds].source)

@@ -220,6 +220,19 @@ term("kd_kl_clean", "KL(T||S) with the student on the clean batch (robust distil
       "student", "clean", reduction=_REDUCTION)(
     lambda s, o, p: losses.kl_div(s.s_logits_clean, s.t_logits if s.t_logits_clean is None else s.t_logits_clean,
                                   o.temperature, p["reduction"]))
+def _soft_ce(s_logits: Tensor, t_logits: Tensor, t: float) -> Tensor:
+    if s_logits.shape[0] == 0:  # no sample (BSS: none attacked this batch)
+        return s_logits.sum() * 0.0
+    return losses.soft_cross_entropy(s_logits, t_logits, t)
+
+
+term("kd_soft_ce", "soft-target cross-entropy -sum p_T log p_S at the objective's temperature, no T^2 "
+                   "(BSS's KD form; its gradient is the KL's / T^2); 0 on an empty batch", "student")(
+    lambda s, o, p: _soft_ce(s.s_logits, s.t_logits, o.temperature))
+term("kd_soft_ce_clean", "the same with the student on the clean batch (BSS's KD on the real samples)",
+     "student", "clean")(
+    lambda s, o, p: _soft_ce(s.s_logits_clean, s.t_logits if s.t_logits_clean is None else s.t_logits_clean,
+                             o.temperature))
 term("label_ce_clean", "CE of the student on the clean batch's true labels (robust distillation: ARD)",
       "student", "clean", "targets")(
     lambda s, o, p: kd_losses.label_ce(s.s_logits_clean, s.targets))
@@ -253,8 +266,9 @@ class Objective:
         self.params = resolve_params(params or {}, self.weights)
         self.heads = nn.ModuleDict()  # parameters of terms (FitNets' adapter), trained with the owner
         self.critic = None  # adv_critic: a CriticTrainer, trained against the owner (dfkd.critic)
-        self.factors: dict[str, float] = {}  # per-term multipliers (decay)
-        self.decay: list[str] = []  # terms whose weight decays linearly to 0 over the run (objective.decay, BSS)
+        self.factors: dict[str, float] = {}  # per-term multipliers (decay, ramp)
+        self.decay: list[str] = []  # terms whose weight decays linearly to 0 over the run (objective.decay)
+        self.ramp: dict[str, list[float]] = {}  # term -> [start, end, at] (objective.ramp, BSS)
         self.needs = frozenset().union(*(t.needs for t in self.terms.values()))
         if not self.weights:
             raise DfkdError(f"the {owner} objective has no term with a non-zero weight; "
@@ -270,10 +284,15 @@ class Objective:
             total = w * value if total is None else total + w * value
         return total, parts
 
-    def progress(self, done: float) -> None:
-        """The run is this fraction done: the decaying terms' multipliers follow (1 - done)."""
+    def progress(self, done: float, ramp_done: float | None = None) -> None:
+        """The run is this fraction done: the decaying terms' multipliers follow (1 - done); a ramped
+        term's goes linearly from `start` to `end`, reached at fraction `at` of the run (of
+        `ramp_done`, which counts in steps of objective.ramp_every rounds), and stays there."""
         for name in self.decay:
             self.factors[name] = max(0.0, 1.0 - done)
+        p = done if ramp_done is None else ramp_done
+        for name, (start, end, at) in self.ramp.items():
+            self.factors[name] = start + (end - start) * min(1.0, p / at)
 
     def without(self, prefix: str) -> "Objective | None":
         """The same objective minus the terms whose names start with `prefix` (None if nothing is left)."""

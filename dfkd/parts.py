@@ -37,7 +37,7 @@ def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels
     o = cfg.objective
     gen = Objective(o.generator, o.temperature, "generator", o.params) if cfg.synth.g_steps > 0 else None
     stu = Objective(o.student, o.temperature, "student", o.params)
-    stu.decay = list(o.decay)
+    stu.decay, stu.ramp = list(o.decay), {k: list(v) for k, v in o.ramp.items()}
     check_teacher_terms(cfg, probe, gen, stu)
     layer = gen.params.get("act", {}).get("layer") if gen is not None else None
     if layer:  # DAFL's activation term on another layer than the classifier's input

@@ -25,9 +25,9 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .errors import DfkdError
 from .guard import NonFiniteGuard
-from .robust import pgd
+from .robust import boundary_attack, pgd
 from .objective import Signals
-from .runtime import Precision
+from .runtime import Precision, full
 from .schedule import SCHEDULES, SynthBatch, SynthContext
 
 
@@ -111,32 +111,30 @@ class RealDataSynthesizer:
                 x = self.augment(x)
             x = self.source(x)
             with self.precision.autocast():
-                t_logits = self.probe(self.view_t(x)).t_logits.float()
+                t_logits = full(self.probe(self.view_t(x)).t_logits)
         if self.ball is None or self.cfg.g_steps == 0:
             return SynthBatch(x, t_logits, targets=y), {}
         return self._perturb(student, x, y, t_logits)
 
     def _perturb(self, student: nn.Module, x: Tensor, y: Tensor, t_clean: Tensor):
-        """PGD on δ against the source objective (minimised: its adv_* terms are negated gaps), with
-        the student in the mode of synth.student_mode (set by the loop; eval: the attack does not move
-        its BN statistics)."""
+        """PGD on δ against the source objective (minimised: its adv_* terms are negated gaps), or BSS's
+        boundary attack on the teacher (source.attack), with the student in the mode of
+        synth.student_mode (set by the loop; eval: the attack does not move its BN statistics)."""
         sc, obj = self.source_cfg, self.objective
         clean_teacher = sc.teacher_input == "clean"
         parts: dict[str, Tensor] = {}
-        attack = mask = None
-        if "attack" in obj.needs:  # BSS: a class to move each sample toward, drawn from the teacher's other classes
-            p = torch.softmax(t_clean, 1).scatter(1, y[:, None], 0.0) + 1e-12
-            attack = torch.multinomial(p, 1).squeeze(1)
-        if sc.attack_fraction < 1.0:  # perturb the samples the student disagrees with most
+        mask = self._select(student, x, y, t_clean)
+        attack = self._attack_targets(t_clean, mask) if "attack" in obj.needs or sc.attack == "boundary" else None
+        if sc.attack == "boundary":  # BSS: only the selected samples, moved to the teacher's boundary
+            idx = torch.arange(len(x), device=x.device) if mask is None else mask.nonzero().squeeze(1)
+            with torch.enable_grad():
+                xb = boundary_attack(lambda xa: self.probe(self.view_t(xa)).t_logits, x[idx], attack[idx],
+                                     self.cfg.g_steps, sc.boundary_step, sc.boundary_clamp)
             with torch.no_grad():
-                was = student.training
-                s_clean = student.eval()(self.view_s(x))
-                student.train(was)
-                log_t = torch.log_softmax(t_clean, 1)
-                gap = (log_t.exp() * (log_t - torch.log_softmax(s_clean, 1))).sum(1)  # per-sample KL(T || S)
-            k = max(1, round(sc.attack_fraction * len(x)))
-            mask = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-            mask[gap.topk(k).indices] = True
+                t_adv = full(self.probe(self.view_t(xb)).t_logits)
+                if len(idx):
+                    _, parts = obj(Signals(x=xb, t_logits=t_adv, targets=y[idx], attack_targets=attack[idx]))
+            return SynthBatch(xb, t_adv, targets=y, clean=x, t_logits_clean=t_clean), parts
 
         # with the teacher on the clean batch, its logits are fixed: no teacher pass per PGD step
         # unless a term needs more of the teacher (BN statistics, features) on the perturbed batch
@@ -153,13 +151,65 @@ class RealDataSynthesizer:
             parts.update(step_parts)
             return loss
 
-        delta = pgd(loss_fn, x, self.ball, self.cfg.g_steps, sc.step, sc.random_start, mask)  # student: synth.student_mode
+        delta = pgd(loss_fn, x, self.ball, self.cfg.g_steps, sc.step, sc.random_start, mask,
+                    start_noise=sc.start_noise, clip_start=False)  # the authors' start: unclipped
         xa = x + delta
         if clean_teacher:
             return SynthBatch(xa, t_clean, targets=y, clean=x, teacher_x=x), parts
         with torch.no_grad():
-            t_adv = self.probe(self.view_t(xa)).t_logits.float()
+            t_adv = full(self.probe(self.view_t(xa)).t_logits)
         return SynthBatch(xa, t_adv, targets=y, clean=x, t_logits_clean=t_clean), parts
+
+    @torch.no_grad()
+    def _select(self, student: nn.Module, x: Tensor, y: Tensor, t_clean: Tensor) -> Tensor | None:
+        """(N,) bool: the samples to attack (source.attack_select, attack_fraction, attack_max), or None
+        for all. 'kl': the largest per-sample KL(T || S), the student in eval mode; 'correct' (BSS,
+        train_BSS_distillation.py): those teacher and student both classify right, the student's
+        train-mode outputs (its BN statistics restored after), capped at attack_max by the largest
+        squared probability gap over the other classes."""
+        sc, n = self.source_cfg, len(x)
+        cap = min(n, sc.attack_max) if sc.attack_max else n
+        if sc.attack_select == "kl":
+            k = max(1, round(sc.attack_fraction * n)) if sc.attack_fraction < 1.0 else n
+            k = min(k, cap)
+            if k == n:
+                return None
+            was = student.training
+            s_clean = student.eval()(self.view_s(x))
+            student.train(was)
+            log_t = torch.log_softmax(t_clean, 1)
+            gap = (log_t.exp() * (log_t - torch.log_softmax(s_clean, 1))).sum(1)
+            mask = torch.zeros(n, dtype=torch.bool, device=x.device)
+            mask[gap.topk(k).indices] = True
+            return mask
+        s_clean = _train_mode_outputs(student, self.view_s(x))
+        mask = (t_clean.argmax(1) == y) & (s_clean.argmax(1) == y)
+        if int(mask.sum()) > cap:
+            idx = mask.nonzero().squeeze(1)
+            diff = (torch.softmax(t_clean[idx], 1) - torch.softmax(s_clean[idx], 1)) ** 2
+            score = diff.sum(1) - diff.gather(1, y[idx, None]).squeeze(1)
+            mask = torch.zeros_like(mask)
+            mask[idx[score.sort(descending=True)[1][:cap]]] = True
+        return mask
+
+    @torch.no_grad()
+    def _attack_targets(self, t_clean: Tensor, mask: Tensor | None) -> Tensor:
+        """(N,) a class per sample to move it toward: drawn from the teacher's probabilities over its
+        classes ranked 2..K (BSS: u·Σ p, the first class whose cumulative probability reaches it; the
+        teacher's second class if none does). One uniform draw per selected sample."""
+        score, classes = torch.softmax(t_clean, 1).sort(dim=1, descending=True)
+        score, classes = score[:, 1:], classes[:, 1:]
+        idx = torch.arange(len(t_clean), device=t_clean.device) if mask is None else mask.nonzero().squeeze(1)
+        out = classes[:, 0].clone()
+        u = self.attack_draw(len(idx)).to(t_clean.device) * score[idx].sum(1)
+        hit = score[idx].cumsum(1) >= u[:, None]
+        chosen = classes[idx].gather(1, hit.float().argmax(1, keepdim=True)).squeeze(1)
+        out[idx] = torch.where(hit.any(1), chosen, classes[idx, 0])
+        return out
+
+    def attack_draw(self, n: int) -> Tensor:
+        """n uniform numbers in [0, 1) (the target classes' draw)."""
+        return torch.rand(n)
 
     def sample(self, n: int) -> Tensor:
         raise DfkdError("the per_batch schedule serves one real batch per round; use distill.batch=reuse")
@@ -170,3 +220,15 @@ class RealDataSynthesizer:
     def load_state_dict(self, state: dict) -> None:
         self.round = state["round"]
         self.batches.load_state_dict(state["batches"])
+
+
+def _train_mode_outputs(model: nn.Module, x: Tensor) -> Tensor:
+    """model(x) in train mode (batch statistics) with its buffers (BN running statistics) left as they were."""
+    saved = [b.detach().clone() for b in model.buffers()]
+    was = model.training
+    try:
+        return model.train()(x)
+    finally:
+        model.train(was)
+        for b, v in zip(model.buffers(), saved):
+            b.copy_(v)

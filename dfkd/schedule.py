@@ -272,20 +272,26 @@ class Schedule:
 
     # ------------------------------------------------------------------ the round
     def _targets(self) -> Tensor:
-        """Random target classes for one batch (N,): balanced and shuffled, or drawn independently
-        (synth.targets)."""
+        """Target classes for one batch (N,): balanced and shuffled, drawn independently, or 0..K-1
+        tiled in order with N mod K drawn at the end (synth.targets)."""
         n, k = self.cfg.batch_size, self.ctx.num_classes
         if self.cfg.targets == "uniform":
             return torch.randint(k, (n,)).to(self.device)
+        if self.cfg.targets == "ordered":  # NAYER: 0..K-1 tiled, one block per noisy layer, the rest drawn
+            return torch.cat([torch.arange(k).repeat(n // k), torch.randint(k, (n % k,))]).to(self.device)
         return (torch.arange(n) % k)[torch.randperm(n)].to(self.device)
 
     def synthesize(self, student: nn.Module) -> tuple[SynthBatch, dict[str, Tensor]]:
-        """One round: `g_steps` source steps; the round's batch is the last step's or, with
-        synth.keep=best, the one of lowest source loss (measured before its step, as the authors do)."""
+        """One round: `begin_round`, then one batch (`synthesize_batch`)."""
         self.round += 1
         if self.warmup_objective is not None:
             self.objective = self.warmup_objective if self.warming_up else self.full_objective
         self.begin_round()
+        return self.synthesize_batch(student)
+
+    def synthesize_batch(self, student: nn.Module) -> tuple[SynthBatch, dict[str, Tensor]]:
+        """`g_steps` source steps, `end_round`; the batch is the last step's or, with synth.keep=best,
+        the one of lowest source loss (measured before its step, as the authors do)."""
         parts: dict[str, Tensor] = {}
         x = kept = None
         best = float("inf")

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from .optim import make_optimizer
-from .schedule import SCHEDULES, Extension, Schedule, generate
+from .schedule import SCHEDULES, Extension, Schedule, SynthBatch, generate
 
 
 @SCHEDULES.register("persistent")
@@ -201,3 +201,44 @@ class MetaSynthesizer(Schedule):
         self._load_shared_state(state)
         if self.meta_optimizer is not None and state.get("meta_optimizer") is not None:
             self.meta_optimizer.load_state_dict(state["meta_optimizer"])
+
+
+@SCHEDULES.register("nayer")
+class NayerSynthesizer(Schedule):
+    """NAYER (Tran et al. 2024; tmtuan1307/NAYER datafree/synthesis/nayer.py): every
+    `synth.reinit_every` rounds the whole source is re-initialised (each layer's default
+    initialisation); each round then synthesizes `synth.loops` batches (`synth.warmup_loops` during
+    the warm-up), each with the noisy layers re-drawn (`new_round`), a fresh optimizer over the whole
+    source, `g_steps` steps, its kept batch (`synth.keep`) and the BN momentum moved once; the round's
+    batch is all of them, for the replay pool."""
+
+    def reset_source(self) -> None:
+        for m in self.generator.modules():
+            if m is not self.generator and hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+
+    def begin_round(self) -> None:  # one batch: noisy layers re-drawn, a fresh optimizer
+        if hasattr(self.generator, "new_round"):
+            self.generator.new_round()
+        self.optimizer, self.scheduler = self.round_optimizer(self.cfg.g_steps)
+
+    def after_step(self) -> None:
+        self.scheduler.step()
+
+    def end_round(self) -> None:
+        pass
+
+    def synthesize(self, student: nn.Module) -> tuple[SynthBatch, dict[str, Tensor]]:
+        self.round += 1
+        if self.warmup_objective is not None:
+            self.objective = self.warmup_objective if self.warming_up else self.full_objective
+        every, ep = self.cfg.reinit_every, self.round - 1  # the authors' 0-based epoch
+        if every and ((ep - self.cfg.warmup) % every == 0 or ep % every == 0):  # nayer.py: both counts
+            self.reset_source()
+        loops = self.cfg.warmup_loops if self.warming_up and self.cfg.warmup_loops else self.cfg.loops
+        batches, parts = [], {}
+        for _ in range(loops):
+            self.begin_round()
+            batch, parts = self.synthesize_batch(student)
+            batches.append(batch)
+        return SynthBatch(torch.cat([b.x for b in batches]), torch.cat([b.t_logits for b in batches])), parts

@@ -40,13 +40,13 @@ def pixels(cfg, size: int, channels: int, batch_size: int, num_classes: int, **n
 
 @SOURCES.register("nayer")
 def nayer(cfg, size: int, channels: int, batch_size: int, num_classes: int, mean=None, std=None) -> NayerSource:
-    """Label embedding -> noisy layer re-initialised every round -> generator (NAYER, Tran et al. 2024)."""
+    """Label embedding -> BatchNorm1d -> noisy layers re-drawn every batch -> generator (NAYER, Tran et al. 2024)."""
     embed = None
     if cfg.embed not in ("random", "learned"):
         embed = _read_embedding(cfg.embed, num_classes)
     return NayerSource(num_classes, cfg.nz, cfg.width, size, channels, embed=embed,
                        embed_dim=cfg.embed_dim, learn_embed=cfg.embed == "learned", output=cfg.output,
-                       mean=mean, std=std)
+                       mean=mean, std=std, batch_size=batch_size, add_z=cfg.nayer_z)
 
 
 @SOURCES.register("real")

@@ -194,11 +194,12 @@ def test_cmi_runs_end_to_end_and_logs_the_contrastive_term(digits_teacher, tmp_p
 
 def test_nayer_runs_end_to_end_from_a_disk_pool(digits_teacher, tmp_path):
     run_dir, _ = distill(_cfg(digits_teacher, tmp_path, "nayer", "distill.rounds=2", "distill.eval_every=2",
-                              "synth.batch_size=20", "pool.capacity=100", "pool.device=disk"), quiet=True)
+                              "synth.batch_size=20", "synth.warmup=0", "pool.capacity=100", "pool.device=disk"),
+                         quiet=True)
     row = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert {"gen/ce", "gen/bn", "gen/adv_kl", "student/kd_kl"} <= set(row)
     pool = read_run_checkpoint(run_dir / "checkpoint.pt")["pool"]
-    assert pool["size"] == 40 and pool["data"].abs().sum() > 0  # the checkpoint holds the samples
+    assert pool["size"] == 2 * 2 * 20 and pool["data"].abs().sum() > 0  # 2 rounds of 2 batches; held in the checkpoint
     assert not (run_dir / "pool.bin").exists()  # the memory-mapped file is removed with the run
 
 

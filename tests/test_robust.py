@@ -110,43 +110,67 @@ def test_margin_and_masked_pgd():
     assert delta[1].abs().max() == 0 and delta[3].abs().max() == 0 and delta[0].abs().max() > 0
 
 
-def test_bss_moves_the_chosen_half_toward_the_teachers_boundary_and_decays_its_weight(digits_teacher, tmp_path):
+def test_boundary_attack_stops_each_sample_at_the_teachers_boundary():
+    """BSS's attack (attack_BSS.py) on a linear 2-class model: z = W x, margin z[first] - z[target];
+    each step moves x by 0.3 (margin + 1e-4) along the normalised gradient, so the margin shrinks
+    geometrically (x 0.7 per step) and a sample that crosses stops."""
+    from dfkd.robust import boundary_attack
+
+    w = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    logits = lambda x: x.flatten(1) @ w.t()  # noqa: E731
+    x = torch.tensor([[2.0, 0.0], [0.05, 0.0]]).view(2, 2, 1, 1)  # margins 2 and 0.05, both class 0
+    target = torch.tensor([1, 1])
+    out = boundary_attack(logits, x, target, steps=3, step=0.3, clamp=10.0)
+    m = logits(out)
+    # the gradient of z1 - z0 is (-1, 1): a unit step along it lowers the margin by sqrt(2)
+    for k, m0 in enumerate((2.0, 0.05)):
+        g = m0
+        for _ in range(3):
+            g = g - 0.3 * (g + 1e-4) * 2 ** 0.5
+        assert (m[k, 0] - m[k, 1]).item() == pytest.approx(g, abs=1e-5)
+    # with step 1 both cross in the first step (margin < 0) and then stay where they crossed
+    out = boundary_attack(logits, x, target, steps=3, step=1.0, clamp=10.0)
+    m = logits(out)
+    for k, m0 in enumerate((2.0, 0.05)):
+        crossed = m0 - 1.0 * (m0 + 1e-4) * 2 ** 0.5
+        assert crossed < 0 and (m[k, 0] - m[k, 1]).item() == pytest.approx(crossed, abs=1e-5)
+    assert boundary_attack(logits, x, target, steps=3, clamp=0.5).abs().max() <= 0.5
+
+
+def test_bss_attacks_what_both_get_right_and_ramps_its_weights(digits_teacher, tmp_path):
     from dfkd.data import dataset_info
-    from dfkd.models import build_model
     from dfkd.resolve import resolve_teacher
     from dfkd.runs import build_parts
 
-    cfg = build_config(method="bss", sets=[f"teacher.checkpoint={digits_teacher}", "device=cpu", "source.eps=0.2",
-                                            "source.step=0.05", "synth.g_steps=5"])
+    cfg = build_config(method="bss", sets=[f"teacher.checkpoint={digits_teacher}", "device=cpu",
+                                            "source.attack_max=8"])
     info = dataset_info(cfg.data)
     teacher = resolve_teacher(cfg, info).model
     parts = build_parts(cfg, teacher, info, torch.device("cpu"))
     torch.manual_seed(0)
-    batch, _ = parts.synth.synthesize(build_model(cfg.student.arch, 10, 1))
-    moved = (batch.x - batch.clean).flatten(1).abs().amax(1) > 0
-    assert moved.sum().item() == len(moved) // 2  # attack_fraction 0.5
+    batch, _ = parts.synth.synthesize(teacher)  # a "student" that is the teacher: every sample is correct
+    assert len(batch.x) == 8 and len(batch.clean) == 64  # capped at attack_max, the clean batch whole
     with torch.no_grad():
-        t_clean, t_adv = teacher(batch.clean), teacher(batch.x)
-    y = batch.targets[moved]
-    # the teacher's confidence in the label drops on the attacked samples
-    assert (t_adv[moved].gather(1, y[:, None]) - t_clean[moved].gather(1, y[:, None])).mean() < 0
-    assert torch.equal(batch.t_logits_clean, t_clean) or torch.allclose(batch.t_logits_clean, t_clean, atol=1e-5)
+        t_adv = teacher(batch.x)
+    assert batch.t_logits.shape == (8, 10) and torch.allclose(batch.t_logits, t_adv, atol=1e-5)
 
     from dfkd.runs import distill
 
     cfg = build_config(method="bss", sets=[f"teacher.checkpoint={digits_teacher}", "device=cpu", f"out={tmp_path}",
-                                            "distill.rounds=4", "distill.eval_every=4", "synth.g_steps=1",
-                                            "tracking.mode=disabled", "tracking.log_every=1"])
+                                            "distill.rounds=4", "distill.eval_every=4", "synth.g_steps=2",
+                                            "objective.ramp_every=2", "tracking.mode=disabled", "tracking.log_every=1"])
     run_dir, _ = distill(cfg, quiet=True)
     import json
 
     rows = [json.loads(r) for r in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 4  # the decayed kd_kl weight is what the loss total uses: 1, 3/4, 1/2, 1/4
+    assert len(rows) == 4  # the ramped weights the loss total uses, per 2 rounds: progress 1/2, 1/2, 1, 1
     for i, r in enumerate(rows):
-        w = 1.0 - i / 4
-        expected = 0.9 * r["student/kd_kl_clean"] + 0.1 * r["student/label_ce_clean"] + w * r["student/kd_kl"]
+        p = 0.5 if i < 2 else 1.0
+        clean, bss = 4.0 - 3.0 * p, 2.0 * max(0.0, 1.0 - p / 0.75)
+        expected = r["student/label_ce_clean"] + clean * r["student/kd_soft_ce_clean"] + bss * r.get(
+            "student/kd_soft_ce", 0.0)
         assert r["student/loss"] == pytest.approx(expected, rel=1e-4)
-    with pytest.raises(DfkdError, match="objective.decay names 'at'"):
+    with pytest.raises(DfkdError, match="objective.decay/ramp names 'at'"):
         build_config(method="bss", sets=["objective.decay=[at]"])
 
 

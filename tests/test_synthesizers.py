@@ -243,27 +243,52 @@ def test_the_contrastive_head_has_its_own_optimizer_and_the_bank_fills_once_per_
     assert len(contrast.bank) == 16
 
 
-def test_nayer_refreshes_only_its_noisy_layer_each_round_and_generates_by_label():
+def test_nayer_source_maps_each_block_of_classes_through_its_own_noisy_layer():
+    """NLGenerator (tmtuan1307/NAYER): BN1d(embedding), then noisy layer i on the i-th block of K
+    samples; new_round() re-draws every noisy layer from N(0, 1) with zero biases; no latent code."""
     from dfkd.generators import NayerSource
 
     torch.manual_seed(0)
-    src = NayerSource(num_classes=10, nz=8, width=8, size=8, channels=1, embed_dim=6)
-    synth = PersistentSynthesizer(src, _ctx(SynthConfig(batch_size=10, g_steps=2), Objective({"ce": 1.0, "oh": 1.0}),
-                                            TeacherProbe(build_model("cnn_small", 10, 1)), 3))
-    synth.synthesize(build_model("cnn_small", 10, 1))
-    noisy = src.noisy.weight.detach().clone()
-    conv = src.generator.to_image.weight.detach().clone()
-    embed = src.embed.clone()
-    synth.begin_round()  # what the next round does first
-    assert not torch.equal(src.noisy.weight, noisy)  # re-initialised
-    assert torch.equal(src.generator.to_image.weight, conv) and torch.equal(src.embed, embed)  # kept
-    assert all(p not in synth.optimizer.state for p in src.noisy.parameters())
-    src.eval()  # per-sample generation (train-mode BN would couple the two samples)
+    src = NayerSource(num_classes=4, nz=8, width=8, size=8, channels=1, embed_dim=6, batch_size=10)
+    assert len(src.noisy) == 3  # ceil(10 / 4)
+    src.new_round()
+    w = torch.cat([layer.weight.flatten() for layer in src.noisy])
+    assert abs(w.std().item() - 1.0) < 0.2 and all(torch.all(layer.bias == 0) for layer in src.noisy)
+    labels = torch.arange(10) % 4
+    src.eval()
     with torch.no_grad():
-        z = torch.zeros(2, 8)
-        a = src(z, torch.tensor([3, 3]))
-        b = src(z, torch.tensor([3, 4]))
-    assert torch.allclose(a[0], a[1]) and not torch.allclose(b[0], b[1])  # the label decides the image
+        x = src(torch.zeros(10, 8), labels)
+        src.noisy[1].weight.add_(1.0)  # only the second block (samples 4-7) goes through it
+        y = src(torch.randn(10, 8), labels)  # and z plays no part
+    assert torch.equal(x[:4], y[:4]) and torch.equal(x[8:], y[8:]) and not torch.allclose(x[4:8], y[4:8])
+
+
+def test_nayer_schedule_synthesizes_loops_per_round_and_reinitialises_every_n_rounds():
+    from dfkd.generators import NayerSource
+    from dfkd.synthesizers import NayerSynthesizer
+
+    torch.manual_seed(0)
+    src = NayerSource(num_classes=10, nz=8, width=8, size=8, channels=1, embed_dim=6, batch_size=10)
+    cfg = SynthConfig(batch_size=10, g_steps=2, loops=2, warmup_loops=3, warmup=2, reinit_every=2, targets="ordered")
+    adam = OptimConfig(name="adam", lr=0.01, weight_decay=0.0, schedule="constant")
+    synth = NayerSynthesizer(src, _ctx(cfg, Objective({"ce": 1.0, "bn": 1.0}), TeacherProbe(build_model("cnn_small", 10, 1)),
+                                       4, optim=adam))
+    resets = []
+    original = synth.reset_source
+    synth.reset_source = lambda: (resets.append(synth.round), original())
+    assert torch.equal(synth._targets(), torch.arange(10))
+    sizes = [synth.synthesize(build_model("cnn_small", 10, 1))[0].x.shape[0] for _ in range(4)]
+    assert sizes == [30, 30, 20, 20]  # 3 batches in each warm-up round, 2 after
+    assert resets == [1, 3]  # rounds 1, 3 (every 2)
+    # the authors count both from the start and from the end of the warm-up (nayer.py): warm-up 1 and
+    # every 2 re-initialise in every round
+    synth.cfg.warmup, synth.round, resets[:] = 1, 0, []
+    for _ in range(3):
+        synth.synthesize(build_model("cnn_small", 10, 1))
+    assert resets == [1, 2, 3]
+    synth.cfg.batch_size = 12  # N mod K targets are drawn
+    t = synth._targets()
+    assert torch.equal(t[:10], torch.arange(10)) and len(t) == 12
 
 
 def test_nayer_embedding_file_is_checked(tmp_path):
@@ -288,10 +313,10 @@ def test_meta_schedule_refreshes_a_new_round_source_in_its_clone():
     from dfkd.generators import NayerSource
 
     torch.manual_seed(0)
-    src = NayerSource(num_classes=10, nz=8, width=8, size=8, channels=1, embed_dim=6)
+    src = NayerSource(num_classes=10, nz=8, width=8, size=8, channels=1, embed_dim=6, batch_size=10)
     synth = MetaSynthesizer(src, _ctx(SynthConfig(batch_size=10, g_steps=1), Objective({"ce": 1.0}),
                                       TeacherProbe(build_model("cnn_small", 10, 1)), 2))
     synth.begin_round()
     assert synth.generator is not synth.shared
-    assert not torch.equal(synth.generator.noisy.weight, synth.shared.noisy.weight)  # refreshed in the clone
+    assert not torch.equal(synth.generator.noisy[0].weight, synth.shared.noisy[0].weight)  # refreshed in the clone
     torch.testing.assert_close(synth.generator.generator.to_image.weight, synth.shared.generator.to_image.weight)
