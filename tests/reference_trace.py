@@ -37,6 +37,10 @@ class Injector:
     def __init__(self, loop: Distiller, draws: set[str]):
         self.loop, self.synth, self.draws = loop, loop.synth, draws
         self.r, self.phase, self.count = 0, "student", {}
+        info = dataset_info(loop.cfg.data)  # the run's normalisation (the setting's, or [0, 1] for ARD / RSLAD)
+        mean = torch.tensor(info.mean).view(1, -1, 1, 1)
+        std = torch.tensor(info.std).view(1, -1, 1, 1)
+        norm, unnorm = (lambda x: (x - mean) / std), (lambda x: x * std + mean)
         synth = self.synth
         train_round, synthesize = loop.train_round, synth.synthesize
 
@@ -67,24 +71,36 @@ class Injector:
         if "targets" in draws:
             synth._targets = lambda: S.draw("targets", self.r)
         if "reset" in draws:  # the re-initialisation draws from a seeded global generator, on both sides
+            name = "reset_source" if hasattr(synth, "reset_source") else "begin_round"  # NAYER / reinit
+            reset = getattr(synth, name)
+
+            def seeded_reset():
+                torch.manual_seed(int(S.draw("seed", "reset", self.r)))
+                reset()
+
+            setattr(synth, name, seeded_reset)
+        if "noisy" in draws:  # NAYER: each batch's noisy layers, from a seeded global generator
             begin = synth.begin_round
 
-            def begin_round():
-                torch.manual_seed(int(S.draw("seed", "reset", self.r)))
+            def begin_batch():
+                torch.manual_seed(int(S.draw("seed", "noisy", self.r, self.next("noisy"))))
                 begin()
 
-            synth.begin_round = begin_round
+            synth.begin_round = begin_batch
+        if "embedding" in draws:  # NAYER's class embedding
+            with torch.no_grad():
+                synth.generator.embed.copy_(S.embedding(synth.generator.embed.shape[1]))
         if "crop" in draws:  # synth.augment: the global view
-            synth.ctx.augment = lambda x: S.normalize(S.crop_flip(S.unnormalize(x), "global", self.r, self.next("crop")))
+            synth.ctx.augment = lambda x: norm(S.crop_flip(unnorm(x), "global", self.r, self.next("crop")))
         if "roll" in draws:
             aug = synth.ctx.augment
-            synth.ctx.augment = lambda x: S.normalize(S.roll_flip(S.unnormalize(x), aug.shift, aug.flip, "roll",
+            synth.ctx.augment = lambda x: norm(S.roll_flip(unnorm(x), aug.shift, aug.flip, "roll",
                                                                   self.r, self.next("roll")))
         if "local" in draws:  # CMI's local view
             from dfkd.contrast import Contrast
 
             contrast = synth.extension(Contrast)
-            contrast.local = lambda x: S.normalize(S.resized_crop_flip(S.unnormalize(x), "local", self.r,
+            contrast.local = lambda x: norm(S.resized_crop_flip(unnorm(x), "local", self.r,
                                                                        self.next("local")))
             contrast.read_bank = lambda: self.bank(contrast)
         if "pool" in draws:
@@ -92,8 +108,34 @@ class Injector:
             pool.sample = lambda n: pool.data[S.draw("index", "pool", self.r, self.next("pool"),
                                                      shape=(n, len(pool)))]
         if "student_crop" in draws:
-            loop.augment = lambda x: S.normalize(S.crop_flip(S.unnormalize(x), "student", self.r,
+            loop.augment = lambda x: norm(S.crop_flip(unnorm(x), "student", self.r,
                                                              self.next("student_crop")))
+
+        if "batch" in draws or "teacher_labels" in draws:  # real data: the round's batch in [0, 1], its labels
+            def batch():
+                x = norm(S.draw("images", self.r))
+                if "teacher_labels" in draws:  # the teacher's classes, so that some samples are right for both
+                    with torch.no_grad():
+                        return x, synth.probe.teacher(x).argmax(1)
+                return x, S.draw("labels", self.r)
+
+            synth.batches.next = batch
+        if "real_crop" in draws:  # real data: its training crop + flip
+            synth.augment = lambda x: norm(S.crop_flip(unnorm(x), "real", self.r))
+        if "start" in draws:  # the attack's start: uniform in the ball, or noise x N(0, 1) (RSLAD)
+            ball = synth.ball
+
+            def start(x, random=True, noise=0.0, clip=True):
+                if noise > 0:
+                    return S.draw("normal", "start", self.r, shape=tuple(x.shape)) * (noise / ball.std)
+                if not random:
+                    return torch.zeros_like(x)
+                delta = (S.draw("uniform", "start", self.r, shape=tuple(x.shape)) * 2 - 1) * ball.eps
+                return ball.project(x, delta) if clip else delta
+
+            ball.start = start
+        if "attack_classes" in draws:  # BSS: the uniform draws behind the target classes
+            synth.attack_draw = lambda n: S.draw("uniform", "classes", self.r, shape=(n,))
 
     def next(self, key: str) -> int:
         self.count[key] = self.count.get(key, 0) + 1
@@ -122,9 +164,20 @@ class _Recorded:
         return total, parts
 
 
-def run(method: str, sets: list[str], rounds: int, draws: set[str], generator: dict | None = None) -> dict:
+def run(method: str, sets: list[str], rounds: int, draws: set[str], generator: dict | None = None,
+        batch: int | None = None) -> dict:
     """The trace of `method` with these config overrides, over `rounds` rounds; `generator`: the
-    variant of the trace's generator (trace_setting.generator), matched by the config's source."""
+    variant of the trace's generator (trace_setting.generator), matched by the config's source;
+    `batch`: the setting's batch N for this trace (BSS: 32, so that some samples are right for both)."""
+    n = S.N
+    S.N = batch or n
+    try:
+        return _run(method, [*sets, *([f"synth.batch_size={S.N}"] if batch else [])], rounds, draws, generator)
+    finally:
+        S.N = n
+
+
+def _run(method: str, sets: list[str], rounds: int, draws: set[str], generator: dict | None) -> dict:
     cfg: Config = build_config(method=method, sets=[*SETTING, *sets])
     threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
     torch.set_num_threads(1)
@@ -135,24 +188,27 @@ def run(method: str, sets: list[str], rounds: int, draws: set[str], generator: d
         parts = build_parts(cfg, teacher, info, torch.device("cpu"), student_module=student)
         parts.student.load_state_dict(student.state_dict())  # undo the shape check's BN updates
         synth = parts.synth
-        source = getattr(synth, "shared", synth.generator)
+        source = getattr(synth, "shared", getattr(synth, "generator", None))
         if cfg.source.name == "dcgan":
             source.load_state_dict(gen.state_dict())  # strict: the config's source is the trace's variant
         from dfkd.contrast import Contrast
 
-        contrast = synth.extension(Contrast)
+        contrast = synth.extension(Contrast) if hasattr(synth, "extension") else None
         if contrast is not None:
             S.reset_head(contrast.head)
         loop = Distiller(cfg, parts, None, None, None, torch.device("cpu"),
                          pool=build_pool(cfg, info, torch.device("cpu"), None))
         Injector(loop, draws)
-        g0 = copy.deepcopy(dict(source.named_parameters()))
+        g0 = copy.deepcopy(dict(source.named_parameters())) if source is not None else {}
         s0 = copy.deepcopy(dict(loop.student.named_parameters()))
         recorded = []
-        if synth.full_objective is not None:
+        if getattr(synth, "full_objective", None) is not None:
             synth.full_objective = synth.objective = _Recorded(synth.full_objective)
             recorded.append(synth.full_objective)
-        if synth.warmup_objective is not None:
+        elif synth.objective is not None:  # the real-data schedule
+            synth.objective = _Recorded(synth.objective)
+            recorded.append(synth.objective)
+        if getattr(synth, "warmup_objective", None) is not None:
             synth.warmup_objective = _Recorded(synth.warmup_objective)
             recorded.append(synth.warmup_objective)
         loop.objective = _Recorded(loop.objective)
@@ -161,11 +217,11 @@ def run(method: str, sets: list[str], rounds: int, draws: set[str], generator: d
             for r in recorded + [loop.objective]:
                 r.rows = []
             loop.train_round()
-            source = getattr(synth, "shared", synth.generator)
+            source = getattr(synth, "shared", getattr(synth, "generator", None))
             gen = [row for r in recorded for row in r.rows]
             row = {"gen": gen, "student": [{"loss": s["loss"]} for s in loop.objective.rows],
                    "student_weights": S.norms(loop.student, s0)}
-            if len(list(source.parameters())) and set(g0) == {n for n, _ in source.named_parameters()}:
+            if source is not None and g0 and set(g0) == {n for n, _ in source.named_parameters()}:
                 row["generator"] = S.norms(source, g0)
             out.append(row)
         return {"rounds": out}

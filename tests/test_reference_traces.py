@@ -41,7 +41,7 @@ def _differences(ours: dict, theirs: dict) -> list[str]:
 
 def _trace(entry: dict, *extra: str) -> dict:
     return RT.run(entry["method"], [*entry["sets"], *extra], len(entry["rounds"]), set(entry["draws"]),
-                  entry.get("generator"))
+                  entry.get("generator"), entry.get("batch"))
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
@@ -58,6 +58,10 @@ def test_dfkd_reproduces_the_authors_code_round_by_round(name):
     ("cmi-best-batch", "synth.keep=last"),  # the round's last batch instead of its best
     ("zskt", "objective.params.kd_kl.reduction=batchmean"),  # KL over the batch, not over batch and classes
     ("adi", "objective.params.adv_js.form=exact"),  # the textbook JS instead of the authors' clamped one
+    ("nayer", "synth.targets=balanced"),  # shuffled classes: the noisy layers no longer see one block each
+    ("ard", "synth.student_mode=eval"),  # the authors attack with the student in train mode
+    ("rslad", "source.start_noise=0"),  # the old uniform start instead of x + 0.001·N(0, 1)
+    ("bss", "source.attack_max=0"),  # every correct sample attacked, not the 4 of largest gap
 ])
 def test_a_deviation_from_the_authors_code_fails_its_trace(name, change):
     """The comparison is sharp: each of these switches back to what dfkd did before it matched the

@@ -96,6 +96,10 @@ def test_a_killed_and_resumed_offline_run_is_one_wandb_run_with_its_rows_images_
     assert "holds no offline W&B run" in capsys.readouterr().err
 
 
+def _tail(path, n: int = 3000) -> str:
+    return path.read_text(errors="replace")[-n:] if path.is_file() else f"({path.name} missing)"
+
+
 def _artifacts(folder) -> list[tuple[str, str, dict]]:
     """(name, type, metadata) of the artifacts an offline run logged."""
     (log,) = folder.glob("run-*.wandb")
@@ -113,7 +117,11 @@ def test_teacher_and_student_are_model_artifacts_linked_by_content(tmp_path, mon
     teacher_dir = out / "teachers" / "digits16-cnn-s0"
     (teacher_log,) = teacher_dir.glob("wandb/offline-run-*")
     teacher_sha = json.loads((teacher_dir / "summary.json").read_text())["sha256"]
-    assert _artifacts(teacher_log) == [("teacher-digits16-cnn-s0", "model", {
+    logged = _artifacts(teacher_log)
+    # seen twice in full-suite runs, not reproduced alone: no artifact record at all; keep what W&B said
+    assert logged, f"no artifact record; stderr: {capsys.readouterr().err[-2000:]!r}; " \
+                   f"debug log: {_tail(teacher_log / 'logs' / 'debug-internal.log')!r}"
+    assert logged == [("teacher-digits16-cnn-s0", "model", {
         "sha256": teacher_sha, "test_acc": pytest.approx(json.loads((teacher_dir / "summary.json").read_text())[
             "test_acc"]), "dataset": "digits", "arch": "cnn", "seed": 0})]
 

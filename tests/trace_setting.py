@@ -56,6 +56,11 @@ def generator(output: str = "sigmoid", width: int = WIDTH, bn_eps: float = 1e-5)
         torch.random.set_rng_state(state)
 
 
+def embedding(dim: int) -> Tensor:
+    """NAYER's class embedding (K, dim) for the trace (the authors' is CLIP's)."""
+    return torch.randn(CLASSES, dim, generator=generator_for("embedding"))
+
+
 def reset_head(head: torch.nn.Module) -> None:
     """CMI's projection head at its trace weights: each nn.Linear's default initialisation, in module
     order, from one seed (both codes build their head elsewhere, from whatever their RNG holds)."""
@@ -95,22 +100,32 @@ def draw(kind: str, *index, shape=(N, NZ)) -> Tensor:
     """The random quantity `kind` at `index`:
 
     z:        (N, NZ) ~ N(0, 1)                     targets: (N,) uniform classes (int64)
-    crop:     (N, 2) offsets in [0, 2 PAD] (int64)  flip:    (N,) bool, p = 1/2
+    crop:     (n, 2) offsets in [0, 2 PAD] (int64)  flip:    (n,) bool, p = 1/2   (n = shape[0], N by default)
     rrc:      (N, 4) resized-crop boxes (x0, y0, w, h) in pixels (int64), scale 0.25-1, ratio 3/4-4/3
     roll:     (3,) int64: dy, dx in [-shift, shift], flipped (0/1) — `shape` = (shift,)
     index:    `shape` = (n, size): n indices drawn uniformly from range(size), with replacement
     subset:   `shape` = (k, size): k distinct indices of range(size), in drawn order
     seed:     () int64, a seed to put torch's global generator at (before a re-initialisation)
+    images:   (N, C, H, W) uniform in [0, 1]: a real batch   labels: (N,) its classes (int64)
+    uniform:  `shape`, uniform in [0, 1)                      normal: `shape`, N(0, 1)
     """
     g = generator_for(kind, *index)
+    if kind == "images":
+        return torch.rand(N, CHANNELS, SIZE, SIZE, generator=g)
+    if kind == "labels":
+        return torch.randint(CLASSES, (N,), generator=g)
+    if kind == "uniform":
+        return torch.rand(*shape, generator=g)
+    if kind == "normal":
+        return torch.randn(*shape, generator=g)
     if kind == "z":
         return torch.randn(*shape, generator=g)
     if kind == "targets":
         return torch.randint(CLASSES, (N,), generator=g)
-    if kind == "crop":
-        return torch.randint(0, 2 * PAD + 1, (N, 2), generator=g)
+    if kind == "crop":  # for shape[0] samples (N by default)
+        return torch.randint(0, 2 * PAD + 1, (shape[0], 2), generator=g)
     if kind == "flip":
-        return torch.rand(N, generator=g) < 0.5
+        return torch.rand(shape[0], generator=g) < 0.5
     if kind == "rrc":
         out = []
         for _ in range(N):
@@ -143,7 +158,7 @@ def draw(kind: str, *index, shape=(N, NZ)) -> Tensor:
 def crop_flip(x: Tensor, *index, flip: bool = True) -> Tensor:
     """x (N, C, H, W) in [0, 1] -> a PAD-padded (black) crop per sample, then a per-sample horizontal
     flip: kornia RandomCrop(padding=4) + RandomHorizontalFlip with injected parameters."""
-    off, flips = draw("crop", *index), draw("flip", *index)
+    off, flips = draw("crop", *index, shape=(len(x),)), draw("flip", *index, shape=(len(x),))
     padded = torch.nn.functional.pad(x, (PAD, PAD, PAD, PAD))
     out = torch.stack([padded[k, :, dy:dy + SIZE, dx:dx + SIZE] for k, (dy, dx) in enumerate(off.tolist())])
     if flip:
@@ -175,6 +190,6 @@ def norms(model: torch.nn.Module, start: dict | None = None) -> dict:
     params = [p.detach().double() for p in model.parameters()]
     out = {"norm": float(torch.sqrt(sum((p * p).sum() for p in params)))}
     if start is not None:
-        ref = [start[n].double() for n, _ in model.named_parameters()]
+        ref = [start[n].detach().double() for n, _ in model.named_parameters()]
         out["moved"] = float(torch.sqrt(sum(((p - q) ** 2).sum() for p, q in zip(params, ref))))
     return out
