@@ -17,7 +17,7 @@ from .contrast import Contrast
 from .data import load_split
 from .errors import DfkdError
 from .generators import SOURCES
-from .hooks import match_stages
+from .hooks import FeatureHook, match_stages
 from .objective import TERMS, Objective, resolve_params
 from .pool import ReplayPool
 from .real import RealBatches
@@ -41,8 +41,6 @@ def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels
     check_teacher_terms(cfg, probe, gen, stu)
     layer = gen.params.get("act", {}).get("layer") if gen is not None else None
     if layer:  # DAFL's activation term on another layer than the classifier's input
-        from .hooks import FeatureHook
-
         modules = dict(probe.teacher.named_modules())
         if layer not in modules:
             raise DfkdError(f"objective.params.act.layer='{layer}' is not a module of the teacher ({cfg.teacher.arch}); "

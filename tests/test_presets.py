@@ -95,7 +95,8 @@ def test_the_run_directory_holds_provenance_yaml(digits_teacher, tmp_path):
     assert prov["distill.rounds"] == {"value": 2, "from": "--set distill.rounds=2"}
     assert prov["distill.kd_steps"] == {"value": 2, "from": f"--config {f}"}
     assert prov["student.optim.lr"] == {"value": 5e-3, "from": "preset zskt/digits"}
-    assert prov["objective.student.at"] == {"value": 250.0, "from": "recipe zskt"}
+    assert prov["objective.student.at"] == {"value": 25.0, "from": "preset zskt/digits"}
+    assert prov["objective.student.kd_kl"] == {"value": 1.0, "from": "recipe zskt"}
     assert prov["seed"] == {"value": 0, "from": "default"}
     assert "# preset zskt/digits: the digits table" in text
     assert set(prov) == set(flatten(yaml.safe_load((run_dir / "config.yaml").read_text())))
