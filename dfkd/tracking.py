@@ -10,6 +10,8 @@ import json
 import math
 import os
 import re
+import struct
+import time
 from pathlib import Path
 
 from . import log
@@ -124,9 +126,15 @@ class Tracker:
         if self.wb is not None:
             try:
                 self.wb.summary.update(summary)
+                log_file = Path(self.wb.settings.sync_file) if self.cfg.mode == "offline" else None
                 self.wb.finish()
             except Exception as e:
                 self._warn(f"W&B could not finish ({type(e).__name__}: {e})")
+                return
+            # W&B's service writes the offline log after finish() returns: wait for its last record, so a
+            # `wandb sync` (or `dfkd sync`) started right after this run uploads all of it
+            if log_file is not None and not wait_for_exit_record(log_file):
+                log.warn(f"W&B has not finished writing {log_file} yet; wait a moment before `dfkd sync`")
 
 
 class NullTracker:
@@ -148,6 +156,57 @@ class NullTracker:
 
     def finish(self, summary: dict) -> None:
         pass
+
+
+def wandb_records(path: str | Path):
+    """The records of an offline W&B log (`run-ID.wandb`), as W&B's protobuf `Record`s, in order.
+
+    The log is LevelDB's log format under a 7-byte file header (`:W&B`, magic 0xBEE1, version): 32 KiB
+    blocks of records, each with a 7-byte header (CRC32, length, type FULL=1 / FIRST=2 / MIDDLE=3 /
+    LAST=4); a block's last < 7 bytes are zero. A record cut short at the end (the writer still
+    writing) is left out."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = Path(path).read_bytes()
+    if len(data) < 7:
+        return
+    ident, magic, _ = struct.unpack("<4sHB", data[:7])
+    if ident != b":W&B" or magic != 0xBEE1:
+        raise ValueError(f"{path} is not a W&B transaction log")
+    pos, block, parts = 7, 32768, b""
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind == 0:  # the zero tail of a block
+            pos += block - pos % block if pos % block else 0
+            continue
+        if len(chunk) < length:
+            return
+        parts = chunk if kind in (1, 2) else parts + chunk
+        if kind in (1, 4):
+            rec = pb.Record()
+            rec.ParseFromString(parts)
+            yield rec
+
+
+def wait_for_exit_record(path: str | Path, timeout_s: float = 60.0) -> bool:
+    """Wait until the offline W&B log at `path` holds its `exit` record (the last one W&B writes);
+    False if it still does not after `timeout_s` seconds."""
+    deadline, pause = time.monotonic() + timeout_s, 0.02
+    while True:
+        try:
+            if any(r.WhichOneof("record_type") == "exit" for r in wandb_records(path)):
+                return True
+        except (OSError, ValueError):
+            pass  # not there yet, or its header not yet written
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(pause)
+        pause = min(2 * pause, 1.0)
 
 
 def synth_progress(bar, post: dict, every_s: float = 0.5):

@@ -15,35 +15,11 @@ import pytest
 from dfkd.cli import main
 from dfkd.errors import DfkdError
 from dfkd.runs import distill
-from dfkd.tracking import sync_commands
+from dfkd.tracking import sync_commands, wandb_records as _records
 
 from test_resume import _kill_after_checkpoint
 
-pb = pytest.importorskip("wandb.proto.wandb_internal_pb2")
-
-
-def _records(path):
-    """The records of a .wandb file (W&B's LevelDB-style log: 7-byte file header, 32 KiB blocks,
-    7-byte record headers: checksum, length, type FULL=1 / FIRST=2 / MIDDLE=3 / LAST=4)."""
-    data = path.read_bytes()
-    ident, magic, _ = struct.unpack("<4sHB", data[:7])
-    assert ident == b":W&B" and magic == 0xBEE1
-    pos, block, parts = 7, 32768, b""
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        if left < 7:
-            pos += left
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
-        if kind == 0:  # the zero tail of a block
-            pos += block - pos % block if pos % block else 0
-            continue
-        parts = chunk if kind in (1, 2) else parts + chunk
-        if kind in (1, 4):
-            rec = pb.Record()
-            rec.ParseFromString(parts)
-            yield rec
+pytest.importorskip("wandb.proto.wandb_internal_pb2")
 
 
 def _contents(folder):
@@ -245,3 +221,52 @@ def test_dfkd_table_wandb_leaves_out_runs_tagged_outdated():
 
     api = types.SimpleNamespace(runs=lambda project, filters=None: [run("a", 90.0, ["outdated"]), run("b", 95.0, [])])
     assert [s["student_acc"] for s in wandb_summaries("e/p", "g", api=api)] == [95.0]
+
+
+def _leveldb_log(payloads: list[bytes], cut: int = 0) -> bytes:
+    """A W&B transaction log of `payloads`, written by hand in LevelDB's log format (records split
+    across 32 KiB blocks as FIRST / MIDDLE / LAST, a block's last < 7 bytes zero), `cut` bytes off."""
+    out, block = bytearray(struct.pack("<4sHB", b":W&B", 0xBEE1, 0)), 32768
+    for data in payloads:
+        first = True
+        while True:
+            left = block - len(out) % block
+            if left < 7:
+                out += bytes(left)
+                continue
+            chunk, data = data[:left - 7], data[left - 7:]
+            kind = (1 if not data else 2) if first else (4 if not data else 3)
+            out += struct.pack("<IHB", 0, len(chunk), kind) + chunk
+            first = False
+            if not data:
+                break
+    return bytes(out[:len(out) - cut])
+
+
+def test_the_offline_log_reader_joins_records_across_blocks_and_drops_a_cut_tail(tmp_path):
+    """A history row bigger than a block comes back whole; a record cut short (the writer still
+    writing) is left out, so a wait for the exit record does not end before it is there."""
+    import wandb.proto.wandb_internal_pb2 as pb
+
+    from dfkd.tracking import wait_for_exit_record
+
+    big = pb.Record()
+    big.history.step.num = 7
+    item = big.history.item.add()
+    item.key, item.value_json = "table", json.dumps("x" * 70000)  # spans three blocks
+    small, end = pb.Record(), pb.Record()
+    small.history.step.num = 8
+    end.exit.exit_code = 0
+    payloads = [small.SerializeToString(), big.SerializeToString(), end.SerializeToString()]
+
+    whole = tmp_path / "run-x.wandb"
+    whole.write_bytes(_leveldb_log(payloads))
+    recs = list(_records(whole))
+    assert [r.WhichOneof("record_type") for r in recs] == ["history", "history", "exit"]
+    assert recs[1].history.step.num == 7 and json.loads(recs[1].history.item[0].value_json) == "x" * 70000
+    assert wait_for_exit_record(whole, timeout_s=0)
+
+    cut = tmp_path / "run-y.wandb"
+    cut.write_bytes(_leveldb_log(payloads, cut=3))
+    assert [r.WhichOneof("record_type") for r in _records(cut)] == ["history", "history"]
+    assert not wait_for_exit_record(cut, timeout_s=0.1)
