@@ -75,6 +75,26 @@ def _nested(flat: dict | None) -> dict:
     return out
 
 
+# what `dfkd.distill` / `train_teacher` take as arguments rather than config keys ('seed' is both)
+_RUN_OPTIONS = {"quiet": "quiet=True", "resume": "resume=RUN_DIR"}
+
+
+def _run_options(flat: dict | None, quiet: bool, allowed: tuple[str, ...] = ("quiet",)) -> tuple[dict, bool]:
+    """`set` without the run options given in it: `quiet` there counts as the argument; any other
+    (e.g. `resume`) is refused, naming the keyword argument to use."""
+    flat = dict(flat or {})
+    for key, use in _RUN_OPTIONS.items():
+        if key not in flat:
+            continue
+        value = flat.pop(key)
+        if key not in allowed:
+            raise DfkdError(f"set: {key!r} is not a config key but an argument; pass it as {use}")
+        if not isinstance(value, bool):
+            raise DfkdError(f"set: {key!r} must be true or false, got {value!r}; or pass {use}")
+        quiet = quiet or value
+    return flat, quiet
+
+
 def infer_spec(model: nn.Module, eval_set: Dataset | None = None, size: int | None = None,
                quiet: bool = False) -> InputSpec:
     """An InputSpec read off a teacher module: channels from its first convolution (or the eval
@@ -175,6 +195,7 @@ def distill(teacher: nn.Module | str | Path | None = None, student: nn.Module | 
     from .methods import build_config
     from .runs import distill as run_distill
 
+    set, quiet = _run_options(set, quiet)
     eval_layer, eval_ds = _eval_layer(eval_set)
     student_module = student if isinstance(student, nn.Module) else None
     if resume is not None:
@@ -225,6 +246,7 @@ def train_teacher(dataset: str = "digits", arch: str | None = None, set: dict | 
     from .config import deep_merge
     from .teacher import build_teacher_config, train_teacher as train
 
+    set, quiet = _run_options(set, quiet)
     layer: dict = {"data": {"name": dataset}, "out": str(out), "seed": seed}
     if arch:
         layer["arch"] = arch

@@ -520,6 +520,21 @@ def test_bad_input_is_one_line_and_writes_nothing(bn_teacher, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_run_options_in_set_are_taken_or_refused_with_the_argument_to_use(bn_teacher, tmp_path, capsys):
+    """`quiet` given in `set` is the quiet argument (nothing printed); `resume` there is refused,
+    naming resume=RUN_DIR; a `quiet` that is not a bool is refused too."""
+    run = dfkd.distill(teacher=bn_teacher, data="digits", method="dfad", set={**TINY, "quiet": True},
+                       out=tmp_path / "out")
+    printed = capsys.readouterr()  # not quiet, it would print the teacher's accuracy and a progress bar
+    assert run.summary["rounds"] == TINY["distill.rounds"] and printed.out == printed.err == ""
+    with pytest.raises(dfkd.DfkdError, match=r"'resume' is not a config key but an argument; pass it as "
+                                             r"resume=RUN_DIR"):
+        dfkd.distill(teacher=bn_teacher, data="digits", set={"resume": str(run.dir)}, out=tmp_path / "o2")
+    with pytest.raises(dfkd.DfkdError, match=r"'quiet' must be true or false, got 'yes'"):
+        dfkd.train_teacher("digits", set={"quiet": "yes"}, out=tmp_path / "o2")
+    assert not (tmp_path / "o2").exists()
+
+
 def test_the_readme_example_runs_exactly_as_printed(bn_teacher, tmp_path, monkeypatch, capsys):
     readme = open(os.path.join(os.path.dirname(HERE), "..", "README.md"), encoding="utf-8").read()
     section = readme[readme.index("## Distil your own model"):]
