@@ -78,8 +78,28 @@ def first_conv_channels(model: nn.Module) -> tuple[str, int] | None:
 
 
 @torch.no_grad()
-def check_io(model: nn.Module, channels: int, size: int, num_classes: int, role: str, device="cpu") -> None:
-    """Refuse, in one line, a model that does not take (N, channels, size, size) inputs to (N, num_classes) logits."""
+def registry_models_taking(channels: int, size: int, num_classes: int) -> list[str]:
+    """The registry architectures that map (2, channels, size, size) zeros to (2, num_classes) logits."""
+    from .models import MODELS, build_model
+
+    names = []
+    for name in sorted(MODELS.names()):
+        try:
+            out = build_model(name, num_classes, channels).eval()(torch.zeros(2, channels, size, size))
+        except Exception:
+            continue
+        if torch.is_tensor(out) and tuple(out.shape) == (2, num_classes):
+            names.append(name)
+    return names
+
+
+@torch.no_grad()
+def check_io(model: nn.Module, channels: int, size: int, num_classes: int, role: str, device="cpu",
+             arch: str | None = None, pick: str | None = None) -> None:
+    """Refuse, in one line, a model that does not take (N, channels, size, size) inputs to (N, num_classes)
+    logits, naming the model (`arch`), the role and the registry models that take that size; the advice
+    is to pick another model (`pick`, e.g. 'a student.arch') where the model can be chosen freely, else
+    to describe the data the teacher was trained on."""
     first = first_conv_channels(unwrapped(model))
     if first is not None and first[1] != channels:
         raise DfkdError(f"the {role}'s first layer ({first[0] or 'the model'}) takes {first[1]}-channel inputs but "
@@ -93,8 +113,15 @@ def check_io(model: nn.Module, channels: int, size: int, num_classes: int, role:
         raise
     except Exception as e:
         line = (str(e).strip().splitlines() or [""])[0][:200]
-        raise DfkdError(f"the {role} fails on inputs of shape (N, {channels}, {size}, {size}) ({type(e).__name__}: "
-                        f"{line}); set data.image_size / data.channels to what it was trained on") from None
+        fits = ", ".join(registry_models_taking(channels, size, num_classes)[:8]) or "none"
+        name = f" ({arch})" if arch else ""
+        if pick:
+            advice = f"pick {pick} that takes {size} px (registry models that do: {fits})"
+        else:
+            advice = (f"set data.image_size / data.channels to what it was trained on, or pick a {role}.arch that "
+                      f"takes {size} px (registry models that do: {fits})")
+        raise DfkdError(f"the {role}{name} fails on inputs of shape (N, {channels}, {size}, {size}) "
+                        f"({type(e).__name__}: {line}); {advice}") from None
     finally:
         model.train(was)
     if not torch.is_tensor(out):
@@ -202,7 +229,7 @@ def resolve_teacher(cfg, info, module: nn.Module | None = None, quiet: bool = Fa
     output = parse_output(t.output)
     if output is not None:
         model = SelectOutput(model, output, "teacher")
-    check_io(model, info.in_channels, info.image_size, info.num_classes, "teacher")
+    check_io(model, info.in_channels, info.image_size, info.num_classes, "teacher", arch=name)
     return Resolved(model, sha, kind, source, name, meta)
 
 
@@ -250,5 +277,6 @@ def resolve_student(cfg, info, channels: int, module: nn.Module | None = None) -
     output = parse_output(s.output)
     if output is not None:
         model = SelectOutput(model, output, "student")
-    check_io(model, channels, info.image_size, info.num_classes, "student")
+    check_io(model, channels, info.image_size, info.num_classes, "student", arch=s.arch,
+             pick="a student (student.arch or your module)")
     return model, s.arch

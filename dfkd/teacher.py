@@ -91,7 +91,10 @@ def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False, world=None) -> t
     train_ds, test_ds = load_split(cfg.data, "train"), load_split(cfg.data, "test")
     train = make_loader(train_ds, cfg.train.batch_size, True, cfg.data, cfg.seed, device)
     test = make_loader(test_ds, 512, False, cfg.data, device=device)
-    model = build_model(cfg.arch, info.num_classes, info.in_channels).to(device)
+    model = build_model(cfg.arch, info.num_classes, info.in_channels)
+    check_io(model, info.in_channels, info.image_size, info.num_classes, "teacher", arch=cfg.arch,
+             pick="an architecture (--arch)")
+    model = model.to(device)
     opt, sched = make_optimizer(model.parameters(), cfg.train.optim, cfg.train.epochs * len(train))
     aug = crop_flip(info.image_size, info.flip).to(device) if cfg.train.augment else None
     forward = model

@@ -535,6 +535,58 @@ def test_run_options_in_set_are_taken_or_refused_with_the_argument_to_use(bn_tea
     assert not (tmp_path / "o2").exists()
 
 
+class LeNet28(nn.Module):
+    """A user's MNIST-style LeNet-5 for 28-px inputs in [0, 1]: no BatchNorm, a fixed-size classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
+                                  nn.MaxPool2d(2), nn.Flatten())
+        self.head = nn.Sequential(nn.Linear(16 * 4 * 4, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                                  nn.Linear(84, 10))
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_lenet5_half_takes_a_28px_bn_free_teacher_with_no_size_flag(tmp_path):
+    """The 28-px eval set alone sets the size; LeNet-5-half (designed for 32 px) centres the inputs
+    in a 32-px field, as LeCun et al. did with MNIST, and distils the BN-free teacher with DAFL."""
+    data = DataConfig(image_size=28, mean=[0.0], std=[1.0])
+    x, y = load_split(data, "train").tensors
+    torch.manual_seed(0)
+    teacher = LeNet28()
+    opt = torch.optim.Adam(teacher.parameters(), 3e-3)
+    for _ in range(6):
+        for i in torch.randperm(len(y)).split(64):
+            opt.zero_grad()
+            F.cross_entropy(teacher(x[i]), y[i]).backward()
+            opt.step()
+    run = dfkd.distill(teacher=teacher.eval(), student="lenet5_half", method="dafl", eval_set=load_split(data, "test"),
+                       set={**TINY, "distill.kd_steps": 1, "synth.g_steps": 1}, out=tmp_path, quiet=True)
+    assert run.summary["teacher_acc"] > 90.0 and run.summary["student"] == "lenet5_half"
+    assert [m.out_channels for m in run.model.modules() if isinstance(m, nn.Conv2d)] == [3, 8, 60]
+    with torch.no_grad():  # the padded 28-px input is the 32-px input with its zero border
+        probe = torch.rand(4, 1, 28, 28)
+        assert torch.equal(run.model(probe), run.model(F.pad(probe, (2, 2, 2, 2))))
+
+
+def test_a_student_that_cannot_take_the_size_is_named_with_the_registry_models_that_can(bn_teacher, tmp_path):
+    class Needs32(nn.Module):  # a fixed 32-px classifier, fed 16-px digits
+        def __init__(self):
+            super().__init__()
+            self.conv, self.head = nn.Conv2d(1, 4, 3), nn.Linear(4 * 30 * 30, 10)
+
+        def forward(self, x):
+            return self.head(self.conv(x).flatten(1))
+
+    with pytest.raises(dfkd.DfkdError, match=r"the student \(module:.*Needs32\) fails on inputs of shape "
+                                             r"\(N, 1, 16, 16\) .*; pick a student \(student.arch or your module\) "
+                                             r"that takes 16 px \(registry models that do: cnn, cnn_small, lenet5, "):
+        dfkd.distill(teacher=bn_teacher, student=Needs32(), data="digits", set=TINY, out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_readme_example_runs_exactly_as_printed(bn_teacher, tmp_path, monkeypatch, capsys):
     readme = open(os.path.join(os.path.dirname(HERE), "..", "README.md"), encoding="utf-8").read()
     section = readme[readme.index("## Distil your own model"):]

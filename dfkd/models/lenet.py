@@ -1,8 +1,11 @@
 """LeNet-5 and LeNet-5-half as used by DAFL (Chen et al. 2019) and DFAD (Fang et al. 2019) on MNIST.
 
-Input (N, C, 32, 32) -> logits (N, K). The half model halves every width (6/16/120/84 -> 3/8/60/42).
-An adaptive average pool after conv3 makes other input sizes (>= 32) work and is the identity at 32.
+Input (N, C, H, W) -> logits (N, K). The half model halves every width (6/16/120/84 -> 3/8/60/42).
+The design takes 32 px: a smaller input is centred in a 32 x 32 field of zeros, as LeCun et al.
+(1998) centred the 28-px MNIST digits (so MNIST at 28 px works as it is); a larger one works through
+the adaptive average pool after conv3 (the identity at 32).
 """
+import torch.nn.functional as F
 from torch import nn
 
 from . import MODELS
@@ -21,6 +24,10 @@ class LeNet5(nn.Module):
         self.fc = nn.Linear(f1, num_classes)
 
     def forward(self, x):
+        h, w = x.shape[-2:]
+        if h < 32 or w < 32:  # centred in a 32 x 32 field (LeCun et al. 1998)
+            dh, dw = max(0, 32 - h), max(0, 32 - w)
+            x = F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
         return self.fc(self.fc1(self.features(x)))
 
 
