@@ -22,6 +22,7 @@ from .errors import DfkdError
 from .evaluate import accuracy
 from .models import build_model, count_params
 from .optim import make_optimizer
+from .resolve import check_io
 from .runtime import resolve_device, seed_everything, set_deterministic
 from .tracking import NullTracker, Tracker
 

@@ -571,15 +571,28 @@ def test_lenet5_half_takes_a_28px_bn_free_teacher_with_no_size_flag(tmp_path):
         assert torch.equal(run.model(probe), run.model(F.pad(probe, (2, 2, 2, 2))))
 
 
+class Needs32(nn.Module):
+    """A fixed 32-px classifier (fed 16-px digits below)."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1):
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(in_channels, 4, 3), nn.Linear(4 * 30 * 30, num_classes)
+
+    def forward(self, x):
+        return self.head(self.conv(x).flatten(1))
+
+
+def needs32(num_classes: int, in_channels: int) -> Needs32:
+    return Needs32(num_classes, in_channels)
+
+
 def test_a_student_that_cannot_take_the_size_is_named_with_the_registry_models_that_can(bn_teacher, tmp_path):
-    class Needs32(nn.Module):  # a fixed 32-px classifier, fed 16-px digits
-        def __init__(self):
-            super().__init__()
-            self.conv, self.head = nn.Conv2d(1, 4, 3), nn.Linear(4 * 30 * 30, 10)
-
-        def forward(self, x):
-            return self.head(self.conv(x).flatten(1))
-
+    """distill names the student; train-teacher names the architecture to train (a traceback before)."""
+    with pytest.raises(dfkd.DfkdError, match=r"the teacher \(.*:needs32\) fails on inputs of shape \(N, 1, 16, 16\) "
+                                             r".*; pick an architecture \(--arch\) that takes 16 px \(registry "
+                                             r"models that do: cnn, cnn_small, lenet5, "):
+        dfkd.train_teacher("digits", arch=f"{HERE}:needs32", set=QUIET, out=tmp_path / "teachers")
+    assert not (tmp_path / "teachers").exists()
     with pytest.raises(dfkd.DfkdError, match=r"the student \(module:.*Needs32\) fails on inputs of shape "
                                              r"\(N, 1, 16, 16\) .*; pick a student \(student.arch or your module\) "
                                              r"that takes 16 px \(registry models that do: cnn, cnn_small, lenet5, "):
