@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .errors import DfkdError
+from .runtime import isolated_globals
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,7 @@ def _eval_layer(eval_set) -> tuple[dict, Dataset | None]:
     raise DfkdError(f"eval_set must be a torch Dataset, an image folder path or 'none'; got {type(eval_set).__name__}")
 
 
+@isolated_globals
 def distill(teacher: nn.Module | str | Path | None = None, student: nn.Module | str | None = None,
             method: str | None = "dfq", data: str | InputSpec | None = None,
             eval_set: Dataset | str | Path | None = None, set: dict | None = None, out: str | Path | None = "runs",
@@ -239,6 +241,7 @@ def _run(run_dir: Path, summary: dict, student_module: nn.Module | None = None) 
     return Run(Path(run_dir), summary, model.eval())
 
 
+@isolated_globals
 def train_teacher(dataset: str = "digits", arch: str | None = None, set: dict | None = None,
                   out: str | Path = "runs/teachers", seed: int = 0, quiet: bool = False) -> Run:
     """Train a teacher with the dataset's recipe (`dfkd train-teacher`); `run.model` is the trained

@@ -21,7 +21,7 @@ from .models import count_params
 from .parts import (RunParts, apply_perf, build_objectives, build_parts, build_pool,  # noqa: F401
                     check_teacher_terms)
 from .robust import Ball
-from .runtime import resolve_device, seed_everything, set_deterministic
+from .runtime import isolated_globals, resolve_device, seed_everything, set_deterministic
 from .resolve import resolve_teacher, unwrapped
 from .teacher import build_teacher_config
 from .tracking import NullTracker, Tracker
@@ -93,6 +93,7 @@ def resume_state(run_dir: str | Path) -> tuple[Config, dict]:
     return cfg, ckpt
 
 
+@isolated_globals
 def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path | None = None,
             teacher_module=None, student_module=None, eval_set=None) -> tuple[Path, dict]:
     """Run data-free distillation, or continue the interrupted run in directory `resume` exactly

@@ -1,6 +1,7 @@
-"""Seeds and devices."""
+"""Seeds, devices, and the process-wide torch settings a run sets for itself."""
 from __future__ import annotations
 
+import functools
 import random
 
 import numpy as np
@@ -51,6 +52,35 @@ def set_deterministic(on: bool) -> None:
     torch.use_deterministic_algorithms(on)
     torch.backends.cudnn.benchmark = not on
     torch.backends.cudnn.deterministic = on
+
+
+def isolated_globals(fn):
+    """Run `fn` under a fresh process's torch settings and restore the caller's after it, so that a run
+    in a notebook, or in a test after other work, gives the very student a fresh process gives and
+    leaves nothing behind: the default dtype (float32), float32 matmul precision ('highest'), autograd
+    on, and the deterministic-algorithms and cuDNN flags (which the run sets from `deterministic`).
+    The thread count stays the caller's (`torch.set_num_threads`): it is a choice, not a leak."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        saved = (torch.get_default_dtype(), torch.get_float32_matmul_precision(), torch.is_grad_enabled(),
+                 torch.are_deterministic_algorithms_enabled(),
+                 torch.is_deterministic_algorithms_warn_only_enabled(),
+                 torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+        torch.set_default_dtype(torch.float32)
+        torch.set_float32_matmul_precision("highest")
+        torch.set_grad_enabled(True)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            dtype, matmul, grad, det, warn_only, benchmark, cudnn_det = saved
+            torch.set_default_dtype(dtype)
+            torch.set_float32_matmul_precision(matmul)
+            torch.set_grad_enabled(grad)
+            torch.use_deterministic_algorithms(det, warn_only=warn_only)
+            torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = benchmark, cudnn_det
+
+    return wrapper
 
 
 def rng_state() -> dict:

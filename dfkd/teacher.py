@@ -23,7 +23,7 @@ from .evaluate import accuracy
 from .models import build_model, count_params
 from .optim import make_optimizer
 from .resolve import check_io
-from .runtime import resolve_device, seed_everything, set_deterministic
+from .runtime import isolated_globals, resolve_device, seed_everything, set_deterministic
 from .tracking import NullTracker, Tracker
 
 # Per-dataset defaults; the user's YAML and --set go on top.
@@ -69,6 +69,7 @@ def teacher_path(cfg: TeacherTrainConfig) -> Path:
     return teacher_dir(cfg) / "teacher.pt"
 
 
+@isolated_globals
 def train_teacher(cfg: TeacherTrainConfig, quiet: bool = False, world=None) -> tuple[Path, float]:
     """Train, evaluate and save a teacher; returns (checkpoint path, test accuracy in %).
     Refuses to overwrite an existing checkpoint. Under torchrun (`world` from
