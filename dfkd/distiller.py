@@ -15,6 +15,7 @@ sample grid are `dfkd.run_state.RunState`; the parts of a run come as one `dfkd.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -167,7 +168,10 @@ class Distiller:
             self.synth.on_step = synth_progress(bar, post)
         if st["round"] == 0:
             self.files.keep_start()  # the rollback target until a checkpoint
+        hang_at = int(os.environ.get(HANG_ENV, "0") or 0)
         for rnd in bar:
+            if rnd == hang_at:
+                _hang()
             last_batch = self.train_round()
             st["since_log"] += 1
             if self.guard.tripped:
@@ -213,6 +217,16 @@ class Distiller:
         metrics["agreement"] = acc
         metrics["agreement_kl"] = self.state["agreement_kl"] = kl
         return acc
+
+
+# For kill-and-resume tests: a run started with DFKD_TEST_HANG_AT_ROUND=N stops at the start of round
+# N and waits there to be killed, so a test kills it at a known point instead of racing the run.
+HANG_ENV = "DFKD_TEST_HANG_AT_ROUND"
+
+
+def _hang() -> None:
+    while True:
+        time.sleep(3600)
 
 
 def _accumulate(sums: dict[str, Tensor], parts: dict[str, Tensor], prefix: str, scale: float = 1.0) -> None:

@@ -51,9 +51,21 @@ def _kill_tree(proc) -> None:
     proc.wait()
 
 
-def _kill_after_checkpoint(cmd, run_dir, min_round, timeout=240, env=None):
-    """Start `cmd`, SIGKILL it (and its process group) once its checkpoint has reached `min_round`;
-    returns the round it had."""
+def _logged(run_dir, step) -> bool:
+    path = run_dir / "metrics.jsonl"
+    return path.is_file() and any(f'"step": {step},' in line for line in path.read_text().splitlines())
+
+
+def _kill_after_checkpoint(cmd, run_dir, min_round, timeout=240, env=None, hang_at=None, logged=None):
+    """Start `cmd` so that it stops at the start of round `hang_at` (default `min_round` + 1; it waits
+    there, DFKD_TEST_HANG_AT_ROUND), SIGKILL it (and its process group) once its checkpoint has reached
+    `min_round` (and metrics.jsonl holds step `logged`), and return the checkpoint's round. The run
+    cannot pass `hang_at`, so the kill lands at a known point however slowly this process is scheduled
+    (it raced the run before)."""
+    from dfkd.distiller import HANG_ENV
+
+    hang_at = min_round + 1 if hang_at is None else hang_at
+    env = {**(os.environ if env is None else env), HANG_ENV: str(hang_at)}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=env)
     deadline = time.time() + timeout
     try:
@@ -64,7 +76,7 @@ def _kill_after_checkpoint(cmd, run_dir, min_round, timeout=240, env=None):
                     rnd = read_run_checkpoint(ck)["round"]
                 except DfkdError:
                     rnd = 0  # being replaced: the rename is atomic, so this cannot happen; be safe
-                if rnd >= min_round:
+                if rnd >= min_round and (logged is None or _logged(run_dir, logged)):
                     _kill_tree(proc)
                     return rnd
             if proc.poll() is not None:
@@ -84,8 +96,8 @@ def test_killed_and_resumed_run_ends_bitwise_like_an_uninterrupted_one(digits_te
     cmd = [sys.executable, "-m", "dfkd", "distill", "--method", method, "--quiet"]
     for s in sets + ["run_name=cut"]:
         cmd += ["--set", s]
-    killed_at = _kill_after_checkpoint(cmd, tmp_path / "cut", min_round=4)
-    assert not (tmp_path / "cut" / "summary.json").exists()
+    killed_at = _kill_after_checkpoint(cmd, tmp_path / "cut", min_round=4, hang_at=6, logged=5)
+    assert killed_at == 4 and not (tmp_path / "cut" / "summary.json").exists()  # row 5 logged, then dropped
 
     cut_dir, resumed = distill(resume=tmp_path / "cut", quiet=True)
     assert killed_at < 12 and resumed["rounds"] == 12
