@@ -76,6 +76,25 @@ def _nested(flat: dict | None) -> dict:
     return out
 
 
+def _need(name: str, value, ok: bool, what: str) -> None:
+    """One DfkdError line for an argument of the wrong type or an impossible value."""
+    if not ok:
+        shown = repr(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
+        raise DfkdError(f"{name} must be {what}; got {shown[:80]}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_common(set, out, quiet, seed, out_may_be_none: bool = True) -> None:
+    _need("set", set, set is None or isinstance(set, dict), "a dict of {'dotted.key': value} or None")
+    _need("out", out, (out is None and out_may_be_none) or isinstance(out, (str, Path)) and str(out) != "",
+          "a directory path (str or Path)" + (" or None" if out_may_be_none else ""))
+    _need("quiet", quiet, isinstance(quiet, bool), "True or False")
+    _need("seed", seed, seed is None or _is_int(seed), "an integer" + (" or None" if out_may_be_none else ""))
+
+
 # what `dfkd.distill` / `train_teacher` take as arguments rather than config keys ('seed' is both)
 _RUN_OPTIONS = {"quiet": "quiet=True", "resume": "resume=RUN_DIR"}
 
@@ -135,6 +154,9 @@ def infer_spec(model: nn.Module, eval_set: Dataset | None = None, size: int | No
                     f"{', '.join(map(str, sizes))}; pass data=dfkd.InputSpec(channels, size, num_classes)")
 
 
+WEIGHT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".tar")
+
+
 def _teacher_layer(teacher, data, eval_set, size, quiet) -> tuple[dict, nn.Module | None]:
     """(config layer for the teacher and the data, the in-memory teacher module or None)."""
     from .model_files import read_model_file
@@ -151,7 +173,10 @@ def _teacher_layer(teacher, data, eval_set, size, quiet) -> tuple[dict, nn.Modul
         if f is not None and f.kind == "dfkd":  # a dfkd checkpoint knows its dataset and architecture
             layer["teacher"]["arch"] = f.meta["arch"]
             data = f.meta["dataset"]
-    elif isinstance(teacher, str):
+    elif isinstance(teacher, Path) or isinstance(teacher, str) and Path(teacher).suffix in WEIGHT_SUFFIXES:
+        raise DfkdError(f"teacher file '{teacher}' not found; pass an existing weights file, a model name or "
+                        f"an nn.Module")
+    elif isinstance(teacher, str) and teacher:
         layer["teacher"]["arch"] = teacher
     else:
         raise DfkdError(f"teacher must be an nn.Module, a model name or spec, or a weights file; got "
@@ -163,7 +188,7 @@ def _teacher_layer(teacher, data, eval_set, size, quiet) -> tuple[dict, nn.Modul
         data = infer_spec(module, eval_set, size, quiet)
     if isinstance(data, InputSpec):
         layer["data"] = data.config()
-    elif isinstance(data, str):
+    elif isinstance(data, str) and data:
         layer["data"] = {"name": data}
     else:
         raise DfkdError(f"data must be a dataset name, a dfkd.InputSpec or None; got {type(data).__name__}")
@@ -175,7 +200,7 @@ def _eval_layer(eval_set) -> tuple[dict, Dataset | None]:
         return {}, None
     if isinstance(eval_set, Dataset):
         return {"data": {"eval": "in-memory"}}, eval_set
-    if isinstance(eval_set, (str, Path)):
+    if isinstance(eval_set, (str, Path)) and str(eval_set) != "":
         return {"data": {"eval": str(eval_set)}}, None
     raise DfkdError(f"eval_set must be a torch Dataset, an image folder path or 'none'; got {type(eval_set).__name__}")
 
@@ -197,6 +222,11 @@ def distill(teacher: nn.Module | str | Path | None = None, student: nn.Module | 
     from .methods import build_config
     from .runs import distill as run_distill
 
+    _check_common(set, out, quiet, seed)
+    _need("method", method, method is None or isinstance(method, str) and method != "",
+          "a method name (see `dfkd list methods`) or None")
+    _need("resume", resume, resume is None or isinstance(resume, (str, Path)) and str(resume) != "",
+          "a run directory (str or Path) or None")
     set, quiet = _run_options(set, quiet)
     eval_layer, eval_ds = _eval_layer(eval_set)
     student_module = student if isinstance(student, nn.Module) else None
@@ -214,7 +244,7 @@ def distill(teacher: nn.Module | str | Path | None = None, student: nn.Module | 
         from .resolve import module_name
 
         layer["student"] = {"arch": module_name(student_module)}
-    elif isinstance(student, str):
+    elif isinstance(student, str) and student:
         layer["student"] = {"arch": student}
     elif student is not None:
         raise DfkdError(f"student must be an nn.Module or a model name or spec; got {type(student).__name__}")
@@ -249,6 +279,9 @@ def train_teacher(dataset: str = "digits", arch: str | None = None, set: dict | 
     from .config import deep_merge
     from .teacher import build_teacher_config, train_teacher as train
 
+    _check_common(set, out, quiet, seed, out_may_be_none=False)
+    _need("dataset", dataset, isinstance(dataset, str) and dataset != "", "a dataset name (see `dfkd list datasets`)")
+    _need("arch", arch, arch is None or isinstance(arch, str) and arch != "", "a model name or spec, or None")
     set, quiet = _run_options(set, quiet)
     layer: dict = {"data": {"name": dataset}, "out": str(out), "seed": seed}
     if arch:
@@ -268,6 +301,11 @@ def load_model(path: str | Path, arch: str | Any = None, num_classes: int | None
     from .model_files import _guess_classes, fit_weights, read_model_file
     from .models import build_model
 
+    _need("path", path, isinstance(path, (str, Path)) and str(path) != "", "a weights file path (str or Path)")
+    _need("arch", arch, arch is None or isinstance(arch, str) and arch != "" or callable(arch),
+          "a model name or spec, a class or a function, or None")
+    for name, v in (("num_classes", num_classes), ("in_channels", in_channels)):
+        _need(name, v, v is None or _is_int(v) and v > 0, "a positive integer or None")
     f = read_model_file(path, key="path")
     if f.kind == "torchscript" and arch is None:
         return f.module.eval()
