@@ -87,19 +87,21 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _check_common(set, out, quiet, seed, out_may_be_none: bool = True) -> None:
+def _check_common(set, out, quiet, seed, optional: bool = True) -> None:
+    """The arguments distill and train_teacher share; `optional`: out and seed may be None (distill)."""
+    or_none = " or None" if optional else ""
     _need("set", set, set is None or isinstance(set, dict), "a dict of {'dotted.key': value} or None")
-    _need("out", out, (out is None and out_may_be_none) or isinstance(out, (str, Path)) and str(out) != "",
-          "a directory path (str or Path)" + (" or None" if out_may_be_none else ""))
+    _need("out", out, (out is None and optional) or isinstance(out, (str, Path)) and str(out) != "",
+          "a directory path (str or Path)" + or_none)
     _need("quiet", quiet, isinstance(quiet, bool), "True or False")
-    _need("seed", seed, seed is None or _is_int(seed), "an integer" + (" or None" if out_may_be_none else ""))
+    _need("seed", seed, (seed is None and optional) or _is_int(seed), "an integer" + or_none)
 
 
 # what `dfkd.distill` / `train_teacher` take as arguments rather than config keys ('seed' is both)
 _RUN_OPTIONS = {"quiet": "quiet=True", "resume": "resume=RUN_DIR"}
 
 
-def _run_options(flat: dict | None, quiet: bool, allowed: tuple[str, ...] = ("quiet",)) -> tuple[dict, bool]:
+def _run_options(flat: dict | None, quiet: bool) -> tuple[dict, bool]:
     """`set` without the run options given in it: `quiet` there counts as the argument; any other
     (e.g. `resume`) is refused, naming the keyword argument to use."""
     flat = dict(flat or {})
@@ -107,7 +109,7 @@ def _run_options(flat: dict | None, quiet: bool, allowed: tuple[str, ...] = ("qu
         if key not in flat:
             continue
         value = flat.pop(key)
-        if key not in allowed:
+        if key != "quiet":
             raise DfkdError(f"set: {key!r} is not a config key but an argument; pass it as {use}")
         if not isinstance(value, bool):
             raise DfkdError(f"set: {key!r} must be true or false, got {value!r}; or pass {use}")
@@ -279,7 +281,7 @@ def train_teacher(dataset: str = "digits", arch: str | None = None, set: dict | 
     from .config import deep_merge
     from .teacher import build_teacher_config, train_teacher as train
 
-    _check_common(set, out, quiet, seed, out_may_be_none=False)
+    _check_common(set, out, quiet, seed, optional=False)
     _need("dataset", dataset, isinstance(dataset, str) and dataset != "", "a dataset name (see `dfkd list datasets`)")
     _need("arch", arch, arch is None or isinstance(arch, str) and arch != "", "a model name or spec, or None")
     set, quiet = _run_options(set, quiet)

@@ -33,41 +33,32 @@ LOAD = [("path", lambda v: False), ("arch", lambda v: v is None or callable(v)),
         ("num_classes", lambda v: v is None), ("in_channels", lambda v: v is None)]
 
 
-def _one_line(exc: dfkd.DfkdError, name: str) -> None:
-    text = str(exc)
+def _refused(data, table, fn, **base) -> None:
+    """Draw an argument of `fn` and a wrong value for it; the call must raise one DfkdError line naming it."""
+    name, fine = data.draw(st.sampled_from(table))
+    value = data.draw(ANY.filter(lambda v: not fine(v)))
+    with pytest.raises(dfkd.DfkdError) as e:
+        fn(**{**base, name: value})
+    text = str(e.value)
     assert "\n" not in text and name in text, text
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_every_distill_argument_of_the_wrong_type_is_one_line_naming_it(digits_teacher, tmp_path, data):
-    name, fine = data.draw(st.sampled_from(DISTILL))
-    value = data.draw(ANY.filter(lambda v: not fine(v)))
-    kwargs = {"teacher": str(digits_teacher), "set": TINY, "out": tmp_path / "out", "quiet": True, name: value}
-    with pytest.raises(dfkd.DfkdError) as e:
-        dfkd.distill(**kwargs)
-    _one_line(e.value, name if name not in ("set",) else "set")
+    _refused(data, DISTILL, dfkd.distill, teacher=str(digits_teacher), set=TINY, out=tmp_path / "out", quiet=True)
     assert not (tmp_path / "out").exists()
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_every_train_teacher_argument_of_the_wrong_type_is_one_line_naming_it(tmp_path, data):
-    name, fine = data.draw(st.sampled_from(TRAIN))
-    value = data.draw(ANY.filter(lambda v: not fine(v)))
-    kwargs = {"dataset": "digits", "set": {"train.epochs": 1, "tracking.mode": "disabled"},
-              "out": tmp_path / "teachers", "quiet": True, name: value}
-    with pytest.raises(dfkd.DfkdError) as e:
-        dfkd.train_teacher(**kwargs)
-    _one_line(e.value, name)
+    _refused(data, TRAIN, dfkd.train_teacher, dataset="digits", set={"train.epochs": 1, "tracking.mode": "disabled"},
+             out=tmp_path / "teachers", quiet=True)
     assert not (tmp_path / "teachers").exists()
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_every_load_model_argument_of_the_wrong_type_is_one_line_naming_it(digits_teacher, data):
-    name, fine = data.draw(st.sampled_from(LOAD))
-    value = data.draw(ANY.filter(lambda v: not fine(v)))
-    with pytest.raises(dfkd.DfkdError) as e:
-        dfkd.load_model(**{"path": str(digits_teacher), name: value})
-    _one_line(e.value, name)
+    _refused(data, LOAD, dfkd.load_model, path=str(digits_teacher))
