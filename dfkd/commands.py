@@ -8,22 +8,40 @@ from .cli import _shorthands
 from .errors import DfkdError
 
 
+def _with_variant(table: str, variant: str | None) -> str:
+    """`--table NAME`: the folder's second table FOLDER/NAME.yaml instead of its table.yaml."""
+    return f"{table.removesuffix('/')}/{variant}" if variant else table
+
+
+def _render(rows, fmt: str, ref_file, order) -> str:
+    """The table's text: the usual one, or for a side-by-side table each cell beside the authors' runs."""
+    from .tables import render
+
+    if ref_file is None:
+        return render(rows, fmt)
+    from . import side_by_side
+
+    reference = side_by_side.read_reference(ref_file) if ref_file.is_file() else {}
+    return side_by_side.render(side_by_side.rows(rows, reference, order), fmt)
+
+
 def _experiment(args) -> int:
-    from .experiment import published_file, run_table
-    from .tables import collect, read_published, render
+    from .experiment import published_file, reference_file, run_table
+    from .tables import collect, read_published
 
     if args.seeds is not None and args.seeds < 1:
         raise DfkdError(f"--seeds must be >= 1, got {args.seeds}")
     sets = _shorthands(argparse.Namespace(**{**vars(args), "out": None}))
-    root, cells = run_table(args.table, args.seeds, args.scale, args.out or "runs", args.only, sets,
+    table = _with_variant(args.table, args.variant)
+    root, cells = run_table(table, args.seeds, args.scale, args.out or "runs", args.only, sets,
                             dry_run=args.dry_run, quiet=args.quiet, jobs=args.jobs)
     if not args.dry_run:
         from .checkpoint import atomic_write_text
         from .plots import plot_all
 
-        pub = published_file(args.table)
+        pub = published_file(table)
         rows = collect([root], read_published(pub) if pub else None, order=cells)
-        texts = {fmt: render(rows, fmt) for fmt in ("markdown", "latex", "csv")}
+        texts = {fmt: _render(rows, fmt, reference_file(table), cells) for fmt in ("markdown", "latex", "csv")}
         for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
             atomic_write_text(root / f"table.{ext}", texts[fmt].rstrip("\n") + "\n")
         plot_all(rows, root)
@@ -67,12 +85,13 @@ def _sync(args) -> int:
 
 
 def _resolve_runs(args):
-    """(run paths, row order, published file, folder for outputs) from RUN_DIR|TABLE arguments."""
+    """(run paths, row order, published file, folder for outputs, the authors' results file of a
+    side-by-side table or None) from RUN_DIR|TABLE arguments."""
     from pathlib import Path
 
-    from .experiment import read_table
+    from .experiment import read_table, table_name
 
-    paths, order, pub_file, folder = [], [], getattr(args, "published", None), None
+    paths, order, pub_file, folder, ref_file = [], [], getattr(args, "published", None), None, None
     for item in args.runs:
         p = Path(item)
         if p.exists() and p.name != "table.yaml" and not (p / "table.yaml").is_file():
@@ -80,20 +99,22 @@ def _resolve_runs(args):
             folder = folder or p
             continue
         try:
-            path, spec = read_table(item)  # not a path: a table name
+            path, spec = read_table(_with_variant(item, getattr(args, "variant", None)))  # a table name
         except DfkdError as e:
             raise DfkdError(f"'{item}' is not a run directory, and {e}") from None
-        paths.append(Path(args.out) / path.parent.name / args.scale)
+        paths.append(Path(args.out) / table_name(path) / args.scale)
         folder = folder or paths[-1]
         order += [c.name or c.method for c in spec.cells]
         if pub_file is None and spec.published:
             pub_file = path.parent / spec.published
-    return paths, order, pub_file, folder
+        if ref_file is None and spec.reference:
+            ref_file = path.parent / spec.reference
+    return paths, order, pub_file, folder, ref_file
 
 
 def _table(args) -> int:
     from .checkpoint import atomic_write_text
-    from .tables import collect, read_published, render
+    from .tables import collect, read_published
 
     if not 0.0 <= args.alpha <= 1.0:
         raise DfkdError(f"--alpha must be in [0, 1], got {args.alpha}")
@@ -101,12 +122,12 @@ def _table(args) -> int:
         from .tables import wandb_summaries
 
         summaries = [s for group in args.runs for s in wandb_summaries(args.wandb, group)]
-        paths, order, pub_file = [], [], args.published
+        paths, order, pub_file, ref_file = [], [], args.published, None
     else:
         summaries = None
-        paths, order, pub_file, _ = _resolve_runs(args)
+        paths, order, pub_file, _, ref_file = _resolve_runs(args)
     published = read_published(pub_file) if pub_file else None
-    text = render(collect(paths, published, args.alpha, order, summaries), args.format)
+    text = _render(collect(paths, published, args.alpha, order, summaries), args.format, ref_file, order)
     if args.output:
         atomic_write_text(args.output, text.rstrip("\n") + "\n")
         print(f"table: {args.output}")
@@ -119,7 +140,7 @@ def _plot(args) -> int:
     from .plots import plot_all
     from .tables import collect, read_published
 
-    paths, order, pub_file, folder = _resolve_runs(args)
+    paths, order, pub_file, folder, _ = _resolve_runs(args)
     rows = collect(paths, read_published(pub_file) if pub_file else None, order=order)
     for p in plot_all(rows, args.to or folder):
         print(f"plot: {p}")

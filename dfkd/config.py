@@ -41,6 +41,9 @@ class OptimConfig:
     min_lr: float = opt(0.0, "cosine schedule: the learning rate it ends at (Fast-Datafree's student: 2e-4)", min=0.0)
     clip_grad: float = opt(0.0, "clip the gradients' global L2 norm to this before each step (ZSKT: 5); 0 = off",
                            min=0.0)
+    horizon: float = opt(1.0, "length of the cosine or step schedule in multiples of the run: 1 ends it with the "
+                              "run; 5 runs its first fifth, as the authors' fixed CosineAnnealingLR(T_max=200 "
+                              "epochs) does in a 40-epoch run", min=1.0)
 
 
 @dataclass

@@ -34,12 +34,26 @@ from .tracking import tag_outdated
 
 
 @dataclass
+class AuthorsRun:
+    """The same cell in its authors' code, for a side-by-side table: the repository and commit, and
+    the command line their entry point runs with (the table's `authors.py` runs it; dfkd only
+    records it). `patches` names the outright bugs the wrapper works around, each documented there."""
+    repo: str = ""
+    commit: str = ""
+    args: str = ""
+    entry: str = "datafree_kd.py"
+    patches: list[str] | None = None
+    doc: str = ""
+
+
+@dataclass
 class Cell:
     method: str
     name: str = ""  # default: the method name; unique within the table
     set: dict[str, Any] | None = None  # dotted config keys -> values, over the table's base config
     doc: str = ""
     scale_set: dict[str, dict[str, Any]] | None = None  # scale -> overrides applied after its caps
+    authors: AuthorsRun | None = None  # side-by-side tables: the cell in the authors' code
 
 
 @dataclass
@@ -56,6 +70,7 @@ class TableSpec:
     doc: str = ""
     base: str | None = None  # a config file (relative to table.yaml) under every cell
     published: str | None = None  # published-results file (relative to table.yaml)
+    reference: str | None = None  # side-by-side: the authors' code's results for the same cells (authors.py)
     seeds: int = 3
     cells: list[Cell] | None = None
     scales: dict[str, Scale] | None = None
@@ -67,16 +82,24 @@ SHIPPED = [Path(__file__).resolve().parents[1] / "experiments", Path(__file__).r
 
 
 def locate(table: str) -> Path:
-    """table.yaml for a table name or path: the path itself, ./experiments/NAME, or the shipped one."""
+    """table.yaml for a table name or path: the path itself, ./experiments/NAME, or the shipped one;
+    `FOLDER/OTHER` names a second table of a folder, `FOLDER/OTHER.yaml` (e.g. cifar10_jpeg/side_by_side)."""
     p = Path(table)
     candidates = [p / "table.yaml" if p.is_dir() else p, Path("experiments") / table / "table.yaml",
-                  *(root / table / "table.yaml" for root in SHIPPED)]
+                  *(root / table / "table.yaml" for root in SHIPPED), Path(f"{table}.yaml"),
+                  Path("experiments") / f"{table}.yaml",
+                  *(root / f"{table}.yaml" for root in SHIPPED)]
     for c in candidates:
         if c.is_file():
             return c
     known = sorted({q.parent.name for root in [Path("experiments"), *SHIPPED] for q in root.glob("*/table.yaml")})
     raise DfkdError(f"no table '{table}'{suggest(table, known)}; known tables: {', '.join(known) or 'none'} "
                     f"(a table is a folder with a table.yaml)")
+
+
+def table_name(path: Path) -> str:
+    """What a table's runs are filed under: its folder's name, `FOLDER-OTHER` for `FOLDER/OTHER.yaml`."""
+    return path.parent.name if path.name == "table.yaml" else f"{path.parent.name}-{path.stem}"
 
 
 def read_table(table: str) -> tuple[Path, TableSpec]:
@@ -112,7 +135,7 @@ def cell_config(path: Path, spec: TableSpec, cell: Cell, scale: Scale, seed: int
 
     base = str(path.parent / spec.base) if spec.base else None
     sets = [*_sets(cell.set), *_sets(scale.set), *extra, f"seed={seed}"]
-    origin = f"table {path.parent.name}:"
+    origin = f"table {table_name(path)}:"
     cfg = build_config(base, sets, method=cell.method, set_origin=origin)
     flat = flatten(to_dict(cfg))
     caps = []
@@ -137,7 +160,7 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
     from .teacher import build_teacher_config, ensure_teacher, teacher_path
 
     path, spec = read_table(table)
-    name = path.parent.name
+    name = table_name(path)
     scales = spec.scales or {}
     if scale != "paper" and scale not in scales:
         raise DfkdError(f"{path}: no scale '{scale}'{suggest(scale, scales)}; scales: paper, {', '.join(scales)}")
@@ -335,3 +358,9 @@ def _standins(plans, scale: str):
 def published_file(table: str) -> Path | None:
     path, spec = read_table(table)
     return path.parent / spec.published if spec.published else None
+
+
+def reference_file(table: str) -> Path | None:
+    """A side-by-side table's file of the authors' results, or None."""
+    path, spec = read_table(table)
+    return path.parent / spec.reference if spec.reference else None

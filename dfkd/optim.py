@@ -10,16 +10,17 @@ from .config import OptimConfig
 
 
 def make_optimizer(params, cfg: OptimConfig, total_steps: int):
-    """(optimizer, scheduler). The schedule spans `total_steps` calls of `scheduler.step()`:
-    cosine decays to `min_lr` (PyTorch's CosineAnnealingLR with eta_min, in closed form), step
-    multiplies by `gamma` at each fraction in `milestones`."""
+    """(optimizer, scheduler). The schedule spans `horizon` × `total_steps` calls of
+    `scheduler.step()` (the run is its first 1/horizon): cosine decays to `min_lr` (PyTorch's
+    CosineAnnealingLR with eta_min, in closed form), step multiplies by `gamma` at each fraction in
+    `milestones`."""
     params = list(params)
     if cfg.name == "sgd":
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                               nesterov=False)
     else:
         opt = torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
-    total = max(1, total_steps)
+    total = max(1, round(total_steps * cfg.horizon))
     if cfg.schedule == "cosine":
         floor = min(cfg.min_lr / cfg.lr, 1.0) if cfg.lr > 0 else 0.0
         factor = lambda t: floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(t, total) / total))  # noqa: E731

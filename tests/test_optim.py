@@ -42,3 +42,21 @@ def test_a_skipped_first_update_still_advances_the_schedule_without_a_warning():
         warnings.simplefilter("error")
         sched.step()  # the first update was skipped: no optimizer.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi / 4)))
+
+
+def test_a_horizon_runs_the_first_part_of_a_longer_cosine():
+    """horizon=5 over 40 updates: the first 40 values of CosineAnnealingLR(T_max=200, eta_min), as the
+    authors' fixed 200-epoch schedule runs in a 40-epoch side-by-side run; the rate ends far from min_lr."""
+    opt, sched = make_optimizer([torch.nn.Parameter(torch.zeros(1))],
+                                OptimConfig(name="sgd", lr=0.2, schedule="cosine", min_lr=2e-4, horizon=5.0), 40)
+    ours = _lrs(opt, sched, 40)
+    ref_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.2)
+    ref = torch.optim.lr_scheduler.CosineAnnealingLR(ref_opt, 200, eta_min=2e-4)
+    theirs = []
+    for _ in range(41):
+        theirs.append(ref_opt.param_groups[0]["lr"])
+        ref_opt.step()
+        ref.step()
+    assert ours == pytest.approx(theirs, abs=1e-15)
+    assert ours[-1] == pytest.approx(2e-4 + (0.2 - 2e-4) * 0.5 * (1 + math.cos(math.pi * 40 / 200)))
+    assert ours[-1] > 0.18

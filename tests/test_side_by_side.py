@@ -1,0 +1,120 @@
+"""Side-by-side tables: dfkd's runs of a cell beside the authors' code's, and the shipped table's cells
+running the very budget and weights of the authors' command lines."""
+import json
+import shlex
+
+import pytest
+
+from dfkd import side_by_side
+from dfkd.cli import main
+from dfkd.experiment import cell_config, read_table, run_table, table_name
+
+REFERENCE = """
+runs:
+  - {cell: noise, seed: 1, final: 12.0, best: 14.0, wall_s: 30.0, synth_s: 10.0, repo: someone/code, commit: abcdef0123}
+  - {cell: noise, seed: 0, final: 10.0, best: 12.0, wall_s: 50.0, synth_s: 20.0, repo: someone/code, commit: abcdef0123}
+  - {cell: theirs_only, seed: 0, final: 30.0, best: 31.0, wall_s: 9.0, repo: someone/code, commit: abcdef0123}
+"""
+
+
+def test_rows_pair_each_cell_with_the_authors_runs(tmp_path):
+    (tmp_path / "ref.yaml").write_text(REFERENCE)
+    ref = side_by_side.read_reference(tmp_path / "ref.yaml")
+    assert [r["seed"] for r in ref["noise"]] == [0, 1]
+    ours = [{"label": "noise", "seeds": [0, 1], "student_acc": (13.0, 1.0), "best_student_acc": (15.0, 0.5),
+             "wall_time_s": (20.0, 2.0), "synth_time_s": None}]
+    rows = side_by_side.rows(ours, ref, order=["noise"])
+    assert [r["cell"] for r in rows] == ["noise", "theirs_only"]
+    noise = rows[0]
+    assert noise["authors_final"] == pytest.approx((11.0, 2 ** 0.5))  # mean and sample sd of 10, 12
+    assert noise["diff_final"] == pytest.approx(13.0 - 11.0)
+    assert noise["diff_best"] == pytest.approx(15.0 - 13.0)
+    assert noise["wall_ratio"] == pytest.approx(20.0 / 40.0)
+    assert noise["authors_synth"] == pytest.approx((15.0, 50 ** 0.5))
+    assert rows[1]["diff_final"] is None and rows[1]["authors_synth"] is None  # no synth_s recorded
+    md = side_by_side.render(rows, "markdown").splitlines()
+    assert md[2].startswith("| noise | 2 / 2 | 11.00 ± 1.41 | 13.00 ± 1.00 | +2.00 |")
+    assert "someone/code@abcdef0" in md[2]
+    csv = side_by_side.render(rows, "csv").splitlines()
+    assert csv[1].startswith("noise,2,2,11.0,")
+    assert "\\toprule" in side_by_side.render(rows, "latex")
+
+
+@pytest.mark.parametrize("text, message", [("runs: 3\n", "needs a list under 'runs:'"),
+                                           ("runs: [{cell: a, seed: 0}]\n", "run 0 needs cell, seed, final"),
+                                           ("runs: [\n", "not valid YAML")])
+def test_a_bad_reference_file_is_one_error(tmp_path, text, message):
+    from dfkd.errors import DfkdError
+
+    (tmp_path / "ref.yaml").write_text(text)
+    with pytest.raises(DfkdError, match=message):
+        side_by_side.read_reference(tmp_path / "ref.yaml")
+
+
+def test_table_flag_runs_and_prints_a_folders_second_table_beside_the_authors(tmp_path, capsys):
+    d = tmp_path / "tiny"
+    d.mkdir()
+    (d / "table.yaml").write_text("cells: [{method: dfq}]\n")
+    (d / "other.yaml").write_text(
+        "base: base.yaml\nreference: ref.yaml\nseeds: 1\ncells:\n"
+        "  - {method: noise, authors: {repo: someone/code, commit: abcdef0123, args: '--epochs 2'}}\n")
+    (d / "base.yaml").write_text("synth: {batch_size: 16}\ndevice: cpu\ntracking: {mode: disabled}\n"
+                                 "distill: {rounds: 2, eval_every: 1, kd_steps: 1}\n")
+    (d / "ref.yaml").write_text(REFERENCE)
+    path, spec = read_table(f"{d}/other")
+    assert table_name(path) == "tiny-other" and spec.cells[0].authors.args == "--epochs 2"
+    assert main(["experiment", str(d), "--table", "other", "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    summary = json.loads((tmp_path / "r" / "tiny-other" / "paper" / "noise-s0" / "summary.json").read_text())
+    capsys.readouterr()
+    assert main(["table", str(d), "--table", "other", "--out", str(tmp_path / "r")]) == 0
+    row = capsys.readouterr().out.splitlines()[2].split(" | ")
+    assert row[0] == "| noise" and row[2] == "11.00 ± 1.41"
+    assert float(row[4]) == pytest.approx(summary["student_acc"] - 11.0, abs=0.006)
+    assert main(["table", str(d), "--table", "nope", "--out", str(tmp_path / "r")]) == 2
+    assert "no table" in capsys.readouterr().err
+
+
+def _their_options(args: str) -> dict[str, str]:
+    words = shlex.split(args)
+    return {w.lstrip("-"): v for w, v in zip(words, words[1:] + [""]) if w.startswith("--")}
+
+
+def test_the_shipped_side_by_side_cells_run_the_authors_budget_and_weights(tmp_path, capsys):
+    """Each dfkd cell against its authors' command line: the same student steps, evaluations,
+    synthesis steps, batch, rates, loss weights and the same part of the authors' cosine."""
+    path, spec = read_table("cifar10_jpeg/side_by_side")
+    run_table("cifar10_jpeg/side_by_side", out=str(tmp_path), dry_run=True)  # every config builds
+    assert len(capsys.readouterr().out.splitlines()) == len(spec.cells) * spec.seeds
+    for cell in spec.cells:
+        name = cell.name or cell.method
+        cfg = cell_config(path, spec, cell, spec.scales["paper"], 0, scale_name="paper")
+        o = _their_options(cell.authors.args)
+        epochs, warmup = int(o["epochs"]), int(o.get("warmup", 0))
+        per_epoch = int(o["ep_steps"]) // int(o["kd_steps"])  # synthesis + kd rounds per epoch
+        pool = cfg.distill.batch == "pool"
+        warm_rounds = cfg.synth.warmup if pool else 0
+        assert cfg.distill.rounds == epochs * per_epoch, name
+        assert warm_rounds == warmup * per_epoch, name
+        assert (cfg.distill.rounds - warm_rounds) * cfg.distill.kd_steps == \
+            (epochs - warmup) * per_epoch * int(o["kd_steps"]), name  # student steps
+        assert cfg.distill.eval_every == per_epoch, name  # one evaluation per epoch, as theirs
+        assert cfg.synth.g_steps == int(o["g_steps"]), name
+        assert cfg.source.optim.lr == pytest.approx(float(o["lr_g"])), name
+        assert cfg.student.optim.lr == pytest.approx(float(o["lr"])), name
+        batch = int(o["batch_size"])
+        assert cfg.synth.batch_size == int(o.get("synthesis_batch_size", batch)), name
+        assert (cfg.distill.batch_size or cfg.synth.batch_size) == batch, name
+        # the authors' cosine: T_max = 200 epochs in Fast-Datafree, the trained epochs in NAYER
+        t_max = epochs - warmup if cell.authors.repo == "tmtuan1307/NAYER" else 200
+        assert cfg.student.optim.horizon * (epochs - warmup) == pytest.approx(t_max, rel=1e-6), name
+        w = cfg.objective.generator
+        assert w.get("bn", 0.0) == pytest.approx(float(o["bn"])), name
+        assert w.get("oh", 0.0) + w.get("ce", 0.0) == pytest.approx(float(o["oh"])), name
+        adv = w.get("adv_kl", 0.0) + w.get("adv_l1", 0.0) + w.get("adv_js", 0.0)
+        assert adv == pytest.approx(float(o["adv"])), name
+        assert w.get("ie", 0.0) == pytest.approx(float(o.get("balance", 0))), name
+        assert w.get("act", 0.0) == pytest.approx(float(o.get("act", 0))), name
+        if pool:  # their pool methods' student KL runs at --T; the generative baselines' at 1
+            assert cfg.objective.temperature == pytest.approx(float(o["T"])), name
+        else:
+            assert cfg.objective.temperature == pytest.approx(1.0), name
