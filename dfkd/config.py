@@ -300,6 +300,11 @@ class PoolConfig:
     device: str = opt("cpu", "where the pool lives: cpu (RAM), 'same' as the run's device, or 'disk': a "
                              "memory-mapped file pool.bin in the run directory, for pools larger than RAM",
                       choices=["cpu", "same", "disk"])
+    sampling: str = opt("uniform", "how the student reads the pool: 'uniform' draws each batch with "
+                                   "replacement; 'shuffled' reads shuffled passes without replacement, a new "
+                                   "pass each round, its last batch short (the authors' DataLoader(shuffle=True) "
+                                   "rebuilt after every synthesis: CMI, Fast, NAYER, Fast-Datafree's DeepInversion)",
+                        choices=["uniform", "shuffled"])
 
 
 @dataclass

@@ -119,6 +119,9 @@ class Distiller:
             return
         draw = {"pool": lambda: self.pool.sample(self.student_batch), "reuse": lambda: batch.x,
                 "fresh": lambda: self.synth.sample(self.student_batch)}[d.batch]
+        if d.batch == "pool" and self.cfg.pool.sampling == "shuffled":  # a new pass each round
+            reads = self.pool.passes(self.student_batch)
+            draw = lambda: next(reads)  # noqa: E731
         for _ in range(d.kd_steps):
             x = draw() if self.augment is None else self.augment(draw())
             x = x if self.perturb is None else self.perturb(self.student, self.synth_student, x)

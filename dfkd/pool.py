@@ -10,6 +10,7 @@ file is deleted when the pool is.
     pool = ReplayPool(capacity=4096, shape=(3, 32, 32), storage="uint8")
     pool.add(x)            # (N, C, H, W) float; the oldest samples are overwritten once full
     xb = pool.sample(256)  # (256, C, H, W) float32, uniformly from what is held
+    reads = pool.passes(256)  # or: shuffled passes without replacement; next(reads) is a batch
 """
 from __future__ import annotations
 
@@ -73,12 +74,28 @@ class ReplayPool:
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """`n` samples drawn uniformly with replacement from what is held."""
         if self.size == 0:
             raise RuntimeError("sampling from an empty pool")
-        idx = torch.randint(self.size, (n,), generator=generator).to(self.data.device)
+        return self._read(torch.randint(self.size, (n,), generator=generator))
+
+    def passes(self, n: int, generator: torch.Generator | None = None):
+        """Batches of at most `n`, read in shuffled passes over what is held (without replacement):
+        a fresh permutation each pass, whose last batch is short when `n` does not divide the size,
+        as a DataLoader(shuffle=True) over the pool reads it (CMI, Fast, NAYER). Endless."""
+        if self.size == 0:
+            raise RuntimeError("sampling from an empty pool")
+        while True:
+            perm = torch.randperm(self.size, generator=generator)
+            for i in range(0, self.size, n):
+                yield self._read(perm[i:i + n])
+
+    @torch.no_grad()
+    def _read(self, idx: Tensor) -> Tensor:
+        idx = idx.to(self.data.device)
         x = self.data[idx].to(self.out_dtype)
         if self.storage == "uint8":
-            shape = (n,) + (1,) * (x.dim() - 1)
+            shape = (len(idx),) + (1,) * (x.dim() - 1)
             x = x * self.scale[idx].view(shape) + self.lo[idx].view(shape)
         return x.to(self.out_device)
 

@@ -184,6 +184,25 @@ def test_fast_warms_up_then_distils_from_the_pool(digits_teacher, tmp_path):
     assert read_run_checkpoint(run_dir / "checkpoint.pt")["pool"]["size"] == 4 * 64
 
 
+def test_shuffled_pool_reads_start_a_new_pass_each_round(digits_teacher, tmp_path, monkeypatch):
+    """pool.sampling=shuffled: the round's student batches come from one shuffled pass per round, the
+    last batch of a pass short (128 held, batches of 48: 48, 48, 32), as the authors' rebuilt loader."""
+    from dfkd.pool import ReplayPool
+
+    sizes, passes = [], ReplayPool.passes
+
+    def spy(self, n, generator=None):
+        for x in passes(self, n, generator):
+            sizes.append(len(x))
+            yield x
+
+    monkeypatch.setattr(ReplayPool, "passes", spy)
+    distill(_cfg(digits_teacher, tmp_path, "fast2", "distill.rounds=3", "distill.eval_every=3", "synth.warmup=1",
+                 "distill.kd_steps=3", "distill.batch_size=48", "pool.capacity=512", "pool.sampling=shuffled"),
+            quiet=True)
+    assert sizes == [48, 48, 32, 48, 48, 48]  # round 2: 128 held; round 3: 192 held, a fresh pass
+
+
 def test_cmi_runs_end_to_end_and_logs_the_contrastive_term(digits_teacher, tmp_path):
     run_dir, _ = distill(_cfg(digits_teacher, tmp_path, "cmi", "distill.rounds=2", "distill.eval_every=2",
                               "synth.g_steps=3", "synth.batch_size=16", "pool.capacity=64",

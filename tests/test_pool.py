@@ -60,3 +60,24 @@ def test_disk_pool_is_a_memory_mapped_file_that_behaves_like_the_ram_pool(tmp_pa
     assert torch.equal(ram.sample(5, generator=g1), disk.sample(5, generator=g2))
     disk.close()
     assert not path.exists()
+
+
+@pytest.mark.parametrize("storage", ["fp32", "uint8"])
+def test_shuffled_passes_read_every_sample_once_per_pass_with_a_short_last_batch(storage):
+    """The authors' DataLoader(shuffle=True) over their pool: 5 samples in batches of 2 read as 2, 2, 1,
+    each sample once per pass, the next pass in another order; uniform draws repeat samples instead."""
+    pool = ReplayPool(capacity=8, shape=(1, 1, 1), storage=storage)
+    pool.add(torch.arange(5.0).view(5, 1, 1, 1))
+    reads = pool.passes(2, generator=torch.Generator().manual_seed(0))
+    passes = []
+    for _ in range(4):
+        batches = [next(reads).flatten().round().tolist() for _ in range(3)]
+        assert [len(b) for b in batches] == [2, 2, 1]
+        order = [v for b in batches for v in b]
+        assert sorted(order) == [0.0, 1.0, 2.0, 3.0, 4.0]
+        passes.append(order)
+    assert len({tuple(p) for p in passes}) > 1  # a fresh permutation each pass
+    uniform = pool.sample(5, generator=torch.Generator().manual_seed(0)).flatten().tolist()
+    assert len(set(uniform)) < 5  # with replacement (this seed repeats a sample)
+    with pytest.raises(RuntimeError):
+        next(ReplayPool(capacity=2, shape=(1,), storage=storage).passes(2))
