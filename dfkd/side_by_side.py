@@ -83,11 +83,14 @@ COLUMNS = ["cell", "seeds (authors / dfkd)", "authors final", "dfkd final", "dif
 
 
 def _cells(r: dict, pm: str, dash: str) -> list[str]:
-    ms = lambda v: dash if v is None else f"{v[0]:.2f} {pm} {v[1]:.2f}"  # noqa: E731
+    def ms(v, seeds):  # mean ± sd over seeds; one seed has no sd
+        return dash if v is None else f"{v[0]:.2f}" + (f" {pm} {v[1]:.2f}" if len(seeds) > 1 else "")
+
     sec = lambda v: dash if v is None else f"{v[0]:.0f} s"  # noqa: E731
     opt = lambda v, f: dash if v is None else f.format(v)  # noqa: E731
-    return [r["cell"], f"{len(r['authors_seeds'])} / {len(r['dfkd_seeds'])}", ms(r["authors_final"]),
-            ms(r["dfkd_final"]), opt(r["diff_final"], "{:+.2f}"), ms(r["authors_best"]), ms(r["dfkd_best"]),
+    a, d = r["authors_seeds"], r["dfkd_seeds"]
+    return [r["cell"], f"{len(a)} / {len(d)}", ms(r["authors_final"], a),
+            ms(r["dfkd_final"], d), opt(r["diff_final"], "{:+.2f}"), ms(r["authors_best"], a), ms(r["dfkd_best"], d),
             opt(r["diff_best"], "{:+.2f}"), sec(r["authors_wall"]), sec(r["dfkd_wall"]),
             opt(r["wall_ratio"], "{:.2f}"), sec(r["authors_synth"]), sec(r["dfkd_synth"]), r["source"] or dash]
 

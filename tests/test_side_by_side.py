@@ -51,15 +51,16 @@ def test_a_bad_reference_file_is_one_error(tmp_path, text, message):
         side_by_side.read_reference(tmp_path / "ref.yaml")
 
 
-def test_table_flag_runs_and_prints_a_folders_second_table_beside_the_authors(tmp_path, capsys):
+def test_table_flag_runs_and_prints_a_folders_second_table_beside_the_authors(tmp_path, capsys, digits_teacher):
     d = tmp_path / "tiny"
     d.mkdir()
     (d / "table.yaml").write_text("cells: [{method: dfq}]\n")
     (d / "other.yaml").write_text(
         "base: base.yaml\nreference: ref.yaml\nseeds: 1\ncells:\n"
         "  - {method: noise, authors: {repo: someone/code, commit: abcdef0123, args: '--epochs 2'}}\n")
-    (d / "base.yaml").write_text("synth: {batch_size: 16}\ndevice: cpu\ntracking: {mode: disabled}\n"
-                                 "distill: {rounds: 2, eval_every: 1, kd_steps: 1}\n")
+    (d / "base.yaml").write_text(f"synth: {{batch_size: 16}}\ndevice: cpu\ntracking: {{mode: disabled}}\n"
+                                 f"distill: {{rounds: 2, eval_every: 1, kd_steps: 1}}\n"
+                                 f"teacher: {{checkpoint: {digits_teacher}}}\n")
     (d / "ref.yaml").write_text(REFERENCE)
     path, spec = read_table(f"{d}/other")
     assert table_name(path) == "tiny-other" and spec.cells[0].authors.args == "--epochs 2"

@@ -262,7 +262,7 @@ def run(args) -> None:
         data = (yaml.safe_load(record.read_text()) if record.exists() else None) or {"runs": []}
         data["runs"] = [r for r in data["runs"] if (r["cell"], r["seed"]) != (args.cell, args.seed)] + [result]
         data["runs"].sort(key=lambda r: (r["cell"], r["seed"]))
-        record.write_text(yaml.safe_dump(data, sort_keys=False, width=120))
+        record.write_text(yaml.safe_dump(data, sort_keys=False, width=120, default_flow_style=None))
 
 
 def main(argv=None) -> None:
