@@ -67,6 +67,13 @@ def _shorthands(args) -> list[str]:
     return sets + list(args.sets)
 
 
+def _variant(p: argparse.ArgumentParser) -> None:
+    """`--table NAME` of experiment, table and plot: a folder's second table."""
+    p.add_argument("--table", dest="variant", metavar="NAME",
+                   help="a second table of the folder: experiments/TABLE/NAME.yaml (e.g. side_by_side: each "
+                        "cell beside its authors' code)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="dfkd", description="Data-free and adversarial knowledge distillation.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -106,9 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("runs", nargs="+", metavar="RUN_DIR|TABLE",
                     help="run directories (searched recursively), or a table name: its runs under "
                          "OUT/TABLE/SCALE, with its published values and cell order")
-    tb.add_argument("--table", dest="variant", metavar="NAME", \
-        help="a second table of the folder: experiments/TABLE/NAME.yaml (e.g. side_by_side: each cell "
-             "beside its authors' code)")
+    _variant(tb)
     tb.add_argument("--published", metavar="FILE", help="published-results YAML (e.g. experiments/*/published.yaml)")
     tb.add_argument("--scale", default="paper", help="with a table name: which scale's runs (default paper)")
     tb.add_argument("--out", default="runs", help="with a table name: the runner's --out (default runs)")
@@ -126,9 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("runs", nargs="+", metavar="RUN_DIR|TABLE", help="as for `dfkd table`")
     pl.add_argument("--scale", default="paper", help="with a table name: which scale's runs (default paper)")
     pl.add_argument("--out", default="runs", help="with a table name: the runner's --out (default runs)")
-    pl.add_argument("--table", dest="variant", metavar="NAME", \
-        help="a second table of the folder: experiments/TABLE/NAME.yaml (e.g. side_by_side: each cell "
-             "beside its authors' code)")
+    _variant(pl)
     pl.add_argument("--to", metavar="DIR", help="where the PNGs go (default: the table's or first run folder)")
 
     ex = sub.add_parser("experiment", help="run every cell of a table over seeds, then print the table",
@@ -136,9 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "skipped, interrupted ones run again), training missing teachers first, "
                                     "then print the table with the published numbers.")
     ex.add_argument("table", help="a table name (a folder under experiments/) or a path to its table.yaml")
-    ex.add_argument("--table", dest="variant", metavar="NAME", \
-        help="a second table of the folder: experiments/TABLE/NAME.yaml (e.g. side_by_side: each cell "
-             "beside its authors' code)")
+    _variant(ex)
     ex.add_argument("--seeds", type=int, help="seeds 0..N-1 per cell (default: the table's)")
     ex.add_argument("--scale", default="paper", help="'paper' (the published budget) or a scale the table "
                                                     "defines, e.g. 'smoke' (minutes on a CPU)")

@@ -13,16 +13,17 @@ def _with_variant(table: str, variant: str | None) -> str:
     return f"{table.removesuffix('/')}/{variant}" if variant else table
 
 
-def _render(rows, fmt: str, ref_file, order) -> str:
-    """The table's text: the usual one, or for a side-by-side table each cell beside the authors' runs."""
+def _renderer(rows, ref_file, order):
+    """fmt -> the table's text: the usual one, or for a side-by-side table (its authors' results file
+    read once) each cell beside the authors' runs."""
     from .tables import render
 
     if ref_file is None:
-        return render(rows, fmt)
+        return lambda fmt: render(rows, fmt)
     from . import side_by_side
 
-    reference = side_by_side.read_reference(ref_file) if ref_file.is_file() else {}
-    return side_by_side.render(side_by_side.rows(rows, reference, order), fmt)
+    paired = side_by_side.rows(rows, side_by_side.read_reference(ref_file) if ref_file.is_file() else {}, order)
+    return lambda fmt: side_by_side.render(paired, fmt)
 
 
 def _experiment(args) -> int:
@@ -41,7 +42,8 @@ def _experiment(args) -> int:
 
         pub = published_file(table)
         rows = collect([root], read_published(pub) if pub else None, order=cells)
-        texts = {fmt: _render(rows, fmt, reference_file(table), cells) for fmt in ("markdown", "latex", "csv")}
+        render = _renderer(rows, reference_file(table), cells)
+        texts = {fmt: render(fmt) for fmt in ("markdown", "latex", "csv")}
         for fmt, ext in (("markdown", "md"), ("latex", "tex"), ("csv", "csv")):
             atomic_write_text(root / f"table.{ext}", texts[fmt].rstrip("\n") + "\n")
         plot_all(rows, root)
@@ -127,7 +129,7 @@ def _table(args) -> int:
         summaries = None
         paths, order, pub_file, _, ref_file = _resolve_runs(args)
     published = read_published(pub_file) if pub_file else None
-    text = _render(collect(paths, published, args.alpha, order, summaries), args.format, ref_file, order)
+    text = _renderer(collect(paths, published, args.alpha, order, summaries), ref_file, order)(args.format)
     if args.output:
         atomic_write_text(args.output, text.rstrip("\n") + "\n")
         print(f"table: {args.output}")

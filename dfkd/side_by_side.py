@@ -16,28 +16,17 @@ from __future__ import annotations
 
 import csv
 import io
-import statistics
-from pathlib import Path
-
-import yaml
 
 from .errors import DfkdError
+from .tables import _mean_sd, read_yaml_list
 
 NEEDED = ("cell", "seed", "final", "best", "wall_s")
 
 
 def read_reference(path) -> dict[str, list[dict]]:
     """The authors' results file: cell -> its runs (sorted by seed)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise DfkdError(f"authors' results file '{path}' not found; record runs into it with the table's "
-                        f"authors.py --record") from None
-    except yaml.YAMLError as e:
-        raise DfkdError(f"authors' results file '{path}' is not valid YAML ({type(e).__name__})") from None
-    runs = data.get("runs") if isinstance(data, dict) else None
-    if not isinstance(runs, list):
-        raise DfkdError(f"authors' results file '{path}' needs a list under 'runs:'")
+    runs = read_yaml_list(path, "runs", "authors' results file",
+                          "; record runs into it with the table's authors.py --record")
     out: dict[str, list[dict]] = {}
     for i, r in enumerate(runs):
         if not isinstance(r, dict) or not all(k in r for k in NEEDED):
@@ -47,9 +36,7 @@ def read_reference(path) -> dict[str, list[dict]]:
 
 
 def _ms(values: list[float]) -> tuple[float, float] | None:
-    if not values:
-        return None
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return _mean_sd(values) if values else None
 
 
 def rows(dfkd_rows: list[dict], reference: dict[str, list[dict]], order: list[str] | None = None) -> list[dict]:
@@ -64,8 +51,8 @@ def rows(dfkd_rows: list[dict], reference: dict[str, list[dict]], order: list[st
         row = {"cell": cell, "dfkd_seeds": d["seeds"] if d else [], "authors_seeds": [r["seed"] for r in a],
                "authors_final": _ms([r["final"] for r in a]), "authors_best": _ms([r["best"] for r in a]),
                "authors_wall": _ms([r["wall_s"] for r in a]),
-               "authors_synth": _ms([r["synth_s"] for r in a if r.get("synth_s") is not None])
-               if all(r.get("synth_s") is not None for r in a) else None,
+               "authors_synth": _ms([r["synth_s"] for r in a]) if all(r.get("synth_s") is not None for r in a)
+               else None,
                "dfkd_final": d["student_acc"] if d else None, "dfkd_best": d["best_student_acc"] if d else None,
                "dfkd_wall": d["wall_time_s"] if d else None, "dfkd_synth": d["synth_time_s"] if d else None,
                "source": f"{a[0]['repo']}@{str(a[0]['commit'])[:7]}" if a else None}

@@ -69,18 +69,25 @@ def find_summaries(paths) -> list[Path]:
     return found
 
 
-def read_published(path) -> dict[tuple, dict]:
-    """A published-results file: YAML with `cells:`, a list of {method, dataset, teacher, student,
-    acc, source} (source: paper and table, or the authors' README)."""
+def read_yaml_list(path, key: str, what: str, missing: str = "") -> list:
+    """The list under `key` of the YAML file `path` (`what` names the file in errors; `missing` is
+    added to the not-found one)."""
     try:
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
-        raise DfkdError(f"published-results file '{path}' not found") from None
+        raise DfkdError(f"{what} '{path}' not found{missing}") from None
     except yaml.YAMLError as e:
-        raise DfkdError(f"published-results file '{path}' is not valid YAML ({type(e).__name__})") from None
-    cells = data.get("cells") if isinstance(data, dict) else None
-    if not isinstance(cells, list):
-        raise DfkdError(f"published-results file '{path}' needs a list under 'cells:'")
+        raise DfkdError(f"{what} '{path}' is not valid YAML ({type(e).__name__})") from None
+    items = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise DfkdError(f"{what} '{path}' needs a list under '{key}:'")
+    return items
+
+
+def read_published(path) -> dict[tuple, dict]:
+    """A published-results file: YAML with `cells:`, a list of {method, dataset, teacher, student,
+    acc, source} (source: paper and table, or the authors' README)."""
+    cells = read_yaml_list(path, "cells", "published-results file")
     out = {}
     for i, c in enumerate(cells):
         if not isinstance(c, dict) or not all(k in c for k in (*KEY, "acc")):

@@ -58,15 +58,22 @@ EVAL = re.compile(r"\[Eval\] Epoch=(\d+) Acc@1=([0-9.]+)")
 COST = re.compile(r"Generation Cost: ([0-9.]+)")
 
 
-def cell_spec(table: Path, name: str) -> dict:
-    spec = yaml.safe_load(table.read_text())
-    for c in spec["cells"]:
-        if (c.get("name") or c["method"]) == name:
-            if not c.get("authors"):
-                sys.exit(f"authors.py: cell '{name}' of {table} has no 'authors:' entry")
-            return c
-    names = ", ".join(c.get("name") or c["method"] for c in spec["cells"])
-    sys.exit(f"authors.py: no cell '{name}' in {table}; cells: {names}")
+def authors_run(table: Path, name: str):
+    """The cell's `authors:` entry (dfkd.experiment.AuthorsRun), read and checked as dfkd reads tables."""
+    from dfkd.errors import DfkdError
+    from dfkd.experiment import read_table
+
+    try:
+        _, spec = read_table(str(table))
+    except DfkdError as e:
+        sys.exit(f"authors.py: {e}")
+    names = [c.name or c.method for c in spec.cells]
+    if name not in names:
+        sys.exit(f"authors.py: no cell '{name}' in {table}; cells: {', '.join(names)}")
+    auth = spec.cells[names.index(name)].authors
+    if auth is None or not auth.args:
+        sys.exit(f"authors.py: cell '{name}' of {table} has no 'authors:' entry")
+    return auth
 
 
 class _ZeroWeight(float):
@@ -226,8 +233,8 @@ def embedding(args) -> None:
 
 
 def run(args) -> None:
-    cell = cell_spec(args.table, args.cell)
-    auth = cell["authors"]
+    auth = authors_run(args.table, args.cell)
+    patches = auth.patches or []
     record = args.record.resolve() if args.record else None
     data = args.data.resolve()
     run_dir = (args.work / f"{args.cell}-s{args.seed}").resolve()
@@ -238,13 +245,13 @@ def run(args) -> None:
     checkout = args.checkout.resolve()
     if (checkout / "label_embedding").is_dir():  # NAYER reads its class embeddings relative to the cwd
         (run_dir / "label_embedding").symlink_to(checkout / "label_embedding")
-    argv_their = [*auth["args"].split(), "--seed", str(args.seed), *args.extra.split()]
+    argv_their = [*auth.args.split(), "--seed", str(args.seed), *args.extra.split()]
     sys.path.insert(0, str(checkout))
     import os
 
     os.chdir(run_dir)
-    install_shims(data, auth.get("patches") or [])
-    sys.argv = [auth.get("entry", "datafree_kd.py"), *argv_their]
+    install_shims(data, patches)
+    sys.argv = [auth.entry, *argv_their]
     start = time.perf_counter()
     runpy.run_path(str(checkout / sys.argv[0]), run_name="__main__")
     wall = time.perf_counter() - start
@@ -252,9 +259,9 @@ def run(args) -> None:
     if not logs:
         sys.exit(f"authors.py: no log file under {run_dir}")
     result = {"cell": args.cell, "seed": args.seed, **parse_log(logs[0]), "wall_s": round(wall, 1),
-              "repo": auth["repo"], "commit": auth["commit"],
+              "repo": auth.repo, "commit": auth.commit,
               "command": " ".join(["python", sys.argv[0], *argv_their]),
-              "patches": auth.get("patches") or [], "date": time.strftime("%Y-%m-%d"),
+              "patches": patches, "date": time.strftime("%Y-%m-%d"),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {__import__('torch').__version__}"}
     print(yaml.safe_dump({k: v for k, v in result.items() if k != "curve"}, sort_keys=False))
     (run_dir / "result.yaml").write_text(yaml.safe_dump(result, sort_keys=False))
