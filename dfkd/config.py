@@ -162,7 +162,9 @@ class SynthConfig:
     student_mode: str = opt("eval", "the student's mode while the source is optimised: 'eval' (the authors' "
                                     "code: its BN layers use their running statistics and the synthesis leaves "
                                     "them untouched) or 'train' (batch statistics, and every source step moves "
-                                    "the running statistics)", choices=["eval", "train"])
+                                    "the running statistics); 'train_after_first' (schedule=nayer, NAYER's code: "
+                                    "eval in a round's first batch, train in its later ones)",
+                         choices=["eval", "train", "train_after_first"])
     latent: str = opt("fresh", "latent codes of a generator: 'fresh' = new z ~ N(0, I) every step (DAFL, DFAD, "
                                "ZSKT, DFQ); 'optimised' = one z per round, optimised with the generator (CMI, "
                                "Fast)", choices=["fresh", "optimised"])

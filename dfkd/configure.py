@@ -135,6 +135,9 @@ def validate(cfg: Config) -> None:
     if cfg.synth.latent == "optimised" and cfg.synth.schedule not in ("reinit", "meta"):
         raise DfkdError(f"synth.latent=optimised optimises one latent code per round with a fresh optimizer: use it "
                         f"with synth.schedule=reinit or meta (not {cfg.synth.schedule})")
+    if cfg.synth.student_mode == "train_after_first" and cfg.synth.schedule != "nayer":
+        raise DfkdError("synth.student_mode=train_after_first switches the student to train mode after a round's "
+                        "first batch (NAYER's code); use it with synth.schedule=nayer, or 'eval' / 'train'")
     if cfg.synth.clip and cfg.source.name != "pixels":
         raise DfkdError("synth.clip clamps free pixels to the image range; use it with source.name=pixels")
     if cfg.synth.reset_first_layer and cfg.synth.schedule != "meta":

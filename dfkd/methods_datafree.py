@@ -331,7 +331,8 @@ teacher agree, under crop + flip; each batch's lowest-loss iterate goes to the r
 student (in eval mode during synthesis) reads through crop + flip. Differs: the class embedding is
 random (or learned, or a file: `source.embed`, e.g. the authors' CLIP text features converted with
 torch.save) instead of CLIP's; the authors' student is in train mode in every batch of a round after
-the first (a `student.train()` inside their loop), here in eval mode in all.""", deep_merge(_POOL_STUDENT, {
+the first (a `student.train()` inside their loop), here in eval mode in all
+(`synth.student_mode=train_after_first` runs theirs).""", deep_merge(_POOL_STUDENT, {
     "source": {"name": "nayer", "nz": 1000, "output": "sigmoid",
                "optim": {"name": "adam", "lr": 4e-3, "betas": [0.5, 0.999], "weight_decay": 0.0,
                          "schedule": "constant"}},

@@ -210,7 +210,10 @@ class NayerSynthesizer(Schedule):
     initialisation); each round then synthesizes `synth.loops` batches (`synth.warmup_loops` during
     the warm-up), each with the noisy layers re-drawn (`new_round`), a fresh optimizer over the whole
     source, `g_steps` steps, its kept batch (`synth.keep`) and the BN momentum moved once; the round's
-    batch is all of them, for the replay pool."""
+    batch is all of them, for the replay pool. `synth.student_mode=train_after_first` puts the student
+    in train mode after the first batch, as the authors' loop does (`student.train()` at the end of
+    each batch): from the second batch on, the adversarial term sees batch statistics and moves the
+    student's BN running statistics."""
 
     def reset_source(self) -> None:
         for m in self.generator.modules():
@@ -237,7 +240,9 @@ class NayerSynthesizer(Schedule):
             self.reset_source()
         loops = self.cfg.warmup_loops if self.warming_up and self.cfg.warmup_loops else self.cfg.loops
         batches, parts = [], {}
-        for _ in range(loops):
+        for i in range(loops):
+            if i == 1 and self.cfg.student_mode == "train_after_first":  # nayer.py: student.train() after a batch
+                student.train()
             self.begin_round()
             batch, parts = self.synthesize_batch(student)
             batches.append(batch)

@@ -291,6 +291,39 @@ def test_nayer_schedule_synthesizes_loops_per_round_and_reinitialises_every_n_ro
     assert torch.equal(t[:10], torch.arange(10)) and len(t) == 12
 
 
+@pytest.mark.parametrize("mode, expected", [("eval", [False] * 6), ("train_after_first", [False] * 2 + [True] * 4)])
+def test_nayer_student_mode_train_after_first_is_the_authors_student_train(mode, expected):
+    """nayer.py calls student.train() after each batch: from the second batch of a round on, the
+    adversarial term runs the student on batch statistics and moves its BN running statistics."""
+    from dfkd.generators import NayerSource
+    from dfkd.synthesizers import NayerSynthesizer
+
+    torch.manual_seed(0)
+    src = NayerSource(num_classes=10, nz=8, width=8, size=8, channels=1, embed_dim=6, batch_size=10)
+    cfg = SynthConfig(batch_size=10, g_steps=2, loops=3, student_mode=mode)
+    adam = OptimConfig(name="adam", lr=0.01, weight_decay=0.0, schedule="constant")
+    synth = NayerSynthesizer(src, _ctx(cfg, Objective({"ce": 1.0, "adv_kl": 1.0}),
+                                       TeacherProbe(build_model("cnn_small", 10, 1)), 4, optim=adam))
+    student = build_model("cnn_small", 10, 1).eval()
+    seen = []
+    student.register_forward_pre_hook(lambda m, _: seen.append(m.training))
+    before = [b.clone() for n, b in student.named_buffers() if n.endswith("running_mean")]
+    synth.synthesize(student)
+    assert seen == expected  # 2 steps in each of 3 batches
+    after = [b for n, b in student.named_buffers() if n.endswith("running_mean")]
+    moved = any(not torch.equal(a, b) for a, b in zip(before, after))
+    assert before and moved == (mode != "eval")
+
+
+def test_student_mode_train_after_first_needs_the_nayer_schedule():
+    from dfkd.methods import build_config
+
+    with pytest.raises(DfkdError, match="train_after_first.*synth.schedule=nayer"):
+        build_config(method="dfq", sets=["synth.student_mode=train_after_first"])
+    assert build_config(method="nayer", sets=["synth.student_mode=train_after_first"]).synth.student_mode \
+        == "train_after_first"
+
+
 def test_nayer_embedding_file_is_checked(tmp_path):
     from dfkd.config import SourceConfig
     from dfkd.errors import DfkdError
