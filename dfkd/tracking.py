@@ -126,15 +126,9 @@ class Tracker:
         if self.wb is not None:
             try:
                 self.wb.summary.update(summary)
-                log_file = Path(self.wb.settings.sync_file) if self.cfg.mode == "offline" else None
-                self.wb.finish()
+                finish_run(self.wb, self.cfg.mode)
             except Exception as e:
                 self._warn(f"W&B could not finish ({type(e).__name__}: {e})")
-                return
-            # W&B's service writes the offline log after finish() returns: wait for its last record, so a
-            # `wandb sync` (or `dfkd sync`) started right after this run uploads all of it
-            if log_file is not None and not wait_for_exit_record(log_file):
-                log.warn(f"W&B has not finished writing {log_file} yet; wait a moment before `dfkd sync`")
 
 
 class NullTracker:
@@ -191,6 +185,16 @@ def wandb_records(path: str | Path):
             rec = pb.Record()
             rec.ParseFromString(parts)
             yield rec
+
+
+def finish_run(run, mode: str) -> None:
+    """`run.finish()`; offline, also wait for the log's last record: W&B's service writes the offline log
+    after finish() returns, and a `wandb sync` (or `dfkd sync`, or a reader) started right after must
+    find all of it."""
+    log_file = Path(run.settings.sync_file) if mode == "offline" else None
+    run.finish()
+    if log_file is not None and not wait_for_exit_record(log_file):
+        log.warn(f"W&B has not finished writing {log_file} yet; wait a moment before `dfkd sync`")
 
 
 def wait_for_exit_record(path: str | Path, timeout_s: float = 60.0) -> bool:
@@ -368,7 +372,7 @@ def log_table_run(folder: str | Path, csv_text: str, images: list[Path], group: 
                          tags=tags, reinit="finish_previous")
         run.log({"table": wandb.Table(columns=rows[0], data=rows[1:]),
                  **{p.stem: wandb.Image(str(p)) for p in images if p.is_file()}})
-        run.finish()
+        finish_run(run, tracking["mode"])
         return run.id
     except Exception as e:
         log.warn(f"W&B could not log the table ({type(e).__name__}: {e}); it is in {folder}")
