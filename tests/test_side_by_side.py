@@ -11,8 +11,10 @@ from dfkd.experiment import cell_config, read_table, run_table, table_name
 
 REFERENCE = """
 runs:
-  - {cell: noise, seed: 1, final: 12.0, best: 14.0, wall_s: 30.0, synth_s: 10.0, repo: someone/code, commit: abcdef0123}
-  - {cell: noise, seed: 0, final: 10.0, best: 12.0, wall_s: 50.0, synth_s: 20.0, repo: someone/code, commit: abcdef0123}
+  - {cell: noise, seed: 1, final: 12.0, best: 14.0, wall_s: 30.0, synth_s: 10.0, repo: someone/code, commit: abcdef0123,
+     curve: [[0, 10.0], [1, 14.0], [2, 13.0], [3, 12.0], [4, 11.0], [5, 12.0], [6, 13.0], [7, 12.0]]}
+  - {cell: noise, seed: 0, final: 10.0, best: 12.0, wall_s: 50.0, synth_s: 20.0, repo: someone/code, commit: abcdef0123,
+     curve: [[0, 10.0], [1, 12.0], [2, 10.0]]}
   - {cell: theirs_only, seed: 0, final: 30.0, best: 31.0, wall_s: 9.0, repo: someone/code, commit: abcdef0123}
 """
 
@@ -22,7 +24,8 @@ def test_rows_pair_each_cell_with_the_authors_runs(tmp_path):
     ref = side_by_side.read_reference(tmp_path / "ref.yaml")
     assert [r["seed"] for r in ref["noise"]] == [0, 1]
     ours = [{"label": "noise", "seeds": [0, 1], "student_acc": (13.0, 1.0), "best_student_acc": (15.0, 0.5),
-             "wall_time_s": (20.0, 2.0), "synth_time_s": None}]
+             "wall_time_s": (20.0, 2.0), "synth_time_s": None,
+             "curves": [[[2, 11.0], [4, 17.0], [6, 13.0], [8, 15.0]], [[2, 9.0], [4, 19.0], [6, 14.0], [8, 14.0]]]}]
     rows = side_by_side.rows(ours, ref, order=["noise"])
     assert [r["cell"] for r in rows] == ["noise", "theirs_only"]
     noise = rows[0]
@@ -30,6 +33,10 @@ def test_rows_pair_each_cell_with_the_authors_runs(tmp_path):
     assert noise["diff_final"] == pytest.approx(13.0 - 11.0)
     assert noise["diff_best"] == pytest.approx(15.0 - 13.0)
     assert noise["wall_ratio"] == pytest.approx(20.0 / 40.0)
+    # last quarter of each run's evaluations: seed 1 the last 2 of 8 (13, 12), seed 0 the last 1 of 3
+    assert noise["authors_tail"] == pytest.approx((11.25, 1.25 * 2 ** 0.5))
+    assert noise["dfkd_tail"] == pytest.approx((14.5, 0.5 * 2 ** 0.5))  # the last of 4: 15 and 14
+    assert noise["diff_tail"] == pytest.approx(14.5 - 11.25)
     assert noise["authors_synth"] == pytest.approx((15.0, 50 ** 0.5))
     assert rows[1]["diff_final"] is None and rows[1]["authors_synth"] is None  # no synth_s recorded
     md = side_by_side.render(rows, "markdown").splitlines()
