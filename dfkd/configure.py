@@ -3,10 +3,15 @@
 a field-by-field check cannot make (`validate`)."""
 from __future__ import annotations
 
+import functools
+
+import torch
+
 from . import methods_datafree, methods_real  # noqa: F401  (the recipes register themselves)
 from .config import Config, deep_merge, flatten, from_dict, layer_list, provenance, to_dict
 from .errors import DfkdError
 from .method_registry import METHODS, SAME_IMAGES
+
 
 def build_config(config_file: str | list[str] | None = None, sets=(), method: str | None = None,
                  base: dict | None = None, base_origin: str | dict = "base", set_origin: str = "--set") -> Config:
@@ -70,6 +75,21 @@ def no_batchnorm_message(cfg: Config, why: str) -> str:
     return (f"method '{cfg.method}' matches the teacher's BatchNorm statistics (objective.generator."
             f"{'/'.join(terms) or 'bn'}), and the teacher {why}; use a method that works without them: "
             f"{', '.join(without_batchnorm())} (or set objective.generator.{terms[0] if terms else 'bn'}=0)")
+
+
+@functools.lru_cache(maxsize=None)
+def arch_has_batchnorm(arch: str) -> bool:
+    """Whether a registry architecture has BatchNorm layers (they do not depend on the shapes): built on
+    the meta device, so no weights are drawn (a table validates hundreds of cells' teachers)."""
+    from .hooks import has_batchnorm
+    from .models import build_model
+
+    try:
+        with torch.device("meta"):
+            model = build_model(arch, 10, 3)
+    except Exception:  # a builder that cannot run on the meta device: build it for real
+        model = build_model(arch, 10, 3)
+    return has_batchnorm(model)
 
 
 def validate(cfg: Config) -> None:
@@ -153,10 +173,7 @@ def validate(cfg: Config) -> None:
     if cfg.distill.batch == "pool" and cfg.pool.capacity == 0:
         raise DfkdError("distill.batch=pool needs a replay pool; set pool.capacity (e.g. pool.capacity=4096)")
     if cfg.synth.g_steps > 0 and cfg.objective.generator.get("bn", 0) != 0 and cfg.teacher.arch in MODELS:
-        from .hooks import has_batchnorm
-        from .models import build_model
-
-        if not has_batchnorm(build_model(cfg.teacher.arch, 10, 3)):  # BN layers do not depend on the shapes
+        if not arch_has_batchnorm(cfg.teacher.arch):
             raise DfkdError(no_batchnorm_message(cfg, f"({cfg.teacher.arch}) has no BatchNorm layers"))
     if cfg.synth.g_steps > 0 and not any(w != 0 for w in cfg.objective.generator.values()):
         raise DfkdError("synth.g_steps > 0 but objective.generator has no weighted term; "

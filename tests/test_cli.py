@@ -1,13 +1,25 @@
-"""Bad input: one clear line on stderr, exit status 2, no traceback, nothing written."""
+"""Bad input: one clear line on stderr, exit status 2, no traceback, nothing written. A few cases run
+as a user meets them, in a fresh process (`run`); the rest through the same entry point in this
+process (`run_here`), which saves a process start-up each."""
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
+
+from dfkd.cli import main
 
 
 def run(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "dfkd", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=300)
+
+
+def run_here(capsys, *args):
+    capsys.readouterr()
+    code = main(list(args))
+    printed = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=printed.out, stderr=printed.err)
 
 
 def _one_line_error(p, *needles):
@@ -25,29 +37,29 @@ def test_unknown_method(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_unknown_config_key_suggests(tmp_path):
-    p = run("distill", "--set", "distill.roundz=3", "--out", str(tmp_path / "o"))
+def test_unknown_config_key_suggests(tmp_path, capsys):
+    p = run_here(capsys, "distill", "--set", "distill.roundz=3", "--out", str(tmp_path / "o"))
     _one_line_error(p, "unknown config key 'distill.roundz'", "did you mean 'rounds'")
 
 
-def test_missing_dataset(tmp_path):
-    p = run("distill", "--set", "data.name=mnist", "--data-root", str(tmp_path), "--out", str(tmp_path / "o"),
-            "--tracking", "disabled")
+def test_missing_dataset(tmp_path, capsys):
+    p = run_here(capsys, "distill", "--set", "data.name=mnist", "--data-root", str(tmp_path),
+                 "--out", str(tmp_path / "o"), "--tracking", "disabled")
     _one_line_error(p, "dataset 'mnist'", "not found under", "--download")
     assert not (tmp_path / "o").exists()
 
 
-def test_missing_cifar10_jpeg_names_where_it_looked_even_with_download(tmp_path):
+def test_missing_cifar10_jpeg_names_where_it_looked_even_with_download(tmp_path, capsys):
     """The JPEG copy exists only in ../shared: --download cannot fetch it and says so (no network touched)."""
-    p = run("distill", "--set", "data.name=cifar10_jpeg", "--set", "teacher.arch=resnet8", "--data-root",
-            str(tmp_path), "--download", "--out", str(tmp_path / "o"), "--tracking", "disabled")
+    p = run_here(capsys, "distill", "--set", "data.name=cifar10_jpeg", "--set", "teacher.arch=resnet8",
+                 "--data-root", str(tmp_path), "--download", "--out", str(tmp_path / "o"), "--tracking", "disabled")
     _one_line_error(p, "cifar10-jpeg.tar.gz", str(tmp_path), "not downloadable")
     assert not (tmp_path / "o").exists()
 
 
-def test_teacher_checkpoint_of_another_architecture(digits_teacher, tmp_path):
-    p = run("distill", "--set", f"teacher.checkpoint={digits_teacher}", "--set", "teacher.arch=resnet8",
-            "--out", str(tmp_path / "o"), "--tracking", "disabled")
+def test_teacher_checkpoint_of_another_architecture(digits_teacher, tmp_path, capsys):
+    p = run_here(capsys, "distill", "--set", f"teacher.checkpoint={digits_teacher}", "--set",
+                 "teacher.arch=resnet8", "--out", str(tmp_path / "o"), "--tracking", "disabled")
     _one_line_error(p, "holds a 'cnn' but the config asks for 'resnet8'")
     assert not (tmp_path / "o").exists()
 
