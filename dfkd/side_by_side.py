@@ -55,7 +55,7 @@ def tail_mean(curve: list) -> float | None:
 
 def _tails(curves: list) -> tuple[float, float] | None:
     values = [tail_mean(c or []) for c in curves]
-    return None if not values or any(v is None for v in values) else _mean_sd(values)
+    return None if any(v is None for v in values) else _ms(values)
 
 
 def rows(dfkd_rows: list[dict], reference: dict[str, list[dict]], order: list[str] | None = None) -> list[dict]:
@@ -88,8 +88,8 @@ def rows(dfkd_rows: list[dict], reference: dict[str, list[dict]], order: list[st
 
 
 COLUMNS = ["cell", "seeds (authors / dfkd)", "authors final", "dfkd final", "diff final", "authors best",
-           "dfkd best", "diff best", "authors last ¼", "dfkd last ¼", "diff last ¼", "authors wall", "dfkd wall", "wall dfkd/authors", "authors synthesis",
-           "dfkd synthesis", "authors' code"]
+           "dfkd best", "diff best", "authors last ¼", "dfkd last ¼", "diff last ¼", "authors wall", "dfkd wall",
+           "wall dfkd/authors", "authors synthesis", "dfkd synthesis", "authors' code"]
 
 
 def _cells(r: dict, pm: str, dash: str) -> list[str]:
@@ -123,8 +123,7 @@ def latex(table: list[dict]) -> str:
 def to_csv(table: list[dict]) -> str:
     """Plain numbers: means and sds of each side, the differences and the wall-time ratio."""
     pairs = ["authors_final", "dfkd_final", "authors_best", "dfkd_best", "authors_tail", "dfkd_tail",
-             "authors_wall", "dfkd_wall",
-             "authors_synth", "dfkd_synth"]
+             "authors_wall", "dfkd_wall", "authors_synth", "dfkd_synth"]
     fields = ["cell", "authors_seeds", "dfkd_seeds", *(f"{p}_{s}" for p in pairs for s in ("mean", "sd")),
               "diff_final", "diff_best", "diff_tail", "wall_ratio", "source"]
     buf = io.StringIO()
@@ -133,8 +132,7 @@ def to_csv(table: list[dict]) -> str:
     for r in table:
         row = {"cell": r["cell"], "authors_seeds": len(r["authors_seeds"]), "dfkd_seeds": len(r["dfkd_seeds"]),
                "diff_final": r["diff_final"], "diff_best": r["diff_best"], "diff_tail": r["diff_tail"],
-               "wall_ratio": r["wall_ratio"],
-               "source": r["source"]}
+               "wall_ratio": r["wall_ratio"], "source": r["source"]}
         for p in pairs:
             row[f"{p}_mean"], row[f"{p}_sd"] = r[p] if r[p] is not None else (None, None)
         w.writerow(row)
