@@ -63,11 +63,12 @@ def _sync(device):
 
 # ----------------------------------------------------------------------------- the framework's round
 def framework_loop(case: dict, device: torch.device, amp: str, workdir: Path):
-    from dfkd.data import dataset_info
-    from dfkd.methods import build_config
+    from dfkd.io.data import dataset_info
+    from dfkd.io.tracking import Tracker
+    from dfkd.methods.configure import build_config
     from dfkd.models import build_model
-    from dfkd.runs import build_parts, build_pool, make_distiller
-    from dfkd.tracking import Tracker
+    from dfkd.run.parts import build_parts, build_pool
+    from dfkd.run.runner import make_distiller
 
     cfg = build_config(method=case["method"], sets=[
         f"data.name={case['data']}", f"teacher.arch={case['teacher']}", f"student.arch={case['student']}",
@@ -210,13 +211,13 @@ def bare_loop(cfg, nets, device: torch.device, amp: str):
 
 
 def cfg_mean(cfg):
-    from dfkd.data import dataset_info
+    from dfkd.io.data import dataset_info
 
     return dataset_info(cfg.data).mean
 
 
 def cfg_std(cfg):
-    from dfkd.data import dataset_info
+    from dfkd.io.data import dataset_info
 
     return dataset_info(cfg.data).std
 
@@ -243,7 +244,7 @@ MEMORY = {"fast": "dfkd's default: glibc mallopt, freed large blocks reused (dfk
 def _worker(conn, name: str, device: str, amp: str, memory_setting: str) -> None:
     """One allocator setting's process: builds both loops, then runs one round of the side asked for
     per message and answers (seconds, peak MiB); None ends it."""
-    from dfkd import memory
+    from dfkd.run import memory
 
     state = memory.apply(True) if memory_setting == "fast" else "glibc defaults (untouched)"
     dev = torch.device(device)

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from .errors import DfkdError
-from .runtime import isolated_globals
+from dfkd.base.errors import DfkdError
+from dfkd.base.runtime import isolated_globals
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Run:
 
 def _nested(flat: dict | None) -> dict:
     """{'distill.rounds': 400} -> {'distill': {'rounds': 400}}; nested dicts pass through."""
-    from .config import deep_merge
+    from dfkd.config.load import deep_merge
 
     out: dict = {}
     for key, value in (flat or {}).items():
@@ -122,7 +122,7 @@ def infer_spec(model: nn.Module, eval_set: Dataset | None = None, size: int | No
     """An InputSpec read off a teacher module: channels from its first convolution (or the eval
     set), size from the eval set or the first of 32, 28, 224, 64, 16 it accepts, classes from its
     output; mean 0, std 1."""
-    from .resolve import first_conv_channels
+    from dfkd.models.interface import first_conv_channels
 
     sample = None
     if isinstance(eval_set, Dataset):
@@ -161,8 +161,8 @@ WEIGHT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".tar")
 
 def _teacher_layer(teacher, data, eval_set, size, quiet) -> tuple[dict, nn.Module | None]:
     """(config layer for the teacher and the data, the in-memory teacher module or None)."""
-    from .model_files import read_model_file
-    from .resolve import module_name
+    from dfkd.io.model_files import read_model_file
+    from dfkd.models.interface import module_name
 
     layer: dict = {"teacher": {}}
     module = None
@@ -220,9 +220,9 @@ def distill(teacher: nn.Module | str | Path | None = None, student: nn.Module | 
     set: more config values as {'dotted.key': value} (see `dfkd options`).
     resume: an interrupted run directory; pass the same in-memory teacher / student / eval_set again.
     """
-    from .config import deep_merge
-    from .methods import build_config
-    from .runs import distill as run_distill
+    from dfkd.config.load import deep_merge
+    from dfkd.methods.configure import build_config
+    from dfkd.run.runner import distill as run_distill
 
     _check_common(set, out, quiet, seed)
     _need("method", method, method is None or isinstance(method, str) and method != "",
@@ -243,7 +243,7 @@ def distill(teacher: nn.Module | str | Path | None = None, student: nn.Module | 
     layer, module = _teacher_layer(teacher, data, eval_ds, size, quiet)
     layer = deep_merge(layer, eval_layer)
     if student_module is not None:
-        from .resolve import module_name
+        from dfkd.models.interface import module_name
 
         layer["student"] = {"arch": module_name(student_module)}
     elif isinstance(student, str) and student:
@@ -266,7 +266,7 @@ def _run(run_dir: Path, summary: dict, student_module: nn.Module | None = None) 
         return Run(Path(run_dir), summary, load_model(path))
     import copy
 
-    from .model_files import read_model_file
+    from dfkd.io.model_files import read_model_file
 
     model = copy.deepcopy(student_module)  # the user's class, with the trained weights
     model.load_state_dict(read_model_file(path, key="student").state_dict)
@@ -278,8 +278,9 @@ def train_teacher(dataset: str = "digits", arch: str | None = None, set: dict | 
                   out: str | Path = "runs/teachers", seed: int = 0, quiet: bool = False) -> Run:
     """Train a teacher with the dataset's recipe (`dfkd train-teacher`); `run.model` is the trained
     network, `run.dir` holds teacher.pt, config.yaml, metrics.jsonl and summary.json."""
-    from .config import deep_merge
-    from .teacher import build_teacher_config, train_teacher as train
+    from dfkd.config.load import deep_merge
+    from dfkd.run.teacher import build_teacher_config
+    from dfkd.run.teacher import train_teacher as train
 
     _check_common(set, out, quiet, seed, optional=False)
     _need("dataset", dataset, isinstance(dataset, str) and dataset != "", "a dataset name (see `dfkd list datasets`)")
@@ -300,8 +301,8 @@ def load_model(path: str | Path, arch: str | Any = None, num_classes: int | None
     TorchScript file loads as is; a state dict or .safetensors needs `arch` (a spec string, or a
     class / function called with the num_classes and in_channels it declares), the sizes read off
     the weights when not given. Files are read with weights_only=True."""
-    from .model_files import _guess_classes, fit_weights, read_model_file
-    from .models import build_model
+    from dfkd.io.model_files import fit_weights, guess_classes, read_model_file
+    from dfkd.models import build_model
 
     _need("path", path, isinstance(path, (str, Path)) and str(path) != "", "a weights file path (str or Path)")
     _need("arch", arch, arch is None or isinstance(arch, str) and arch != "" or callable(arch),
@@ -318,7 +319,7 @@ def load_model(path: str | Path, arch: str | Any = None, num_classes: int | None
     if arch is None:
         raise DfkdError(f"'{path}' holds bare weights ({f.kind}); pass arch= the model they belong to (a name, "
                         f"'file.py:Class', or the class itself)")
-    num_classes = num_classes or _guess_classes(f.state_dict) or 10
+    num_classes = num_classes or guess_classes(f.state_dict) or 10
     if in_channels is None:
         conv = next((v for v in f.state_dict.values() if v.dim() == 4), None)
         in_channels = int(conv.shape[1]) if conv is not None else 3
@@ -328,7 +329,7 @@ def load_model(path: str | Path, arch: str | Any = None, num_classes: int | None
         model = build_model(arch, num_classes, in_channels, key="arch")
         name = arch
     else:
-        from .models.external import call_factory
+        from dfkd.models.external import call_factory
 
         name = getattr(arch, "__name__", repr(arch))
         model = call_factory(arch, num_classes, in_channels, f"arch={name}")

@@ -1,10 +1,10 @@
 """Run a table: `python experiments/run.py TABLE --seeds 3 --scale smoke|paper` (same as `dfkd experiment`).
 
-TABLE is a folder here holding a table.yaml; see dfkd/experiment.py for the format.
+TABLE is a folder here holding a table.yaml; see dfkd/tables/experiment.py for the format.
 """
 import sys
 
-from dfkd.cli import main
+from dfkd.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["experiment", *sys.argv[1:]]))

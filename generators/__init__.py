@@ -7,13 +7,12 @@ the dataset's normalisation, per channel); it has an `nz` attribute.
 A source with `conditional = True` takes (z, labels); one with `new_round()` is refreshed at the
 start of every round.
 """
-from dfkd.registry import Registry
-
-from .dcgan import DCGANGenerator
-from .noise import NoiseSource
-from .nayer import NayerSource
-from .pixels import PixelSource
-from .real import RealBatch
+from dfkd.base.registry import Registry
+from dfkd.generators.dcgan import DCGANGenerator
+from dfkd.generators.nayer import NayerSource
+from dfkd.generators.noise import NoiseSource
+from dfkd.generators.pixels import PixelSource
+from dfkd.generators.real import RealBatch
 
 SOURCES = Registry("source")
 
@@ -59,7 +58,7 @@ def real(cfg, size: int, channels: int, batch_size: int, num_classes: int, **nor
 def _read_embedding(path: str, num_classes: int):
     import torch
 
-    from dfkd.errors import DfkdError
+    from dfkd.base.errors import DfkdError
 
     try:
         e = torch.load(path, map_location="cpu", weights_only=True)

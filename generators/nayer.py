@@ -23,7 +23,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .dcgan import DCGANGenerator
+from dfkd.generators.dcgan import DCGANGenerator
 
 
 class NayerSource(nn.Module):

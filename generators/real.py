@@ -1,7 +1,7 @@
 """The real training split as an input source, for data-driven KD (the upper reference rows).
 
 `RealBatch` holds nothing to optimise: forward(x) returns the real batch x (N, C, H, W) as drawn
-by the `per_batch` schedule (`dfkd.real.RealDataSynthesizer`), which owns the data order.
+by the `per_batch` schedule (`dfkd.synthesis.real.RealDataSynthesizer`), which owns the data order.
 """
 from torch import Tensor, nn
 

@@ -11,7 +11,7 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 @pytest.fixture(scope="session")
 def digits_teacher(tmp_path_factory):
     """A digits `cnn` teacher trained once per session (10 epochs, a few seconds): its checkpoint path."""
-    from dfkd.teacher import build_teacher_config, train_teacher
+    from dfkd.run.teacher import build_teacher_config, train_teacher
 
     out = tmp_path_factory.mktemp("teachers")
     cfg = build_teacher_config(sets=[f"out={out}", "train.epochs=10", "tracking.mode=disabled", "device=cpu"])

@@ -6,22 +6,21 @@ authors' harness records theirs:
                  "student": [{"loss": value} per student step],
                  "generator": {"norm", "moved"}, "student_weights": {"norm", "moved"}}, ...]}
 
-`run(sets, rounds, inject)` builds the run from `dfkd.parts.build_parts` and drives
+`run(sets, rounds, inject)` builds the run from `dfkd.run.parts.build_parts` and drives
 `Distiller.train_round` directly (no run directory, no evaluation). `inject` names the draws the
 method consumes (see INJECT)."""
 from __future__ import annotations
 
 import copy
-import functools
 
 import torch
-
 import trace_setting as S
-from dfkd.config import Config
-from dfkd.data import dataset_info
-from dfkd.distiller import Distiller
-from dfkd.methods import build_config
-from dfkd.parts import build_parts, build_pool
+
+from dfkd.config.schema import Config
+from dfkd.io.data import dataset_info
+from dfkd.methods.configure import build_config
+from dfkd.run.loop import Distiller
+from dfkd.run.parts import build_parts, build_pool
 
 SETTING = ["data.name=none", "data.flip=true", f"data.channels={S.CHANNELS}", f"data.image_size={S.SIZE}",
            f"data.num_classes={S.CLASSES}", f"data.mean={list(S.MEAN)}", f"data.std={list(S.STD)}",
@@ -97,7 +96,7 @@ class Injector:
             synth.ctx.augment = lambda x: norm(S.roll_flip(unnorm(x), aug.shift, aug.flip, "roll",
                                                                   self.r, self.next("roll")))
         if "local" in draws:  # CMI's local view
-            from dfkd.contrast import Contrast
+            from dfkd.synthesis.contrast import Contrast
 
             contrast = synth.extension(Contrast)
             contrast.local = lambda x: norm(S.resized_crop_flip(unnorm(x), "local", self.r,
@@ -191,7 +190,7 @@ def _run(method: str, sets: list[str], rounds: int, draws: set[str], generator: 
         source = getattr(synth, "shared", getattr(synth, "generator", None))
         if cfg.source.name == "dcgan":
             source.load_state_dict(gen.state_dict())  # strict: the config's source is the trace's variant
-        from dfkd.contrast import Contrast
+        from dfkd.synthesis.contrast import Contrast
 
         contrast = synth.extension(Contrast) if hasattr(synth, "extension") else None
         if contrast is not None:

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from dfkd.errors import DfkdError
-from dfkd.methods import METHODS, build_config
-from dfkd.objective import TERMS, Objective, Signals
-from dfkd.runs import distill
-from dfkd.schedules import SCHEDULES
+from dfkd.base.errors import DfkdError
+from dfkd.methods.configure import build_config
+from dfkd.methods.registry import METHODS
+from dfkd.objective.terms import TERMS, Objective, Signals
+from dfkd.run.runner import distill
+from dfkd.synthesis.schedule import SCHEDULES
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "adding-a-method.md"
 

@@ -4,16 +4,16 @@ import pytest
 import torch
 from torch import nn
 
-from dfkd import losses
-from dfkd.config import OptimConfig, SynthConfig
-from dfkd.distiller import Distiller
-from dfkd.methods import build_config
+from dfkd.config.schema import OptimConfig, SynthConfig
+from dfkd.generators.dcgan import DCGANGenerator
+from dfkd.methods.configure import build_config
 from dfkd.models import build_model
-from dfkd.objective import Objective
-from dfkd.parts import RunParts
-from dfkd.schedule import SynthContext, TeacherProbe
-from dfkd.synthesizers import PersistentSynthesizer
-from dfkd.generators import DCGANGenerator
+from dfkd.objective import losses
+from dfkd.objective.terms import Objective
+from dfkd.run.loop import Distiller
+from dfkd.run.parts import RunParts
+from dfkd.synthesis.context import SynthContext, TeacherProbe
+from dfkd.synthesis.synthesizers import PersistentSynthesizer
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from dfkd.checkpoint import atomic_write_text, load_into, read_model, save_model, state_hash
-from dfkd.errors import DfkdError
+from dfkd.base.errors import DfkdError
+from dfkd.io.checkpoint import atomic_write_text, load_into, read_model, save_model, state_hash
 from dfkd.models import build_model
 
 

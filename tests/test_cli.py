@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from dfkd.cli import main
+from dfkd.cli.main import main
 
 
 def run(*args, cwd=None):
@@ -85,7 +85,7 @@ def test_warnings_go_through_the_dfkd_logger(capsys):
     """One line on stderr by default; an application that configures logging takes them over."""
     import logging
 
-    from dfkd import log
+    from dfkd.base import log
 
     log.warn("something to know")
     assert capsys.readouterr().err == "dfkd: warning: something to know\n"

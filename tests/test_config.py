@@ -1,9 +1,11 @@
 import pytest
 import yaml
 
-from dfkd.config import Config, dump_yaml, from_dict, options, parse_set, to_dict
-from dfkd.errors import DfkdError
-from dfkd.methods import METHODS, build_config
+from dfkd.base.errors import DfkdError
+from dfkd.config.load import dump_yaml, from_dict, options, parse_set, to_dict
+from dfkd.config.schema import Config
+from dfkd.methods.configure import build_config
+from dfkd.methods.registry import METHODS
 
 
 def test_parse_set_reads_yaml_values_into_nested_keys():
@@ -88,7 +90,7 @@ def test_options_show_the_defaults_a_section_actually_gets():
 
 
 def test_a_bare_off_is_the_choice_off_not_a_boolean():
-    from dfkd.methods import build_config
+    from dfkd.methods.configure import build_config
 
     assert build_config(sets=["perf.amp=off"]).perf.amp == "off"
     assert build_config(sets=["perf.amp=bf16"]).perf.amp == "bf16"

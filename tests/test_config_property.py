@@ -6,11 +6,11 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from dfkd.config import Config
-from dfkd.errors import DfkdError
-from dfkd.experiment import read_table
-from dfkd.methods import build_config
-from dfkd.teacher import build_teacher_config
+from dfkd.base.errors import DfkdError
+from dfkd.config.schema import Config
+from dfkd.methods.configure import build_config
+from dfkd.run.teacher import build_teacher_config
+from dfkd.tables.experiment import read_table
 
 KEYS = ["method", "seed", "device", "out", "data.name", "data.image_size", "teacher.arch", "student.arch",
         "student.optim.lr", "student.optim.name", "student.optim.betas", "source.name", "source.nz",

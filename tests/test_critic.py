@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from dfkd.critic import Critic, CriticTrainer, critic_loss, fool_loss
+from dfkd.objective.critic import Critic, CriticTrainer, critic_loss, fool_loss
 
 
 def test_losses_against_hand_computed_values():
@@ -33,9 +33,9 @@ def test_the_critic_learns_to_tell_teacher_from_student_and_the_student_gradient
 
 
 def test_the_student_optimizer_never_holds_the_critic(digits_teacher, tmp_path):
-    from dfkd.checkpoint import read_run_checkpoint
-    from dfkd.methods import build_config
-    from dfkd.runs import distill
+    from dfkd.io.checkpoint import read_run_checkpoint
+    from dfkd.methods.configure import build_config
+    from dfkd.run.runner import distill
 
     cfg = build_config(method="advkd", sets=[f"teacher.checkpoint={digits_teacher}", f"out={tmp_path}",
                                              "distill.rounds=6", "distill.eval_every=3", "tracking.mode=disabled",

@@ -7,9 +7,9 @@ on the CPU (same accuracy floor), with fp32 weights and no skipped steps.
 import pytest
 import torch
 
-from dfkd.checkpoint import read_model
-from dfkd.methods import build_config
-from dfkd.runs import distill
+from dfkd.io.checkpoint import read_model
+from dfkd.methods.configure import build_config
+from dfkd.run.runner import distill
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -4,13 +4,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-import dfkd.parts
-import dfkd.runs
-from dfkd.errors import DfkdError
-from dfkd.methods import build_config
-from dfkd.objective import Objective, Signals
-from dfkd.real import RealBatches
-from dfkd.runs import distill
+import dfkd.run.parts
+import dfkd.run.runner
+from dfkd.base.errors import DfkdError
+from dfkd.methods.configure import build_config
+from dfkd.objective.terms import Objective, Signals
+from dfkd.run.runner import distill
+from dfkd.synthesis.real import RealBatches
 
 
 def _ds(n=10):
@@ -92,8 +92,8 @@ def _run(teacher, out, method, *extra):
 
 def test_kd_learns_from_the_training_split_and_beats_the_noise_floor(digits_teacher, tmp_path, monkeypatch):
     splits = []
-    real = dfkd.runs.load_split
-    for module in (dfkd.runs, dfkd.parts):  # the run reads the test split, its parts the training split
+    real = dfkd.run.runner.load_split
+    for module in (dfkd.run.runner, dfkd.run.parts):  # the run reads the test split, its parts the training split
         monkeypatch.setattr(module, "load_split", lambda cfg, split: splits.append(split) or real(cfg, split))
     _, summary = _run(digits_teacher, tmp_path, "kd", "distill.rounds=150", "distill.eval_every=150")
     assert sorted(splits) == ["test", "train"]
@@ -103,7 +103,7 @@ def test_kd_learns_from_the_training_split_and_beats_the_noise_floor(digits_teac
 
 
 def test_fitnet_trains_its_adapter_and_checkpoints_it(digits_teacher, tmp_path):
-    from dfkd.checkpoint import read_run_checkpoint
+    from dfkd.io.checkpoint import read_run_checkpoint
 
     run_dir, summary = _run(digits_teacher, tmp_path, "fitnet", "distill.rounds=4", "distill.eval_every=2")
     heads = read_run_checkpoint(run_dir / "checkpoint.pt")["heads"]

@@ -10,7 +10,7 @@ import pytest
 
 def _torchrun(cmd, env, timeout=600):
     """Run a 2-process torchrun job, once: the intermittent failures of earlier launches were a rank
-    aborting at exit (gloo work freed during interpreter shutdown), fixed in dfkd.cli."""
+    aborting at exit (gloo work freed during interpreter shutdown), fixed in dfkd.cli.main."""
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -64,7 +64,6 @@ def test_two_gloo_processes_killed_and_resumed_end_with_the_uninterrupted_studen
     import hashlib
 
     import torch
-
     from test_resume import _kill_after_checkpoint
 
     def launch(*args):

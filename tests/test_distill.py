@@ -5,11 +5,11 @@ import pytest
 import torch
 import yaml
 
-import dfkd.parts
-import dfkd.runs
-from dfkd.checkpoint import read_model, read_run_checkpoint
-from dfkd.methods import build_config
-from dfkd.runs import distill
+import dfkd.run.parts
+import dfkd.run.runner
+from dfkd.io.checkpoint import read_model, read_run_checkpoint
+from dfkd.methods.configure import build_config
+from dfkd.run.runner import distill
 
 REQUIRED = ["method", "dataset", "teacher", "student", "seed", "teacher_acc", "student_acc",
             "best_student_acc", "wall_time_s", "teacher_params", "student_params"]
@@ -24,8 +24,8 @@ def _cfg(teacher, out, method="dfad", *extra):
 def test_data_free_run_reads_only_the_test_split_and_writes_its_run_directory(digits_teacher, tmp_path,
                                                                                monkeypatch):
     splits = []
-    real = dfkd.runs.load_split
-    for module in (dfkd.runs, dfkd.parts):  # every place a run reads a split
+    real = dfkd.run.runner.load_split
+    for module in (dfkd.run.runner, dfkd.run.parts):  # every place a run reads a split
         monkeypatch.setattr(module, "load_split", lambda cfg, split: splits.append(split) or real(cfg, split))
     cfg = _cfg(digits_teacher, tmp_path, "dfad", "run_name=r1")
     run_dir, summary = distill(cfg, quiet=True)
@@ -52,24 +52,24 @@ def test_data_free_run_reads_only_the_test_split_and_writes_its_run_directory(di
 def test_existing_run_directory_is_never_overwritten(digits_teacher, tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "summary.json").write_text("{}")
-    with pytest.raises(dfkd.errors.DfkdError, match="already exists"):
+    with pytest.raises(dfkd.base.errors.DfkdError, match="already exists"):
         distill(_cfg(digits_teacher, tmp_path, "dfad", "run_name=taken"), quiet=True)
     assert (tmp_path / "taken" / "summary.json").read_text() == "{}"
 
 
 def test_bn_term_with_a_teacher_without_batchnorm_is_a_config_error(tmp_path):
-    from dfkd.checkpoint import save_model
+    from dfkd.io.checkpoint import save_model
     from dfkd.models import build_model
 
     path = tmp_path / "lenet.pt"
     save_model(path, build_model("lenet5", 10, 1), kind="teacher", arch="lenet5", dataset="digits",
                num_classes=10, in_channels=1, image_size=32, mean=[0.3054], std=[0.3190], config={},
                metrics={})
-    with pytest.raises(dfkd.errors.DfkdError, match="has no BatchNorm layers; use a method that works without them: dafl, dfad.*set objective.generator.bn=0"):
+    with pytest.raises(dfkd.base.errors.DfkdError, match="has no BatchNorm layers; use a method that works without them: dafl, dfad.*set objective.generator.bn=0"):
         _cfg(path, tmp_path, "dfad", "teacher.arch=lenet5", "data.image_size=32", "objective.generator.bn=1")
     cfg = _cfg(path, tmp_path, "dfad", "data.image_size=32", "objective.generator.bn=1")
     cfg.teacher.arch = "lenet5"  # past the config check: the loaded teacher is checked again
-    with pytest.raises(dfkd.errors.DfkdError, match="has no BatchNorm layers; use a method that works without them: dafl, dfad.*set objective.generator.bn=0"):
+    with pytest.raises(dfkd.base.errors.DfkdError, match="has no BatchNorm layers; use a method that works without them: dafl, dfad.*set objective.generator.bn=0"):
         distill(cfg, quiet=True)
     assert not any(p.is_dir() for p in tmp_path.iterdir())  # no run directory was created
 
@@ -86,7 +86,7 @@ def test_data_free_student_beats_chance(digits_teacher, tmp_path, method, rounds
 
 def _nan_on_calls(monkeypatch, term, bad_calls, needs=("student",)):
     """Make objective term `term` non-finite on the given call numbers (1-based; 'all' for every call)."""
-    from dfkd import objective
+    from dfkd.objective import terms as objective
 
     real = objective.TERMS.get(term)
     calls = {"n": 0}
@@ -114,7 +114,7 @@ def test_transient_non_finite_steps_are_skipped_and_counted(digits_teacher, tmp_
 
 def test_persistent_non_finite_loss_rolls_back_then_stops_with_status_3(digits_teacher, tmp_path, monkeypatch,
                                                                      capsys):
-    from dfkd import cli
+    from dfkd.cli import main as cli
 
     calls = _nan_on_calls(monkeypatch, "kd_l1", set(range(21, 10_000)))  # good for 4 rounds, then always NaN
     code = cli.main(["distill", "--method", "dfad", "--set", f"teacher.checkpoint={digits_teacher}",
@@ -133,7 +133,7 @@ def test_persistent_non_finite_loss_rolls_back_then_stops_with_status_3(digits_t
 
 
 def test_non_finite_with_the_guard_off_stops_at_the_log_point(digits_teacher, tmp_path, monkeypatch, capsys):
-    from dfkd import cli
+    from dfkd.cli import main as cli
 
     _nan_on_calls(monkeypatch, "kd_l1", "all")
     code = cli.main(["distill", "--method", "dfad", "--set", f"teacher.checkpoint={digits_teacher}",
@@ -148,7 +148,7 @@ def test_non_finite_with_the_guard_off_stops_at_the_log_point(digits_teacher, tm
 @pytest.mark.slow
 def test_quickstart_meets_its_targets(tmp_path):
     """The issue's bar: teacher >= 97%, data-free student >= 93%, no collapse (final >= best - 2)."""
-    from dfkd.quickstart import quickstart
+    from dfkd.cli.quickstart import quickstart
 
     assert quickstart(str(tmp_path), sets=["tracking.mode=disabled"], quiet=True) == 0
     summary = json.loads(next(tmp_path.glob("dfq-*/summary.json")).read_text())
@@ -187,7 +187,7 @@ def test_fast_warms_up_then_distils_from_the_pool(digits_teacher, tmp_path):
 def test_shuffled_pool_reads_start_a_new_pass_each_round(digits_teacher, tmp_path, monkeypatch):
     """pool.sampling=shuffled: the round's student batches come from one shuffled pass per round, the
     last batch of a pass short (128 held, batches of 48: 48, 48, 32), as the authors' rebuilt loader."""
-    from dfkd.pool import ReplayPool
+    from dfkd.synthesis.pool import ReplayPool
 
     sizes, passes = [], ReplayPool.passes
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from dfkd.cli import main
-from dfkd.errors import DfkdError
-from dfkd.experiment import read_table, run_table
-from dfkd.tables import load_summaries
+from dfkd.base.errors import DfkdError
+from dfkd.cli.main import main
+from dfkd.tables.experiment import read_table, run_table
+from dfkd.tables.results import load_summaries
 
 TABLE = """
 doc: a two-cell test table
@@ -130,8 +130,8 @@ def test_unknown_table_scale_and_cell_are_one_line_errors(table, tmp_path, capsy
 
 @pytest.mark.parametrize("name", ["digits", "digits_variants", "mnist", "cifar10", "cifar100", "crd_cifar100"])
 def test_every_shipped_table_and_its_published_file_are_valid(name, tmp_path, capsys):
-    from dfkd.experiment import published_file
-    from dfkd.tables import read_published
+    from dfkd.tables.experiment import published_file
+    from dfkd.tables.results import read_published
 
     path, spec = read_table(name)
     assert path.parent.name == name and "smoke" in spec.scales
@@ -193,7 +193,7 @@ def test_killing_the_runner_ends_its_parallel_runs(table, tmp_path, digits_teach
     import sys
     import time
 
-    code = ("from dfkd.experiment import run_table; run_table(%r, out=%r, quiet=True, only=['noise'], jobs=2, "
+    code = ("from dfkd.tables.experiment import run_table; run_table(%r, out=%r, quiet=True, only=['noise'], jobs=2, "
             "sets=['distill.rounds=100000', 'distill.eval_every=100000', 'teacher.checkpoint=%s'])"
             % (str(table), str(tmp_path / "runs"), digits_teacher))
     runner = subprocess.Popen([sys.executable, "-c", code])

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dfkd.methods import METHODS, build_config
-from dfkd.runs import distill
+from dfkd.methods.configure import build_config
+from dfkd.methods.registry import METHODS
+from dfkd.run.runner import distill
 
 GOLDEN = Path(__file__).parent / "golden" / "methods.json"
 UPDATE = os.environ.get("DFKD_UPDATE_GOLDEN") == "1"

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from dfkd.hooks import BNStatsHook, FeatureHook, classifier_layer
 from dfkd.models import build_model
+from dfkd.objective.hooks import BNStatsHook, FeatureHook, classifier_layer
 
 
 def test_bn_hook_matches_var_mean_of_each_bn_input():
@@ -61,7 +61,7 @@ def test_feature_hook_takes_classifier_input():
 
 
 def test_stage_ends_are_found_by_resolution_on_any_model():
-    from dfkd.hooks import match_stages, stage_outputs
+    from dfkd.objective.hooks import match_stages, stage_outputs
 
     assert stage_outputs(build_model("resnet20", 10, 3), (2, 3, 32, 32)) == \
         {32: "stages.0", 16: "stages.1", 8: "stages"}
@@ -98,7 +98,7 @@ def test_bn_momentum_blends_with_the_running_statistic_that_moves_once_per_commi
 
 
 def test_instance_means_hook_concatenates_per_sample_bn_input_means():
-    from dfkd.hooks import InstanceMeansHook
+    from dfkd.objective.hooks import InstanceMeansHook
 
     model = build_model("cnn_small", 10, 1).eval()
     inputs = []
@@ -146,7 +146,7 @@ def test_global_moments_of_equal_shards_equal_the_moments_of_the_whole_batch():
 
 def test_instance_means_hook_reads_named_modules_inputs():
     """CMI's ResNet-34 embedding: the inputs of named modules instead of every BN layer."""
-    from dfkd.hooks import InstanceMeansHook
+    from dfkd.objective.hooks import InstanceMeansHook
 
     model = build_model("resnet8", 10, 3).eval()
     hook = InstanceMeansHook(model, ["stages.1", "stages.2"])

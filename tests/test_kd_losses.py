@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from dfkd.kd_losses import dkd, hint_mse, label_ce, rkd_angle, rkd_distance
+from dfkd.objective.kd_losses import dkd, hint_mse, label_ce, rkd_angle, rkd_distance
 
 
 def _huber(a, b):

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from dfkd import losses
+from dfkd.objective import losses
 
 
 def test_kl_div_at_t1_matches_hand_value():

@@ -1,4 +1,4 @@
-"""Fast CPU memory (dfkd/memory.py): observed through glibc's own count of mapped blocks."""
+"""Fast CPU memory (dfkd/run/memory.py): observed through glibc's own count of mapped blocks."""
 import json
 import os
 import platform
@@ -52,7 +52,7 @@ def test_a_cli_run_applies_it_and_both_switches_turn_it_off(digits_teacher, tmp_
 
 
 def test_without_glibc_it_is_a_no_op_said_once(monkeypatch, capsys):
-    from dfkd import memory
+    from dfkd.run import memory
 
     monkeypatch.setattr(memory, "_libc", None)
     monkeypatch.setattr(memory, "_noted", False)

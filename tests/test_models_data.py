@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dfkd.config import DataConfig
-from dfkd.data import dataset_info, load_split
-from dfkd.errors import DfkdError
+from dfkd.base.errors import DfkdError
+from dfkd.config.schema import DataConfig
+from dfkd.io.data import dataset_info, load_split
 from dfkd.models import MODELS, build_model, count_params
 
 
@@ -75,7 +75,7 @@ def test_real_mnist_loads_at_32px_with_known_first_label():
 
 
 def test_standin_is_a_small_learnable_dataset_with_the_real_shape(tmp_path):
-    from dfkd.data import available, dataset_info, load_split
+    from dfkd.io.data import available, dataset_info, load_split
 
     cfg = DataConfig(name="standin:cifar100", root=str(tmp_path))
     train, test = load_split(cfg, "train"), load_split(cfg, "test")

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from dfkd import losses
-from dfkd.errors import DfkdError
-from dfkd.objective import NEEDS, TERMS, Objective, Param, Signals, resolve_params, term
+from dfkd.base.errors import DfkdError
+from dfkd.objective import losses
+from dfkd.objective.terms import NEEDS, TERMS, Objective, Param, Signals, resolve_params, term
 
 
 def _signals():
@@ -80,7 +80,7 @@ def test_a_term_gets_its_own_parameters_with_their_defaults():
     sig.targets = torch.tensor([0, 1, 2, 3])
     default, _ = Objective({"dkd": 1.0}, temperature=4.0)(sig)
     alpha2, _ = Objective({"dkd": 1.0}, temperature=4.0, params={"dkd": {"alpha": 2.0}})(sig)
-    from dfkd import kd_losses
+    from dfkd.objective import kd_losses
 
     assert default.item() == pytest.approx(kd_losses.dkd(sig.s_logits, sig.t_logits, sig.targets, 1.0, 8.0, 4.0).item())
     assert alpha2.item() == pytest.approx(kd_losses.dkd(sig.s_logits, sig.t_logits, sig.targets, 2.0, 8.0, 4.0).item())
@@ -108,7 +108,7 @@ def test_term_parameters_are_checked_like_config_keys():
 
 
 def test_a_recipe_config_holds_its_terms_parameters_and_an_old_key_says_where_it_moved():
-    from dfkd.methods import build_config
+    from dfkd.methods.configure import build_config
 
     cfg = build_config(method="fast")
     assert cfg.objective.params["bn"] == {"first": 1.0, "momentum": 0.9, "all_reduce": False}

@@ -6,8 +6,8 @@ import warnings
 import pytest
 import torch
 
-from dfkd.config import OptimConfig
-from dfkd.optim import make_optimizer
+from dfkd.config.schema import OptimConfig
+from dfkd.objective.optim import make_optimizer
 
 
 def _lrs(opt, sched, n):

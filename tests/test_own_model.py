@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import dfkd
-from dfkd.checkpoint import state_hash
-from dfkd.config import DataConfig
-from dfkd.data import load_split
+from dfkd.config.schema import DataConfig
+from dfkd.io.checkpoint import state_hash
+from dfkd.io.data import load_split
 
 HERE = os.path.abspath(__file__)
 QUIET = {"tracking.mode": "disabled", "device": "cpu"}
@@ -255,7 +255,7 @@ def test_no_data_run_reports_agreement_and_no_accuracy(bn_teacher, tmp_path):
     assert [r for r, _ in s["curve"]] == [3, 6, 9]
     config = (run.dir / "config.yaml").read_text()
     assert "name: none" in config and "channels: 1" in config
-    table = dfkd.tables.render(dfkd.tables.collect([run.dir]))
+    table = dfkd.tables.results.render(dfkd.tables.results.collect([run.dir]))
     assert "(agreement)" in table and "— |" in table
 
 
@@ -266,10 +266,10 @@ def test_agreement_is_top1_match_on_the_same_held_out_inputs_every_time(bn_teach
     run = dfkd.distill(teacher=bn_teacher, student=BNNet(), method="dfad", data=spec,
                        set={**TINY, "student.optim.lr": 0.0, "distill.rounds": 1}, out=tmp_path, quiet=True)
     assert run.summary["agreement"] < 100.0  # a fresh BNNet is not the teacher
-    from dfkd.evaluate import agreement
+    from dfkd.run.evaluate import agreement
 
     student = copy.deepcopy(bn_teacher)
-    probe = dfkd.schedule.TeacherProbe(copy.deepcopy(bn_teacher))
+    probe = dfkd.synthesis.schedule.TeacherProbe(copy.deepcopy(bn_teacher))
 
     class Source:
         generator = nn.Module()
@@ -280,7 +280,7 @@ def test_agreement_is_top1_match_on_the_same_held_out_inputs_every_time(bn_teach
     cpu = torch.device("cpu")
     before = torch.random.get_rng_state()
     assert agreement(Source(), probe, student, student, nn.Identity(), nn.Identity(),
-                     dfkd.runtime.Precision("off", cpu), 64, cpu) == (100.0, pytest.approx(0.0, abs=1e-6))
+                     dfkd.base.runtime.Precision("off", cpu), 64, cpu) == (100.0, pytest.approx(0.0, abs=1e-6))
     assert torch.equal(before, torch.random.get_rng_state())
 
 
@@ -490,7 +490,7 @@ def test_bad_input_is_one_line_and_writes_nothing(bn_teacher, tmp_path, capsys):
     user meets it): exit status 2, one line on stderr, no run directory."""
     import re
 
-    from dfkd.cli import main
+    from dfkd.cli.main import main
 
     sd_path = tmp_path / "resnet20.pth"
     torch.save(dfkd.models.build_model("resnet20", 10, 1).state_dict(), sd_path)

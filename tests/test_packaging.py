@@ -6,7 +6,7 @@ import sys
 
 def test_a_users_own_generators_module_is_not_shadowed(tmp_path):
     (tmp_path / "generators.py").write_text("MINE = 'the user\\'s'\n")
-    code = ("import generators, dfkd.generators, dfkd.runs; "
+    code = ("import generators, dfkd.generators, dfkd.run.runner; "
             "print(generators.MINE, 'dcgan' in dfkd.generators.SOURCES, dfkd.generators.__name__)")
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

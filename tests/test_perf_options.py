@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from dfkd.checkpoint import read_model
-from dfkd.methods import build_config
-from dfkd.runs import distill
-from dfkd.runtime import Precision
+from dfkd.base.runtime import Precision
+from dfkd.io.checkpoint import read_model
+from dfkd.methods.configure import build_config
+from dfkd.run.runner import distill
 
 
 def _run(teacher, tmp_path, method, *sets):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dfkd.pool import ReplayPool
+from dfkd.synthesis.pool import ReplayPool
 
 
 def test_pool_never_holds_more_than_its_capacity_and_overwrites_oldest_first():

@@ -2,12 +2,12 @@
 import subprocess
 import sys
 
-import pytest
 import yaml
 
-from dfkd.config import flatten, to_dict
-from dfkd.experiment import Scale, cell_config, read_table
-from dfkd.methods import METHODS, build_config, without_batchnorm
+from dfkd.config.load import flatten, to_dict
+from dfkd.methods.configure import build_config, without_batchnorm
+from dfkd.methods.registry import METHODS
+from dfkd.tables.experiment import Scale, cell_config, read_table
 
 DATA_FREE = [m for m in METHODS if METHODS.get(m).recipe.get("source", {}).get("name") != "real"]
 
@@ -83,7 +83,7 @@ def test_a_table_cell_says_where_each_value_came_from():
 
 
 def test_the_run_directory_holds_provenance_yaml(digits_teacher, tmp_path):
-    from dfkd.runs import distill
+    from dfkd.run.runner import distill
 
     f = tmp_path / "mine.yaml"
     f.write_text("distill:\n  kd_steps: 2\n")

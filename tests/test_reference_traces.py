@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 import reference_trace as RT
 
 REFERENCE = json.loads((Path(__file__).parent / "golden" / "reference.json").read_text())

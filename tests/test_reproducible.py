@@ -8,7 +8,7 @@ import sys
 import torch
 
 import dfkd
-from dfkd.checkpoint import state_hash
+from dfkd.io.checkpoint import state_hash
 
 RUN = {"tracking.mode": "disabled", "device": "cpu", "distill.rounds": 4, "distill.eval_every": 2,
        "synth.batch_size": 16, "source.width": 16, "seed": 0, "deterministic": True}

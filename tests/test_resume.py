@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dfkd.checkpoint import read_model, read_run_checkpoint
-from dfkd.cli import main
-from dfkd.errors import DfkdError
-from dfkd.methods import build_config
-from dfkd.runs import distill
+from dfkd.base.errors import DfkdError
+from dfkd.cli.main import main
+from dfkd.io.checkpoint import read_model, read_run_checkpoint
+from dfkd.methods.configure import build_config
+from dfkd.run.runner import distill
 
 SETS = ["distill.rounds=12", "distill.eval_every=2", "tracking.log_every=1", "synth.batch_size=32",
         "source.width=16", "tracking.mode=disabled", "device=cpu", "deterministic=true"]
@@ -62,7 +62,7 @@ def _kill_after_checkpoint(cmd, run_dir, min_round, timeout=240, env=None, hang_
     `min_round` (and metrics.jsonl holds step `logged`), and return the checkpoint's round. The run
     cannot pass `hang_at`, so the kill lands at a known point however slowly this process is scheduled
     (it raced the run before)."""
-    from dfkd.distiller import HANG_ENV
+    from dfkd.run.loop import HANG_ENV
 
     hang_at = min_round + 1 if hang_at is None else hang_at
     env = {**(os.environ if env is None else env), HANG_ENV: str(hang_at)}

@@ -4,10 +4,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfkd.errors import DfkdError
-from dfkd.methods import build_config
-from dfkd.objective import Objective, Signals
-from dfkd.robust import Ball, pgd, robust_accuracy
+from dfkd.base.errors import DfkdError
+from dfkd.methods.configure import build_config
+from dfkd.objective.terms import Objective, Signals
+from dfkd.synthesis.robust import Ball, pgd, robust_accuracy
 
 MEAN, STD = (0.5, 0.4), (0.25, 0.5)
 
@@ -75,10 +75,10 @@ def test_inconsistent_robust_configs_are_refused(sets, match):
 
 
 def test_the_perturbed_source_stays_in_its_ball_and_the_teacher_sees_the_clean_batch(digits_teacher):
-    from dfkd.data import dataset_info
+    from dfkd.io.data import dataset_info
     from dfkd.models import build_model
-    from dfkd.resolve import resolve_teacher
-    from dfkd.runs import build_parts
+    from dfkd.run.parts import build_parts
+    from dfkd.run.resolve import resolve_teacher
 
     cfg = build_config(method="rslad", sets=[f"teacher.checkpoint={digits_teacher}", "device=cpu",
                                               "source.eps=0.1", "source.step=0.05", "synth.g_steps=3"])
@@ -99,7 +99,7 @@ def test_the_perturbed_source_stays_in_its_ball_and_the_teacher_sees_the_clean_b
 
 
 def test_margin_and_masked_pgd():
-    from dfkd.losses import margin
+    from dfkd.objective.losses import margin
 
     logits = torch.tensor([[1.0, 3.0, 0.0], [2.0, 0.0, 5.0]])
     # sample 0: z[1] - z[0] = 2; sample 1: z[0] - z[2] = -3; mean -0.5
@@ -114,7 +114,7 @@ def test_boundary_attack_stops_each_sample_at_the_teachers_boundary():
     """BSS's attack (attack_BSS.py) on a linear 2-class model: z = W x, margin z[first] - z[target];
     each step moves x by 0.3 (margin + 1e-4) along the normalised gradient, so the margin shrinks
     geometrically (x 0.7 per step) and a sample that crosses stops."""
-    from dfkd.robust import boundary_attack
+    from dfkd.synthesis.robust import boundary_attack
 
     w = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     logits = lambda x: x.flatten(1) @ w.t()  # noqa: E731
@@ -138,9 +138,9 @@ def test_boundary_attack_stops_each_sample_at_the_teachers_boundary():
 
 
 def test_bss_attacks_what_both_get_right_and_ramps_its_weights(digits_teacher, tmp_path):
-    from dfkd.data import dataset_info
-    from dfkd.resolve import resolve_teacher
-    from dfkd.runs import build_parts
+    from dfkd.io.data import dataset_info
+    from dfkd.run.parts import build_parts
+    from dfkd.run.resolve import resolve_teacher
 
     cfg = build_config(method="bss", sets=[f"teacher.checkpoint={digits_teacher}", "device=cpu",
                                             "source.attack_max=8"])
@@ -154,7 +154,7 @@ def test_bss_attacks_what_both_get_right_and_ramps_its_weights(digits_teacher, t
         t_adv = teacher(batch.x)
     assert batch.t_logits.shape == (8, 10) and torch.allclose(batch.t_logits, t_adv, atol=1e-5)
 
-    from dfkd.runs import distill
+    from dfkd.run.runner import distill
 
     cfg = build_config(method="bss", sets=[f"teacher.checkpoint={digits_teacher}", "device=cpu", f"out={tmp_path}",
                                             "distill.rounds=4", "distill.eval_every=4", "synth.g_steps=2",
@@ -175,10 +175,11 @@ def test_bss_attacks_what_both_get_right_and_ramps_its_weights(digits_teacher, t
 
 
 def test_data_free_perturbation_stays_in_its_ball_and_raises_the_disagreement(digits_teacher, tmp_path):
-    from dfkd.data import dataset_info
-    from dfkd.losses import kl_div
-    from dfkd.resolve import resolve_teacher
-    from dfkd.runs import build_parts, distill, make_distiller
+    from dfkd.io.data import dataset_info
+    from dfkd.objective.losses import kl_div
+    from dfkd.run.parts import build_parts
+    from dfkd.run.resolve import resolve_teacher
+    from dfkd.run.runner import distill, make_distiller
 
     sets = [f"teacher.checkpoint={digits_teacher}", "device=cpu", "synth.perturb_eps=0.3", "synth.perturb_steps=5",
             "synth.perturb_step=0.1", "synth.batch_size=32", "source.width=16"]

@@ -5,9 +5,9 @@ import shlex
 
 import pytest
 
-from dfkd import side_by_side
-from dfkd.cli import main
-from dfkd.experiment import cell_config, read_table, run_table, table_name
+from dfkd.cli.main import main
+from dfkd.tables import side_by_side
+from dfkd.tables.experiment import cell_config, read_table, run_table, table_name
 
 REFERENCE = """
 runs:
@@ -51,7 +51,7 @@ def test_rows_pair_each_cell_with_the_authors_runs(tmp_path):
                                            ("runs: [{cell: a, seed: 0}]\n", "run 0 needs cell, seed, final"),
                                            ("runs: [\n", "not valid YAML")])
 def test_a_bad_reference_file_is_one_error(tmp_path, text, message):
-    from dfkd.errors import DfkdError
+    from dfkd.base.errors import DfkdError
 
     (tmp_path / "ref.yaml").write_text(text)
     with pytest.raises(DfkdError, match=message):

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dfkd import cli
-from dfkd.errors import DfkdError
-from dfkd.methods import build_config
+from dfkd.base.errors import DfkdError
+from dfkd.cli import args as cli_args
+from dfkd.cli import main as cli
+from dfkd.methods.configure import build_config
 
 SWEEP = Path(__file__).resolve().parents[1] / "experiments" / "sweeps" / "digits-dfq.yaml"
 
@@ -34,8 +35,8 @@ def _agent_command(spec: dict, trial: dict, macro: str) -> list[str]:
 
 
 def _config(argv: list[str]):
-    args = cli.parse(argv)
-    return build_config(args.config, cli._shorthands(args), method=args.method)
+    args = cli_args.parse(argv)
+    return build_config(args.config, cli_args.shorthands(args), method=args.method)
 
 
 @pytest.mark.parametrize("macro", ["${args_no_hyphens}", "${args}", "${args_no_equals}"])
@@ -62,7 +63,7 @@ def test_bare_overrides_come_after_every_set_and_configs_stack(tmp_path):
 
 def test_bad_override_forms_are_one_line_errors(capsys):
     with pytest.raises(DfkdError, match="unrecognized argument 'rounds'; config overrides take the form key=value"):
-        cli.parse(["distill", "rounds"])
+        cli_args.parse(["distill", "rounds"])
     with pytest.raises(DfkdError, match=r"unknown config key 'distill\.rouns' \(did you mean 'rounds'\?\)"):
         _config(["distill", "distill.rouns=5"])
     assert cli.main(["distill", "--method", "dfq", "=5"]) == 2
@@ -76,8 +77,8 @@ def test_bad_override_forms_are_one_line_errors(capsys):
 
 
 def test_a_sweep_run_that_cannot_report_back_says_so(monkeypatch, tmp_path, capsys):
-    from dfkd.config import TrackingConfig
-    from dfkd.tracking import Tracker
+    from dfkd.config.schema import TrackingConfig
+    from dfkd.io.tracking import Tracker
 
     monkeypatch.setenv("WANDB_SWEEP_ID", "abc123")
     Tracker(tmp_path, TrackingConfig(mode="disabled"), {}, name="t", job_type="distill").finish({})

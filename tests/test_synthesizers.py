@@ -2,13 +2,14 @@ import pytest
 import torch
 from torch import nn
 
-from dfkd.config import OptimConfig, SynthConfig
-from dfkd.errors import DfkdError
+from dfkd.base.errors import DfkdError
+from dfkd.config.schema import OptimConfig, SynthConfig
+from dfkd.generators.dcgan import DCGANGenerator
+from dfkd.generators.noise import NoiseSource
 from dfkd.models import build_model
-from dfkd.objective import Objective
-from dfkd.schedule import SynthContext, TeacherProbe
-from dfkd.synthesizers import EmaGenerator, PersistentSynthesizer
-from dfkd.generators import DCGANGenerator, NoiseSource
+from dfkd.objective.terms import Objective
+from dfkd.synthesis.context import SynthContext, TeacherProbe
+from dfkd.synthesis.synthesizers import EmaGenerator, PersistentSynthesizer
 
 SGD = OptimConfig(name="sgd", lr=0.1, momentum=0.0, weight_decay=0.0, schedule="constant")
 
@@ -64,8 +65,8 @@ def test_noise_source_is_gaussian_images_without_parameters():
 
 
 def test_reinit_schedule_restarts_the_pixels_every_round_and_lowers_its_objective():
-    from dfkd.synthesizers import ReinitSynthesizer
-    from dfkd.generators import PixelSource
+    from dfkd.generators.pixels import PixelSource
+    from dfkd.synthesis.synthesizers import ReinitSynthesizer
 
     torch.manual_seed(0)
     teacher = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
@@ -93,7 +94,7 @@ def test_reinit_schedule_restarts_the_pixels_every_round_and_lowers_its_objectiv
 
 
 def _meta(meta, meta_lr=0.25, meta_step="plain"):
-    from dfkd.synthesizers import MetaSynthesizer
+    from dfkd.synthesis.synthesizers import MetaSynthesizer
 
     torch.manual_seed(0)
     probe = TeacherProbe(build_model("cnn_small", 10, 1))
@@ -169,7 +170,7 @@ def test_the_authors_reptile_steps_the_shared_adam_on_the_scaled_difference():
 
 
 def test_reset_first_layer_redraws_the_generators_first_linear_and_batchnorm_once():
-    from dfkd.synthesizers import reset_first_layer
+    from dfkd.synthesis.synthesizers import reset_first_layer
 
     torch.manual_seed(0)
     g = DCGANGenerator(nz=8, width=8, size=8, channels=1)
@@ -192,9 +193,9 @@ def test_warmup_turns_adversarial_terms_off_then_on():
 
 
 def _contrast(teacher, **params):
-    from dfkd.contrast import Contrast
-    from dfkd.data import DatasetInfo
-    from dfkd.objective import resolve_params
+    from dfkd.io.data import DatasetInfo
+    from dfkd.objective.terms import resolve_params
+    from dfkd.synthesis.contrast import Contrast
 
     p = resolve_params({"cmi": {"dim": 4, **params}})["cmi"]
     return Contrast(teacher, DatasetInfo(10, 1, 8, (0.0,), (1.0,), flip=False), p, 0.01, "cpu")
@@ -214,7 +215,7 @@ def test_contrast_bank_keeps_raw_local_and_global_embeddings_of_the_kept_batch_o
     assert len(c.bank) == 5 and sorted(c.bank.held()[:, 0].tolist()) == [0.0, 1.0, 1.0, 2.0, 2.0]
     rows = c.read_bank()
     assert rows.shape == (3, 2 * width) and len({tuple(r.tolist()) for r in c.bank.held()}) == 3
-    from dfkd.objective import Signals
+    from dfkd.objective.terms import Signals
 
     x = torch.randn(6, 1, 8, 8)
     c.before_probe()
@@ -246,7 +247,7 @@ def test_the_contrastive_head_has_its_own_optimizer_and_the_bank_fills_once_per_
 def test_nayer_source_maps_each_block_of_classes_through_its_own_noisy_layer():
     """NLGenerator (tmtuan1307/NAYER): BN1d(embedding), then noisy layer i on the i-th block of K
     samples; new_round() re-draws every noisy layer from N(0, 1) with zero biases; no latent code."""
-    from dfkd.generators import NayerSource
+    from dfkd.generators.nayer import NayerSource
 
     torch.manual_seed(0)
     src = NayerSource(num_classes=4, nz=8, width=8, size=8, channels=1, embed_dim=6, batch_size=10)
@@ -264,8 +265,8 @@ def test_nayer_source_maps_each_block_of_classes_through_its_own_noisy_layer():
 
 
 def test_nayer_schedule_synthesizes_loops_per_round_and_reinitialises_every_n_rounds():
-    from dfkd.generators import NayerSource
-    from dfkd.synthesizers import NayerSynthesizer
+    from dfkd.generators.nayer import NayerSource
+    from dfkd.synthesis.synthesizers import NayerSynthesizer
 
     torch.manual_seed(0)
     src = NayerSource(num_classes=10, nz=8, width=8, size=8, channels=1, embed_dim=6, batch_size=10)
@@ -295,8 +296,8 @@ def test_nayer_schedule_synthesizes_loops_per_round_and_reinitialises_every_n_ro
 def test_nayer_student_mode_train_after_first_is_the_authors_student_train(mode, expected):
     """nayer.py calls student.train() after each batch: from the second batch of a round on, the
     adversarial term runs the student on batch statistics and moves its BN running statistics."""
-    from dfkd.generators import NayerSource
-    from dfkd.synthesizers import NayerSynthesizer
+    from dfkd.generators.nayer import NayerSource
+    from dfkd.synthesis.synthesizers import NayerSynthesizer
 
     torch.manual_seed(0)
     src = NayerSource(num_classes=10, nz=8, width=8, size=8, channels=1, embed_dim=6, batch_size=10)
@@ -316,7 +317,7 @@ def test_nayer_student_mode_train_after_first_is_the_authors_student_train(mode,
 
 
 def test_student_mode_train_after_first_needs_the_nayer_schedule():
-    from dfkd.methods import build_config
+    from dfkd.methods.configure import build_config
 
     with pytest.raises(DfkdError, match="train_after_first.*synth.schedule=nayer"):
         build_config(method="dfq", sets=["synth.student_mode=train_after_first"])
@@ -325,8 +326,8 @@ def test_student_mode_train_after_first_needs_the_nayer_schedule():
 
 
 def test_nayer_embedding_file_is_checked(tmp_path):
-    from dfkd.config import SourceConfig
-    from dfkd.errors import DfkdError
+    from dfkd.base.errors import DfkdError
+    from dfkd.config.schema import SourceConfig
     from dfkd.generators import SOURCES
 
     good = tmp_path / "e.pt"
@@ -342,8 +343,8 @@ def test_nayer_embedding_file_is_checked(tmp_path):
 
 
 def test_meta_schedule_refreshes_a_new_round_source_in_its_clone():
-    from dfkd.synthesizers import MetaSynthesizer
-    from dfkd.generators import NayerSource
+    from dfkd.generators.nayer import NayerSource
+    from dfkd.synthesis.synthesizers import MetaSynthesizer
 
     torch.manual_seed(0)
     src = NayerSource(num_classes=10, nz=8, width=8, size=8, channels=1, embed_dim=6, batch_size=10)

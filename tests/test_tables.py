@@ -6,9 +6,9 @@ import statistics
 import pytest
 from scipy import stats
 
-from dfkd.cli import main
-from dfkd.errors import DfkdError
-from dfkd.tables import collect, distillation_score, markdown, read_published, render, t_interval
+from dfkd.base.errors import DfkdError
+from dfkd.cli.main import main
+from dfkd.tables.results import collect, distillation_score, markdown, read_published, render, t_interval
 
 
 def _run(root, name, method, seed, acc, **extra):
@@ -107,7 +107,7 @@ def test_no_runs_is_a_clear_error(tmp_path):
 def test_plots_of_fixture_runs(tmp_path):
     from PIL import Image
 
-    from dfkd.plots import plot_all
+    from dfkd.io.plots import plot_all
 
     runs = tmp_path / "runs"
     runs.mkdir()
@@ -129,7 +129,7 @@ def test_plots_of_fixture_runs(tmp_path):
 def test_table_from_wandb_runs_uses_the_same_statistics():
     from types import SimpleNamespace
 
-    from dfkd.tables import wandb_summaries
+    from dfkd.tables.results import wandb_summaries
 
     class FakeApi:  # stands in for wandb.Api(): runs(path, filters) -> objects with .summary
         def runs(self, path, filters=None):
@@ -165,7 +165,7 @@ def test_a_teacher_at_zero_accuracy_leaves_ds_undefined_instead_of_failing(tmp_p
 
 
 def test_latex_escapes_every_special_character_of_a_label():
-    from dfkd.tables import latex_escape
+    from dfkd.tables.results import latex_escape
 
     assert latex_escape("a&b %c $d #e _f {g} ~h ^i \\j") == (
         r"a\&b \%c \$d \#e \_f \{g\} \textasciitilde{}h \textasciicircum{}i \textbackslash{}j")
@@ -176,7 +176,7 @@ def test_plots_leave_the_matplotlib_backend_alone(tmp_path):
     import subprocess
     import sys
 
-    code = ("import matplotlib; matplotlib.use('svg'); from dfkd.plots import bar_chart; "
+    code = ("import matplotlib; matplotlib.use('svg'); from dfkd.io.plots import bar_chart; "
             "from pathlib import Path; import sys; "
             "rows = [dict(label='a', dataset='d', teacher='t', student='s', student_acc=(90.0, 1.0), "
             "teacher_acc=(99.0, 0.0), published=None, curves=[], run_dirs=[])]; "

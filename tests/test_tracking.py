@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from dfkd.config import TrackingConfig
-from dfkd.tracking import Tracker
+from dfkd.config.schema import TrackingConfig
+from dfkd.io.tracking import Tracker
 
 
 def test_local_files_without_wandb(tmp_path):

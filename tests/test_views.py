@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from dfkd.config import ViewConfig
-from dfkd.errors import DfkdError
-from dfkd.methods import build_config
-from dfkd.views import VIEWS, build_view
+from dfkd.base.errors import DfkdError
+from dfkd.config.schema import ViewConfig
+from dfkd.methods.configure import build_config
+from dfkd.synthesis.views import VIEWS, build_view
 
 RGB = ((0.5, 0.4, 0.3), (0.25, 0.2, 0.3))
 
@@ -60,7 +60,7 @@ def test_a_teacher_view_with_the_wrong_channels_is_a_config_error():
 def test_paired_cross_modal_kd_teaches_an_edge_student(digits_teacher, tmp_path):
     """Supervision transfer (Gupta et al. 2016): the teacher sees the digits, the student their Sobel
     edges, and learns from the teacher's outputs alone (no labels); it is evaluated on edges."""
-    from dfkd.runs import distill
+    from dfkd.run.runner import distill
 
     cfg = build_config(method="kd", sets=[
         f"teacher.checkpoint={digits_teacher}", f"out={tmp_path}", "distill.rounds=150", "distill.eval_every=150",
@@ -68,14 +68,14 @@ def test_paired_cross_modal_kd_teaches_an_edge_student(digits_teacher, tmp_path)
         "tracking.mode=disabled", "device=cpu"])
     run_dir, summary = distill(cfg, quiet=True)
     assert summary["student_acc"] > 80.0
-    from dfkd.checkpoint import read_model
+    from dfkd.io.checkpoint import read_model
 
     assert read_model(run_dir / "student.pt")["in_channels"] == 1
 
 
 def test_naive_transfer_scores_a_same_modality_student_on_another_view(digits_teacher, tmp_path):
     """The control of data-free cross-modal KD: train on the teacher's view, score on the student's."""
-    from dfkd.runs import distill
+    from dfkd.run.runner import distill
 
     base = [f"teacher.checkpoint={digits_teacher}", f"out={tmp_path}", "distill.rounds=60", "distill.eval_every=60",
             "tracking.mode=disabled", "device=cpu"]

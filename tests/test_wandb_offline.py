@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from dfkd.cli import main
-from dfkd.errors import DfkdError
-from dfkd.runs import distill
-from dfkd.tracking import sync_commands, wandb_records as _records
-
 from test_resume import _kill_after_checkpoint
+
+from dfkd.base.errors import DfkdError
+from dfkd.cli.main import main
+from dfkd.io.wandb_files import sync_commands
+from dfkd.io.wandb_files import wandb_records as _records
+from dfkd.run.runner import distill
 
 pytest.importorskip("wandb.proto.wandb_internal_pb2")
 
@@ -122,7 +122,7 @@ def test_declare_inputs_links_the_version_with_the_teachers_sha256(tmp_path, mon
 
     import wandb
 
-    from dfkd.tracking import declare_inputs
+    from dfkd.io.wandb_files import declare_inputs
 
     (tmp_path / "config.yaml").write_text("tracking: {project: p, entity: e}\n")
     (tmp_path / "summary.json").write_text(json.dumps({"wandb_run_id": "r1", "wandb_inputs": [
@@ -156,9 +156,9 @@ def test_a_teacher_from_a_wandb_artifact_is_downloaded_and_a_missing_one_is_one_
 
     import wandb
 
-    from dfkd.methods import build_config
-    from dfkd.resolve import resolve_teacher
-    from dfkd.data import dataset_info
+    from dfkd.io.data import dataset_info
+    from dfkd.methods.configure import build_config
+    from dfkd.run.resolve import resolve_teacher
 
     class Api:
         def artifact(self, spec):
@@ -212,7 +212,7 @@ def test_a_table_is_one_wandb_run_of_job_type_table_with_its_figures(tmp_path, m
 def test_dfkd_table_wandb_leaves_out_runs_tagged_outdated():
     import types
 
-    from dfkd.tables import wandb_summaries
+    from dfkd.tables.results import wandb_summaries
 
     def run(rid, acc, tags):
         return types.SimpleNamespace(id=rid, url=rid, tags=tags, summary={
@@ -248,7 +248,7 @@ def test_the_offline_log_reader_joins_records_across_blocks_and_drops_a_cut_tail
     writing) is left out, so a wait for the exit record does not end before it is there."""
     import wandb.proto.wandb_internal_pb2 as pb
 
-    from dfkd.tracking import wait_for_exit_record
+    from dfkd.io.wandb_files import wait_for_exit_record
 
     big = pb.Record()
     big.history.step.num = 7

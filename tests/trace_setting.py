@@ -45,7 +45,7 @@ def generator(output: str = "sigmoid", width: int = WIDTH, bn_eps: float = 1e-5)
     """The trace's generator: dfkd's DCGANGenerator in the authors' variant (`output`: sigmoid for
     Fast-Datafree / CMI, tanh_bn for DAFL / DFAD, bn for ZSKT; DAFL's and ZSKT's are 128 wide), from
     one seed whatever the variant (the layers are created in the same order)."""
-    from dfkd.generators import DCGANGenerator
+    from dfkd.generators.dcgan import DCGANGenerator
 
     state = torch.random.get_rng_state()
     torch.manual_seed(_seed("generator"))

@@ -2,25 +2,25 @@
 
 A spec is a registry name (`dfkd list models`), `torchvision:NAME`, `timm:NAME`, or a factory of the
 user's own, `pkg.module:factory` or `file.py:factory` (`dfkd.models.external`). Features are read by
-hooks (`dfkd.hooks`), never through a special forward signature.
+hooks (`dfkd.objective.hooks`), never through a special forward signature.
 """
 from __future__ import annotations
 
 from torch import nn
 
-from ..errors import DfkdError
-from ..registry import Registry
+from dfkd.base.errors import DfkdError
+from dfkd.base.registry import Registry
 
 MODELS = Registry("model")
 
-from . import cnn, lenet, resnet_cifar, vgg, wrn  # noqa: E402,F401  (they register themselves)
+from dfkd.models import cnn, lenet, resnet_cifar, vgg, wrn  # noqa: E402,F401  (they register themselves)
 
 
 def build_model(name: str, num_classes: int, in_channels: int, weights: str | None = None,
                 download: bool = False, key: str = "arch") -> nn.Module:
     """The model `name` names (see the module doc). `weights` names pretrained weights of a
     torchvision or timm model; `key` is the config key named in errors."""
-    from . import external
+    from dfkd.models import external
 
     if name.startswith("torchvision:"):
         return external.build_torchvision(name.split(":", 1)[1], num_classes, in_channels, weights, download, key)

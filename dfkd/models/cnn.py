@@ -6,7 +6,7 @@ parameters) the default student.
 """
 from torch import nn
 
-from . import MODELS
+from dfkd.models import MODELS
 
 
 def _conv_bn(cin: int, cout: int) -> list[nn.Module]:

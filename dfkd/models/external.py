@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import DfkdError
-from ..registry import suggest
+from dfkd.base.errors import DfkdError
+from dfkd.base.registry import suggest
 
 
 def is_factory(spec: str) -> bool:

@@ -8,7 +8,7 @@ the adaptive average pool after conv3 (the identity at 32).
 import torch.nn.functional as F
 from torch import nn
 
-from . import MODELS
+from dfkd.models import MODELS
 
 
 class LeNet5(nn.Module):

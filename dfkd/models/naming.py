@@ -17,7 +17,7 @@ import re
 
 from torch import nn
 
-_RESNET = [
+RESNET_RULES = [
     (r"^conv1\.", "stem.0."),
     (r"^bn1\.", "stem.1."),
     (r"^layer(\d+)\.", lambda m: f"stages.{int(m.group(1)) - 1}."),
@@ -33,11 +33,11 @@ _WRN = [
 
 
 def _rules(model: nn.Module):
-    from .resnet_cifar import CifarResNet
-    from .wrn import WideResNet
+    from dfkd.models.resnet_cifar import CifarResNet
+    from dfkd.models.wrn import WideResNet
 
     if isinstance(model, CifarResNet):
-        return _RESNET
+        return RESNET_RULES
     if isinstance(model, WideResNet):
         return _WRN
     return None

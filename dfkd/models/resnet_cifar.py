@@ -10,7 +10,7 @@ Input (N, C, H, W) -> logits (N, K); global average pooling makes any H, W >= 8 
 """
 from torch import nn
 
-from . import MODELS
+from dfkd.models import MODELS
 
 
 class BasicBlock(nn.Module):

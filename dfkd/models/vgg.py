@@ -6,7 +6,7 @@ Input (N, C, H, W) -> logits (N, K).
 """
 from torch import nn
 
-from . import MODELS
+from dfkd.models import MODELS
 
 _CFGS = {
     "vgg8": [64, "M", 128, "M", 256, "M", 512, "M", 512, "M"],

@@ -4,7 +4,7 @@ wrn40_1, wrn40_2. Input (N, C, H, W) -> logits (N, K).
 """
 from torch import nn
 
-from . import MODELS
+from dfkd.models import MODELS
 
 
 class PreActBlock(nn.Module):

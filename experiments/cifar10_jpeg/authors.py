@@ -59,9 +59,9 @@ COST = re.compile(r"Generation Cost: ([0-9.]+)")
 
 
 def authors_run(table: Path, name: str):
-    """The cell's `authors:` entry (dfkd.experiment.AuthorsRun), read and checked as dfkd reads tables."""
-    from dfkd.errors import DfkdError
-    from dfkd.experiment import read_table
+    """The cell's `authors:` entry (dfkd.tables.experiment.AuthorsRun), read and checked as dfkd reads tables."""
+    from dfkd.base.errors import DfkdError
+    from dfkd.tables.experiment import read_table
 
     try:
         _, spec = read_table(str(table))
@@ -192,9 +192,9 @@ def export(args) -> None:
 
     import torch
 
-    from dfkd.checkpoint import read_model
+    from dfkd.io.checkpoint import read_model
     from dfkd.models import build_model
-    from dfkd.models.naming import _RESNET, rename
+    from dfkd.models.naming import RESNET_RULES, rename
 
     sys.path.insert(0, str(args.checkout.resolve()))
     install_shims(None, [])
@@ -205,7 +205,7 @@ def export(args) -> None:
     ours.load_state_dict(ckpt["state_dict"])
     theirs = registry.get_model(ckpt["arch"], num_classes=ckpt["num_classes"])
     mine = ours.state_dict()
-    state = {k: mine[rename(k, _RESNET)].clone() for k in theirs.state_dict()}
+    state = {k: mine[rename(k, RESNET_RULES)].clone() for k in theirs.state_dict()}
     theirs.load_state_dict(state)
     x = torch.randn(16, 3, 32, 32)
     gap = (ours.eval()(x) - theirs.eval()(x)).abs().max().item()

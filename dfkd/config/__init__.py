@@ -1,0 +1,4 @@
+"""The typed config: its sections and options (`schema`), and reading, layering, coercing and
+checking YAML and `--set` values with provenance (`load`).
+
+May import: `dfkd.base`."""

@@ -1,0 +1,235 @@
+"""The moving parts of a run around its frozen teacher (`build_parts` -> `RunParts`): the teacher
+probe, the views, the student, the objectives (with the checks that need the built models), the
+source and its schedule with the extensions a recipe switches on, the replay pool, and the `perf`
+options.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dfkd.base import distributed
+from dfkd.base.errors import DfkdError
+from dfkd.base.runtime import seed_everything
+from dfkd.config.schema import Config
+from dfkd.generators import SOURCES
+from dfkd.io.data import load_split
+from dfkd.objective.hooks import FeatureHook, match_stages
+from dfkd.objective.terms import TERMS, Objective, resolve_params
+from dfkd.run.resolve import resolve_student
+from dfkd.synthesis.augment import crop_flip, roll_flip
+from dfkd.synthesis.context import SynthContext, TeacherProbe
+from dfkd.synthesis.contrast import Contrast
+from dfkd.synthesis.pool import ReplayPool
+from dfkd.synthesis.real import RealBatches
+from dfkd.synthesis.robust import Ball
+from dfkd.synthesis.schedule import SCHEDULES
+from dfkd.synthesis.synthesizers import EmaGenerator
+from dfkd.synthesis.views import build_view, check_teacher_view
+
+
+def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels: int):
+    """(source objective or None, student objective, student stage names for "blocks" terms), after
+    the checks that need the built models: BN terms need a BN teacher, `at` and `hint` need shared
+    resolutions; FitNets' adapter (`hint`) is built here, sized by one forward pass of zeros."""
+    o = cfg.objective
+    gen = Objective(o.generator, o.temperature, "generator", o.params) if cfg.synth.g_steps > 0 else None
+    stu = Objective(o.student, o.temperature, "student", o.params)
+    stu.decay, stu.ramp = list(o.decay), {k: list(v) for k, v in o.ramp.items()}
+    check_teacher_terms(cfg, probe, gen, stu)
+    layer = gen.params.get("act", {}).get("layer") if gen is not None else None
+    if layer:  # DAFL's activation term on another layer than the classifier's input
+        modules = dict(probe.teacher.named_modules())
+        if layer not in modules:
+            raise DfkdError(f"objective.params.act.layer='{layer}' is not a module of the teacher ({cfg.teacher.arch}); "
+                            f"e.g. one of: {', '.join(n for n in list(modules)[1:8])}")
+        probe.features.remove()
+        probe.features = FeatureHook(modules[layer], mode="input")
+    if gen is not None and "blocks" in gen.needs:
+        raise DfkdError("the 'at' and 'hint' terms compare student and teacher stages: use them in "
+                        "objective.student, not objective.generator")
+    if gen is not None and "adv_critic" in gen.weights:
+        raise DfkdError("the adv_critic term trains the student against a critic: use it in objective.student")
+    if "adv_critic" in stu.weights:
+        from dfkd.objective.critic import CriticTrainer
+
+        stu.critic = CriticTrainer(info.num_classes, stu.params["adv_critic"]["lr"], next(student.parameters()).device)
+    student_blocks = None
+    if "blocks" in stu.needs:
+        shape = (2, info.in_channels, info.image_size, info.image_size)
+        s_shape = (2, s_channels) + shape[2:]
+        t_names, student_blocks = match_stages(probe.teacher, student, shape, s_shape)
+        if not t_names:
+            terms = " and ".join(f"objective.student.{k}=0" for k in stu.weights if k in ("at", "hint"))
+            raise DfkdError(f"the 'at'/'hint' terms need teacher and student stages of equal spatial size, and "
+                            f"{cfg.teacher.arch} / {cfg.student.arch} share none; set {terms}")
+        probe.watch_blocks(t_names)
+        if "hint" in stu.weights:
+            mid = len(t_names) // 2
+            c_t = _stage_channels(probe.teacher, t_names[mid], shape)
+            c_s = _stage_channels(student, student_blocks[mid], s_shape)
+            stu.heads["hint"] = torch.nn.Conv2d(c_s, c_t, kernel_size=1, bias=False)
+    return gen, stu, student_blocks
+
+
+def check_teacher_terms(cfg: Config, probe: TeacherProbe, gen: Objective | None, stu: Objective) -> None:
+    """Refuse, in one line, terms that read layers this teacher does not have: BN statistics (and
+    CMI's BN embeddings) without BatchNorm, penultimate features without an nn.Linear, stages of a
+    TorchScript black box."""
+    from dfkd.methods.configure import no_batchnorm_message
+
+    box = probe.black_box
+    if gen is not None and gen.needs & {"bn", "contrast"} and probe.bn is None:
+        why = "is a TorchScript black box (logits only; set teacher.arch to its class to load it into one)" \
+            if box else f"({cfg.teacher.arch}) has no BatchNorm layers"
+        raise DfkdError(no_batchnorm_message(cfg, why))
+    for owner, obj in (("generator", gen), ("student", stu)):
+        if obj is None:
+            continue
+        feats = [t for t in obj.weights if TERMS.get(t).needs & {"features"}]
+        if feats and probe.features is None:
+            why = "is a TorchScript black box" if box else "has no nn.Linear layer"
+            raise DfkdError(f"objective.{owner}.{feats[0]} reads the teacher's penultimate features (the input "
+                            f"of its last nn.Linear), and the teacher {why}; set objective.{owner}.{feats[0]}=0")
+        if box and "blocks" in obj.needs:
+            blocks = [t for t in obj.weights if "blocks" in TERMS.get(t).needs]
+            raise DfkdError(f"objective.{owner}.{blocks[0]} compares teacher and student stages, and a TorchScript "
+                            f"teacher exposes none; set objective.{owner}.{blocks[0]}=0 or teacher.arch to its class")
+
+
+@torch.no_grad()
+def _stage_channels(model, name: str, shape) -> int:
+    from dfkd.objective.hooks import BlockHooks
+
+    hook = BlockHooks(model, [name])
+    was_training = model.training
+    try:
+        model.eval()(torch.zeros(*shape, device=next(model.parameters()).device))
+        return hook.values[0].shape[1]
+    finally:
+        model.train(was_training)
+        hook.remove()
+
+
+@dataclass
+class RunParts:
+    """The moving parts of a run around its frozen teacher (`build_parts`)."""
+
+    probe: TeacherProbe  # the teacher and its hooks
+    student: torch.nn.Module
+    student_channels: int  # what the student's view gives it
+    view_t: torch.nn.Module
+    view_s: torch.nn.Module
+    view_eval: torch.nn.Module  # what the test split is scored through
+    student_objective: Objective
+    student_blocks: list[str] | None  # student stages matched to the teacher's ("blocks" terms)
+    synth: object  # the schedule (dfkd/synthesis/schedule.py contract)
+    precision: object  # dfkd.base.runtime.Precision
+    student_forward: object  # the student, or torch.compile of it
+    student_augment: object = None  # distill.augment: what student batches are read through (None: as drawn)
+
+
+def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, student_module=None) -> RunParts:
+    """The run's moving parts around a frozen `teacher` (on `device`): probe, views, student,
+    objectives, source and schedule, with the `perf` options applied. Draws from the RNG in a fixed
+    order (student, then source), so a seeded run builds the same weights every time. Under torchrun
+    (`world`) each rank gets its share of the batch and, once the models exist, its own random stream."""
+    if world.active:
+        from dataclasses import replace
+
+        cfg = replace(cfg, synth=replace(cfg.synth, batch_size=cfg.synth.batch_size // world.size))
+    probe = TeacherProbe(teacher)
+    if probe.bn is not None:  # the bn term's parameters that shape the statistics themselves
+        bn = resolve_params(cfg.objective.params, ["bn"])["bn"]
+        probe.bn.momentum, probe.bn.all_reduce = bn["momentum"], bn["all_reduce"] and world.active
+    v = cfg.view
+    view_t, t_channels = build_view(v.teacher, info.in_channels, info.mean, info.std, v)
+    check_teacher_view(v.teacher, t_channels, info.in_channels, cfg.teacher.arch)
+    view_s, s_channels = build_view(v.student, info.in_channels, info.mean, info.std, v)
+    view_t, view_s = view_t.to(device), view_s.to(device)
+    view_eval = view_s
+    if v.eval and v.eval != v.student:
+        view_eval, e_channels = build_view(v.eval, info.in_channels, info.mean, info.std, v)
+        if e_channels != s_channels:
+            raise DfkdError(f"view.eval={v.eval} gives {e_channels}-channel inputs but the student takes {s_channels} "
+                            f"(from view.student={v.student}); pick views with the same channels")
+        view_eval = view_eval.to(device)
+    student = resolve_student(cfg, info, s_channels, student_module)[0].to(device)
+    gen_objective, student_objective, student_blocks = build_objectives(cfg, probe, student, info, s_channels)
+    student_objective.heads.to(device)
+    generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, cfg.synth.batch_size,
+                                             info.num_classes, mean=info.mean, std=info.std)
+    augment = synth_augment(cfg, info, device)
+    student_augment = crop_flip(info.image_size, info.flip, info.mean, info.std).to(device) \
+        if cfg.distill.augment == "crop" else None
+    extensions = []
+    if gen_objective is not None and "contrast" in gen_objective.needs:  # CMI: its head and bank
+        cmi = gen_objective.params["cmi"]
+        extensions.append(Contrast(teacher, info, cmi, cfg.source.optim.lr, device))
+    precision, student_forward = apply_perf(cfg, device, teacher, student, generator, probe)
+    if cfg.synth.ema > 0:  # MAD: an EMA copy of the generator feeds part of each student batch
+        extensions.append(EmaGenerator(generator, cfg.synth.ema, cfg.synth.ema_fraction, device))
+    extra = {}
+    if cfg.source.name == "real":  # data-driven KD: the training split, one batch per round
+        extra["batches"] = RealBatches(load_split(cfg.data, "train"), cfg.synth.batch_size, cfg.seed, device,
+                                       cfg.data.num_workers, rank=world.rank, world=world.size)
+        extra["source_cfg"] = cfg.source
+        extra["ball"] = Ball(cfg.source.eps, info.mean, info.std, device) if cfg.source.eps > 0 else None
+    ctx = SynthContext(cfg.synth, cfg.source.optim, gen_objective, probe, view_t, view_s, cfg.distill.rounds,
+                       device, augment, info.num_classes, extensions, precision, extra=extra,
+                       pixel_range=pixel_range(info, device))
+    synth = SCHEDULES.get(cfg.synth.schedule)(generator, ctx)
+    if world.active:
+        synth.sync = distributed.average_gradients
+        if world.rank > 0:  # same weights everywhere (DDP broadcasts rank 0's too), own samples per rank
+            seed_everything(cfg.seed + 7919 * world.rank)
+    return RunParts(probe, student, s_channels, view_t, view_s, view_eval, student_objective, student_blocks,
+                    synth, precision, student_forward, student_augment)
+
+
+def synth_augment(cfg: Config, info, device):
+    """The view of synthesized batches that teacher and student score (synth.augment), or None."""
+    s = cfg.synth
+    if s.augment == "crop":
+        black = s.augment_fill == "black"
+        return crop_flip(info.image_size, info.flip, info.mean if black else None, info.std if black else None).to(device)
+    if s.augment == "roll":
+        return roll_flip(s.augment_shift or max(1, info.image_size // 8), s.augment_flip and info.flip)
+    return None
+
+
+def pixel_range(info, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Valid images in normalised space: ((0 - mean) / std, (1 - mean) / std), (1, C, 1, 1) each."""
+    dtype = torch.get_default_dtype()
+    mean = torch.tensor(info.mean, dtype=dtype, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(info.std, dtype=dtype, device=device).view(1, -1, 1, 1)
+    return (0 - mean) / std, (1 - mean) / std
+
+
+def build_pool(cfg: Config, info, device, run_dir: Path | None) -> ReplayPool | None:
+    if cfg.pool.capacity == 0:
+        return None
+    return ReplayPool(cfg.pool.capacity, (info.in_channels, info.image_size, info.image_size), cfg.pool.storage,
+                      device=device if cfg.pool.device == "same" else "cpu", out_device=device,
+                      path=run_dir / "pool.bin" if cfg.pool.device == "disk" and run_dir else None)
+
+
+def apply_perf(cfg: Config, device, teacher, student, generator, probe):
+    """`perf` options: channels-last weights, torch.compile of the teacher's and student's forward
+    passes (the modules keep their weights and hooks), and the run's mixed precision. Returns
+    (Precision, the student's forward callable)."""
+    from dfkd.base.runtime import Precision
+
+    p = cfg.perf
+    if p.amp == "fp16" and device.type == "cpu" and not hasattr(torch.amp, "GradScaler"):
+        raise DfkdError("perf.amp=fp16 on the CPU needs torch >= 2.3; use perf.amp=bf16")
+    if p.channels_last:
+        for m in (teacher, student, generator):
+            m.to(memory_format=torch.channels_last)
+    student_forward = student
+    if p.compile:
+        probe.teacher_forward = torch.compile(teacher, backend=p.compile_backend)
+        student_forward = torch.compile(student, backend=p.compile_backend)
+    return Precision(p.amp, device), student_forward

@@ -1,0 +1,8 @@
+"""Where the student's inputs come from and how they are optimised: the schedule contract
+(`schedule`) and its data-free (`synthesizers`) and real-data (`real`) schedules, the replay pool,
+views, augmentation, perturbations and robust attacks, CMI's contrastive extension.
+
+Importing this package registers every schedule in `dfkd.synthesis.schedule.SCHEDULES`.
+
+May import: `dfkd.base`, `dfkd.config`, `dfkd.models`, `dfkd.generators`, `dfkd.io`, `dfkd.objective`."""
+from dfkd.synthesis import real, synthesizers  # noqa: F401,E402  (registering)
