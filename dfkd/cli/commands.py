@@ -179,7 +179,8 @@ def list_command(what: str) -> int:
 
 def options_command(which: str) -> int:
     from dfkd.config.load import options
-    from dfkd.config.schema import Config, TeacherTrainConfig
+    from dfkd.config.schema import Config
+    from dfkd.config.teacher import TeacherTrainConfig
 
     for key, tp, default, help_ in options(Config if which == "distill" else TeacherTrainConfig):
         print(f"{key:<28} {tp:<19} {default!s:<14} {help_}")

@@ -349,25 +349,3 @@ class Config:
     guard: GuardConfig = opt(GuardConfig(), "non-finite losses and gradients")
     perf: PerfConfig = opt(PerfConfig(), "speed options (off by default; for GPUs)")
     tracking: TrackingConfig = opt(TrackingConfig(), "tracking")
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = opt(30, "training epochs", min=1)
-    batch_size: int = opt(64, "batch size", min=1)
-    augment: bool = opt(True, "random crop (+ flip on natural images) during training")
-    optim: OptimConfig = opt(OptimConfig(lr=0.05), "optimizer")
-
-
-@dataclass
-class TeacherTrainConfig:
-    """Teacher training (`dfkd train-teacher`): a supervised run on the real training split."""
-
-    seed: int = opt(0, "random seed")
-    deterministic: bool = opt(False, "PyTorch deterministic algorithms (bitwise-repeatable training)")
-    device: str = opt("auto", "cpu, cuda, cuda:N, or auto")
-    out: str = opt("runs/teachers", "directory for the checkpoint and run files")
-    data: DataConfig = opt(DataConfig(), "dataset")
-    arch: str = opt("cnn", "architecture (see `dfkd list models`)")
-    train: TrainConfig = opt(TrainConfig(), "training recipe")
-    tracking: TrackingConfig = opt(TrackingConfig(), "tracking")

@@ -17,7 +17,8 @@ from tqdm import tqdm
 from dfkd.base.errors import DfkdError
 from dfkd.base.runtime import isolated_globals, resolve_device, seed_everything, set_deterministic
 from dfkd.config.load import deep_merge, dump_yaml, from_dict, to_dict, user_layers
-from dfkd.config.schema import Config, TeacherTrainConfig
+from dfkd.config.schema import Config
+from dfkd.config.teacher import TeacherTrainConfig
 from dfkd.io.checkpoint import atomic_write_text, read_model, save_model
 from dfkd.io.data import dataset_info, load_split, make_loader
 from dfkd.io.tracking import NullTracker, Tracker
