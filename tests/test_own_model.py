@@ -269,7 +269,7 @@ def test_agreement_is_top1_match_on_the_same_held_out_inputs_every_time(bn_teach
     from dfkd.run.evaluate import agreement
 
     student = copy.deepcopy(bn_teacher)
-    probe = dfkd.synthesis.schedule.TeacherProbe(copy.deepcopy(bn_teacher))
+    probe = dfkd.synthesis.context.TeacherProbe(copy.deepcopy(bn_teacher))
 
     class Source:
         generator = nn.Module()
