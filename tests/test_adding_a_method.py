@@ -1,5 +1,6 @@
 """docs/adding-a-method.md, run exactly as printed: its code blocks register a term with a parameter,
-a schedule and a recipe; the new method then runs end to end through the CLI's config layering."""
+a schedule and a recipe, then a term with a trainable component and its recipe; the new methods run
+end to end through the CLI's config layering."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ import torch
 from dfkd.base.errors import DfkdError
 from dfkd.methods.configure import build_config
 from dfkd.methods.registry import METHODS
-from dfkd.objective.terms import TERMS, Objective, Signals
+from dfkd.objective.terms import COMPONENTS, TERMS, Objective, Signals
 from dfkd.run.runner import distill
 from dfkd.synthesis.schedule import SCHEDULES
 
@@ -26,7 +27,7 @@ def _blocks() -> list[str]:
 @pytest.fixture
 def walkthrough(monkeypatch):
     """The page's code, registered into copies of the registries (restored after the test)."""
-    for registry in (TERMS, SCHEDULES, METHODS):
+    for registry in (TERMS, COMPONENTS, SCHEDULES, METHODS):
         monkeypatch.setattr(registry, "_items", dict(registry._items))
     ns: dict = {}
     for block in _blocks():
@@ -34,10 +35,11 @@ def walkthrough(monkeypatch):
     return ns
 
 
-def test_the_walkthrough_is_three_blocks_of_at_most_60_lines():
+def test_the_walkthrough_is_three_blocks_of_at_most_60_lines_then_two_for_the_stateful_term():
     blocks = _blocks()
-    assert len(blocks) == 3  # term, schedule, recipe: one file each
-    assert sum(1 for b in blocks for line in b.splitlines() if line.strip()) <= 60
+    assert len(blocks) == 5  # term, schedule, recipe: one file each; then the stateful term, its recipe
+    assert sum(1 for b in blocks[:3] for line in b.splitlines() if line.strip()) <= 60
+    assert sum(1 for b in blocks[3:] for line in b.splitlines() if line.strip()) <= 45
 
 
 def test_the_new_term_computes_its_hinge_with_its_parameter(walkthrough):
@@ -72,3 +74,20 @@ def test_the_new_method_runs_end_to_end_and_restarts_its_generator(walkthrough, 
     assert 0 <= summary["student_acc"] <= 100
     with pytest.raises(DfkdError, match=r"objective\.params\.margin\.gp'.*did you mean 'gap'"):
         build_config(method="margin", sets=["objective.params.margin.gp=1"])
+
+
+def test_the_stateful_term_trains_and_checkpoints_its_component_with_the_student(walkthrough, digits_teacher,
+                                                                                tmp_path):
+    from dfkd.io.checkpoint import read_run_checkpoint
+    from dfkd.models import build_model
+
+    cfg = build_config(method="adapted", sets=[f"teacher.checkpoint={digits_teacher}", "distill.rounds=60",
+                                               "distill.eval_every=30", "tracking.mode=disabled", "device=cpu",
+                                               f"out={tmp_path}"])
+    run_dir, summary = distill(cfg, quiet=True)
+    ckpt = read_run_checkpoint(run_dir / "checkpoint.pt")
+    w = ckpt["components"]["logit_adapter"]["weight"]
+    assert w.shape == (10, 10) and not torch.equal(w, torch.eye(10))  # trained, from the identity
+    student = sum(1 for _ in build_model(cfg.student.arch, 10, 1).parameters())
+    assert sum(len(g["params"]) for g in ckpt["optimizer"]["param_groups"]) == student + 1  # with the student
+    assert summary["student_acc"] > 30.0  # learns through the map: 47.8% after 60 batches (chance: 10%)

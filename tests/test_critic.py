@@ -21,9 +21,9 @@ def test_the_critic_learns_to_tell_teacher_from_student_and_the_student_gradient
     t_logits = torch.tensor([[4.0, 0.0, 0.0]]).repeat(32, 1)
     s_logits = torch.zeros(32, 3)
     trainer = CriticTrainer(3, lr=1e-2, device="cpu")
-    first = trainer.step(t_logits, s_logits, 1.0)
+    first = trainer.train_step(t_logits, s_logits, 1.0)
     for _ in range(100):
-        last = trainer.step(t_logits, s_logits, 1.0)
+        last = trainer.train_step(t_logits, s_logits, 1.0)
     assert last < first and last < 0.2
     s = s_logits.clone().requires_grad_(True)
     fool_loss(trainer.critic, torch.softmax(s, 1)).backward()
@@ -43,7 +43,8 @@ def test_the_student_optimizer_never_holds_the_critic(digits_teacher, tmp_path):
     run_dir, summary = distill(cfg, quiet=True)
     ckpt = read_run_checkpoint(run_dir / "checkpoint.pt")
     n_student = sum(1 for _ in ckpt["student"].values())
-    assert ckpt["critic"] is not None and len(ckpt["critic"]["critic"]) == 6  # 3 linear layers
+    critic = ckpt["components"]["critic"]
+    assert critic is not None and len(critic["critic"]) == 6  # 3 linear layers
     student_params = sum(len(g["params"]) for g in ckpt["optimizer"]["param_groups"])
     assert student_params <= n_student  # the student optimizer owns student (and head) weights only
-    assert len(ckpt["critic"]["optimizer"]["state"]) == 6  # the critic stepped with its own Adam
+    assert len(critic["optimizer"]["state"]) == 6  # the critic stepped with its own Adam

@@ -106,16 +106,17 @@ def test_fitnet_trains_its_adapter_and_checkpoints_it(digits_teacher, tmp_path):
     from dfkd.io.checkpoint import read_run_checkpoint
 
     run_dir, summary = _run(digits_teacher, tmp_path, "fitnet", "distill.rounds=4", "distill.eval_every=2")
-    heads = read_run_checkpoint(run_dir / "checkpoint.pt")["heads"]
-    (name, w), = heads.items()
-    assert name == "hint.weight" and w.dim() == 4 and w.shape[2:] == (1, 1)
+    adapter = read_run_checkpoint(run_dir / "checkpoint.pt")["components"]["hint"]
+    (name, w), = adapter.items()
+    assert name == "weight" and w.dim() == 4 and w.shape[2:] == (1, 1)
     fresh = torch.nn.Conv2d(w.shape[1], w.shape[0], 1, bias=False).weight
     assert w.shape == fresh.shape and bool(torch.isfinite(w).all())
 
 
 def test_ranks_take_disjoint_slices_of_the_same_global_batches():
-    ranks = [RealBatches(_ds(12), 3, seed=0, device="cpu", rank=r, world=2) for r in range(2)]
+    ranks = [RealBatches(_ds(12), 6, seed=0, device="cpu", rank=r, world=2) for r in range(2)]
     single = RealBatches(_ds(12), 6, seed=0, device="cpu")
     for _ in range(4):  # two epochs of two global batches of 6
         a, b, whole = ranks[0].next()[1], ranks[1].next()[1], single.next()[1]
         assert torch.equal(torch.cat([a, b]), whole)
+

@@ -38,7 +38,8 @@ def test_ema_generator_follows_by_the_stated_fraction():
     assert moved > 0  # the generator did take a step, so the check above is not vacuous
     for b_ema, b in zip(ema.buffers(), synth.generator.buffers()):
         assert torch.equal(b_ema, b)
-    assert "ema_generator" in synth.state_dict()
+    ema_ext = synth.extension(EmaGenerator)  # a component of its own: the EMA weights under its key
+    assert ema_ext.key == "ema_generator" and ema_ext.per_rank and "ema_generator" not in synth.state_dict()
 
 
 def test_student_batch_mixes_ema_and_current_samples():
@@ -287,7 +288,7 @@ def test_nayer_schedule_synthesizes_loops_per_round_and_reinitialises_every_n_ro
     for _ in range(3):
         synth.synthesize(build_model("cnn_small", 10, 1))
     assert resets == [1, 2, 3]
-    synth.cfg.batch_size = 12  # N mod K targets are drawn
+    synth.batch_size = 12  # N mod K targets are drawn
     t = synth._targets()
     assert torch.equal(t[:10], torch.arange(10)) and len(t) == 12
 

@@ -115,23 +115,6 @@ def _all_gather(mine: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
-def data_parallel(loop, world: World, device: torch.device) -> None:
-    """Make a built `Distiller` data-parallel: the student's steps go through DDP (the synthesizer
-    keeps scoring with the bare student: its steps train the source only), the batch per student step
-    is this rank's share, trainable heads and the critic average their gradients, and only rank 0
-    evaluates, writes and logs."""
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    ids = [device.index] if device.type == "cuda" else None
-    loop.synth_student = loop.student
-    loop.student_forward = DDP(loop.student, device_ids=ids)
-    loop.student_batch //= world.size
-    loop.sync = lambda params: average_gradients(list(loop.heads.parameters()))
-    if loop.objective.critic is not None:
-        loop.objective.critic.sync = average_gradients
-    loop.main, loop.rank, loop.world_size = world.main, world.rank, world.size
-
-
 def sync_buffers(model: nn.Module) -> None:
     """Rank 0's buffers (BN running statistics) on every rank: DDP broadcasts them before each
     forward pass, so after the last one they still differ."""

@@ -26,18 +26,19 @@ _DATA_NOTE = (" Data-driven: reads the real training split (source.name=real, sy
               "(synth.augment_fill; on digits, 150 KD steps: 97.2% against 93.3% with black padding).")
 
 
-def _data_recipe(name: str, summary: str, doc: str, student_terms: dict, extra: dict | None = None,
-                 presets: dict[str, Preset] | None = None) -> Method:
+def data_recipe(name: str, summary: str, doc: str, student_terms: dict, extra: dict | None = None,
+                presets: dict[str, Preset] | None = None) -> Method:
+    """A recipe on the real training split: these student terms over the data-driven defaults."""
     values = deep_merge(_DATA, {"objective": {"student": student_terms}})
     return recipe(name, summary, doc + _DATA_NOTE, deep_merge(values, extra or {}), presets)
 
 
-LABELS = _data_recipe("labels", "the student trained on the real labels alone (no teacher): the floor of KD",
+LABELS = data_recipe("labels", "the student trained on the real labels alone (no teacher): the floor of KD",
     """Supervised baseline (the "student trained alone" row of Hinton et al. 2015 and of the CRD
 benchmark, Tian et al. 2020, arXiv:1910.10699): cross-entropy of the student on the true labels,
 no teacher term. What every data-driven KD row must beat.""", {"label_ce": 1.0})
 
-KD = _data_recipe("kd", "Hinton KD on the real training data: 0.9 KL(T/4 || S/4) x 16 + 0.1 CE",
+KD = data_recipe("kd", "Hinton KD on the real training data: 0.9 KL(T/4 || S/4) x 16 + 0.1 CE",
     """Hinton KD — Hinton, Vinyals, Dean (2015), "Distilling the Knowledge in a Neural Network",
 arXiv:1503.02531: the student minimises KL between the teacher's and its own softened predictions
 (temperature T, x T^2) plus cross-entropy on the labels; weights 0.9 / 0.1 at T = 4 as in the
@@ -47,27 +48,27 @@ CRD/RepDistiller benchmark.""", {"kd_kl": 0.9, "label_ce": 0.1}, presets={
                     "(its units die in the first steps), 0.01 reaches 97.7% after one epoch; no crop on MNIST"),
 })
 
-FITNET = _data_recipe("fitnet", "FitNets hints on real data: CE + 100 x MSE(adapter(student stage), teacher stage)",
+FITNET = data_recipe("fitnet", "FitNets hints on real data: CE + 100 x MSE(adapter(student stage), teacher stage)",
     """FitNets — Romero, Ballas, Kahou, Chassang, Gatta, Bengio (2015), "FitNets: Hints for Thin Deep
 Nets", ICLR 2015, arXiv:1412.6550: the student's middle stage, through a learned 1x1-conv adapter,
 regresses the teacher's middle stage (MSE, weight 100) next to CE on the labels, trained jointly
 (the CRD benchmark's single-stage variant, not the paper's two-stage schedule). Stages are paired by
 spatial size; the middle pair is used.""", {"label_ce": 1.0, "hint": 100.0})
 
-AT = _data_recipe("at", "attention transfer on real data: CE + 1000 x AT over matched stages",
+AT = data_recipe("at", "attention transfer on real data: CE + 1000 x AT over matched stages",
     """Attention transfer — Zagoruyko & Komodakis (2017), "Paying More Attention to Attention",
 ICLR 2017, arXiv:1612.03928: the student matches the teacher's normalised spatial attention maps
 (channel-mean of squared activations) at every stage of equal resolution (weight 1000, as in the
 CRD benchmark) next to CE on the labels.""", {"label_ce": 1.0, "at": 1000.0})
 
-RKD = _data_recipe("rkd", "relational KD on real data: CE + 25 x distance + 50 x angle of penultimate features",
+RKD = data_recipe("rkd", "relational KD on real data: CE + 25 x distance + 50 x angle of penultimate features",
     """RKD — Park, Kim, Lu, Cho (2019), "Relational Knowledge Distillation", CVPR 2019,
 arXiv:1904.05068: the student matches the normalised pairwise distances (weight 25) and triplet
 angles (weight 50) of the teacher's penultimate embeddings within each batch (Huber loss), next to
 CE on the labels. Embedding dimensions may differ between teacher and student.""",
     {"label_ce": 1.0, "rkd_d": 25.0, "rkd_a": 50.0})
 
-DKD = _data_recipe("dkd", "decoupled KD on real data: CE + TCKD + 8 x NCKD at T = 4",
+DKD = data_recipe("dkd", "decoupled KD on real data: CE + TCKD + 8 x NCKD at T = 4",
     """DKD — Zhao, Cui, Song, Qiu, Liang (2022), "Decoupled Knowledge Distillation", CVPR 2022,
 arXiv:2203.08679: KD split into target-class KD (binary target/rest, weight alpha = 1) and
 non-target-class KD (distribution over the other classes, weight beta = 8), both x T^2 at T = 4,
@@ -75,7 +76,7 @@ next to CE on the labels. Differs: no linear warm-up of the DKD weight over the 
     {"label_ce": 1.0, "dkd": 1.0})
 
 
-ADVKD = _data_recipe("advkd", "discriminator-based adversarial KD: KD + fool a critic of output distributions",
+ADVKD = data_recipe("advkd", "discriminator-based adversarial KD: KD + fool a critic of output distributions",
     """Discriminator-based adversarial KD — Belagiannis, Farshad, Galasso (2018), "Adversarial
 Network Compression", ECCV Workshops, arXiv:1803.10750; Wang, Zhang, Wang (2018), "KDGAN", NeurIPS.
 A small MLP critic (`dfkd.objective.critic`) learns to tell the teacher's softened output distribution from

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dfkd.base.component import Component
+
 
 class Critic(nn.Module):
     def __init__(self, num_classes: int, hidden: int = 64):
@@ -43,21 +45,34 @@ def critic_loss(critic: Critic, teacher_probs: Tensor, student_probs: Tensor) ->
             + F.binary_cross_entropy_with_logits(ds, torch.zeros_like(ds)))
 
 
-class CriticTrainer:
-    """The critic and its optimizer; `step(t_logits, s_logits, T)` takes one critic step."""
+class CriticTrainer(Component):
+    """The critic and its own optimizer, a `Component` of the student objective (the `adv_critic`
+    term's): `step(sig, objective)` takes one critic step after each student step."""
+
+    key = "critic"
 
     def __init__(self, num_classes: int, lr: float, device):
         self.critic = Critic(num_classes).to(device)
         self.optimizer = torch.optim.Adam(self.critic.parameters(), lr=lr, betas=(0.5, 0.999))
-        self.sync = None  # under torchrun: average the critic's gradients over ranks
 
-    def step(self, t_logits: Tensor, s_logits: Tensor, temperature: float) -> Tensor:
+    @classmethod
+    def build(cls, b) -> "CriticTrainer":
+        """The `adv_critic` term's factory (b: a `dfkd.objective.terms.ComponentBuild`)."""
+        return cls(b.num_classes, b.params["lr"], b.device)
+
+    def parameters(self) -> list[nn.Parameter]:
+        return list(self.critic.parameters())
+
+    def step(self, sig, objective) -> dict[str, Tensor]:
+        """One step on the teacher's and the (detached) student's logits of the student step."""
+        return {"critic": self.train_step(sig.t_logits, sig.s_logits.detach(), objective.temperature)}
+
+    def train_step(self, t_logits: Tensor, s_logits: Tensor, temperature: float) -> Tensor:
         loss = critic_loss(self.critic, F.softmax(t_logits.float() / temperature, 1),
                            F.softmax(s_logits.float() / temperature, 1))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.sync is not None:
-            self.sync(list(self.critic.parameters()))
+        self.sync_gradients()
         self.optimizer.step()
         return loss.detach()
 

@@ -230,3 +230,17 @@ def classifier_layer(model: nn.Module) -> nn.Linear:
 
 def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, _BatchNorm) for m in model.modules())
+
+
+@torch.no_grad()
+def stage_channels(model: nn.Module, name: str, shape) -> int:
+    """Channels of stage `name`'s output on a batch of zeros of `shape`, in eval mode (the model's
+    mode and buffers kept)."""
+    hook = BlockHooks(model, [name])
+    was_training = model.training
+    try:
+        model.eval()(torch.zeros(*shape, device=next(model.parameters()).device))
+        return hook.values[0].shape[1]
+    finally:
+        model.train(was_training)
+        hook.remove()

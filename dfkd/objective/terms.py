@@ -8,14 +8,15 @@ Terms live in the `TERMS` registry. Each declares the signals it needs, from the
 them), and its own hyperparameters with their defaults (`Param`): CMI's temperature is
 `objective.params.cmi.tau`, DKD's are `objective.params.dkd.alpha/beta`. The objective hands each
 term its resolved parameters untouched: `fn(signals, objective, params) -> scalar`. A term with
-trainable weights (FitNets' adapter) keeps them in `Objective.heads`, trained by the objective's
-owner. Sign convention: every term is *minimised*
-by whoever owns the objective; adversarial terms (`adv_*`) are negated disagreements, so the source
-minimising them maximises the teacher-student gap.
+trainable state (FitNets' adapter, the adversarial critic, CMI's head and bank) declares a factory
+of its `Component` (dfkd/base/component.py, registered in `COMPONENTS`); the run builds it when the
+term is weighted and keeps it in `Objective.components`, where the term reads it. Sign convention:
+every term is *minimised* by whoever owns the objective; adversarial terms (`adv_*`) are negated
+disagreements, so the source minimising them maximises the teacher-student gap.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
 import torch.nn.functional as F
@@ -25,6 +26,7 @@ from dfkd.base.errors import DfkdError
 from dfkd.base.registry import Registry, suggest
 from dfkd.config.load import check_range, coerce_value
 from dfkd.objective import critic, kd_losses, losses
+from dfkd.objective.hint import HintAdapter
 
 # what a term may need; the loop computes a signal only when a weighted term names it
 NEEDS = {
@@ -86,11 +88,31 @@ class Term:
 
 
 TERMS = Registry("loss term")
+COMPONENTS = Registry("term component")  # term name -> factory(ComponentBuild) -> Component
 
 
-def term(name: str, doc: str, *needs: str, **params: Param):
+@dataclass
+class ComponentBuild:
+    """What a term's component factory is given: the built models, the term's resolved parameters and
+    the run's sizes. Shapes: t_shape / s_shape (2, C, H, W), a batch of the teacher's / student's inputs."""
+
+    teacher: nn.Module
+    student: nn.Module
+    num_classes: int
+    device: object  # torch.device
+    t_shape: tuple
+    s_shape: tuple
+    params: dict = field(default_factory=dict)  # this term's, resolved
+    t_blocks: list = field(default_factory=list)  # matched teacher stage names ("blocks" terms)
+    s_blocks: list = field(default_factory=list)  # the student's, paired with them
+    info: object = None  # the dataset's DatasetInfo
+    source_lr: float = 0.0  # source.optim.lr
+
+
+def term(name: str, doc: str, *needs: str, component: Callable | None = None, **params: Param):
     """Register `fn(signals, objective, params) -> scalar` as loss term `name`, needing these signals
-    (from `NEEDS`) and owning these parameters."""
+    (from `NEEDS`) and owning these parameters; `component(ComponentBuild) -> Component` builds the
+    trainable part it reads as `objective.components[key]`, if it has one."""
     unknown = [n for n in needs if n not in NEEDS]
     if unknown:
         raise ValueError(f"loss term '{name}' needs {unknown[0]!r}{suggest(unknown[0], NEEDS)}, which is not a "
@@ -98,10 +120,25 @@ def term(name: str, doc: str, *needs: str, **params: Param):
 
     def add(fn):
         TERMS.register(name)(Term(fn, frozenset(needs), doc, dict(params)))
+        if component is not None:
+            COMPONENTS.register(name)(component)
         return fn
 
     return add
 
+
+def term_params(params: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    """Term `name`'s entry of resolved `objective.params`, or its defaults where the config does not
+    weight it (the `bn` term's statistics settings shape the teacher probe either way)."""
+    return params.get(name) or {k: p.default for k, p in TERMS.get(name).params.items()}
+
+
+def build_components(objective: "Objective", build: ComponentBuild) -> None:
+    """The components of `objective`'s weighted terms, in term order, into `objective.components`."""
+    for name in objective.weights:
+        if name in COMPONENTS:
+            c = COMPONENTS.get(name)(replace(build, params=objective.params.get(name, {})))
+            objective.components[c.key] = c
 
 
 def resolve_params(given: dict[str, dict[str, Any]], used: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
@@ -207,8 +244,8 @@ term("dkd", "decoupled KD, alpha x TCKD + beta x NCKD at the objective's tempera
       beta=Param(8.0, "weight of non-target-class KD (NCKD)", min=0.0))(
     lambda s, o, p: kd_losses.dkd(s.s_logits, s.t_logits, s.targets, p["alpha"], p["beta"], o.temperature))
 term("hint", "FitNets hint: MSE between the teacher's middle matched stage and the student's through a "
-      "learned 1x1-conv adapter (Romero et al. 2015)", "student", "blocks")(
-    lambda s, o, p: kd_losses.hint_mse(o.heads["hint"](s.s_blocks[len(s.s_blocks) // 2]),
+      "learned 1x1-conv adapter (Romero et al. 2015)", "student", "blocks", component=HintAdapter.build)(
+    lambda s, o, p: kd_losses.hint_mse(o.components["hint"](s.s_blocks[len(s.s_blocks) // 2]),
                                      s.t_blocks[len(s.t_blocks) // 2]))
 term("rkd_d", "RKD distance: Huber between normalised pairwise distances of penultimate features "
       "(Park et al. 2019)", "student", "features", "s_features")(
@@ -241,8 +278,10 @@ term("adv_ce", "-CE of the student on the true labels: the perturbation maximise
     lambda s, o, p: -kd_losses.label_ce(s.s_logits, s.targets))
 term("adv_critic", "fool a learned critic that tells teacher from student output distributions: "
       "BCE(D(p_S), 1) (Belagiannis et al. 2018; KDGAN)", "student",
+      component=critic.CriticTrainer.build,
       lr=Param(2e-4, "Adam learning rate of the critic (one step per student step)", min=0.0))(
-    lambda s, o, p: critic.fool_loss(o.critic.critic, F.softmax(s.s_logits.float() / o.temperature, dim=1)))
+    lambda s, o, p: critic.fool_loss(o.components["critic"].critic,
+                                     F.softmax(s.s_logits.float() / o.temperature, dim=1)))
 term("bss", "-(z_T[attack target] - z_T[label]): moves real samples toward the teacher's decision boundary "
       "(boundary-supporting samples, Heo et al. 2019)", "targets", "attack")(
     lambda s, o, p: -losses.margin(s.t_logits, s.attack_targets, s.targets))
@@ -256,16 +295,19 @@ term("l2", "mean squared value of the synthesized input (DeepInversion)")(
 
 class Objective:
     """Weighted sum of registered terms; zero-weighted terms are dropped. `params`: the terms'
-    parameters (`objective.params`), completed with their defaults."""
+    parameters (`objective.params`), completed with their defaults unless every weighted term's are
+    there already (a configured run's, resolved once by `dfkd.methods.configure`)."""
 
     def __init__(self, weights: dict[str, float], temperature: float = 1.0, owner: str = "objective",
                  params: dict[str, dict[str, Any]] | None = None):
         self.weights = {k: float(w) for k, w in weights.items() if w != 0}
         self.terms = {k: TERMS.get(k) for k in self.weights}
         self.temperature = temperature
-        self.params = resolve_params(params or {}, self.weights)
-        self.heads = nn.ModuleDict()  # parameters of terms (FitNets' adapter), trained with the owner
-        self.critic = None  # adv_critic: a CriticTrainer, trained against the owner (dfkd.objective.critic)
+        params = params or {}
+        complete = all(set(self.terms[k].params) <= set(params.get(k, {})) for k in self.weights)
+        # a run's config holds them resolved (dfkd.methods.configure): taken as they are
+        self.params = dict(params) if complete else resolve_params(params, self.weights)
+        self.components: dict = {}  # the terms' trainable parts by key (build_components)
         self.factors: dict[str, float] = {}  # per-term multipliers (decay, ramp)
         self.decay: list[str] = []  # terms whose weight decays linearly to 0 over the run (objective.decay)
         self.ramp: dict[str, list[float]] = {}  # term -> [start, end, at] (objective.ramp, BSS)
@@ -299,7 +341,9 @@ class Objective:
         kept = {k: w for k, w in self.weights.items() if not k.startswith(prefix)}
         if not kept:
             return None
-        return Objective(kept, self.temperature, params=self.params)
+        out = Objective(kept, self.temperature, params=self.params)
+        out.components = self.components
+        return out
 
     def __repr__(self) -> str:
         return " + ".join(f"{w:g}*{k}" for k, w in self.weights.items())

@@ -11,7 +11,9 @@
 Losses stay on the device between log points (no host sync per step); they are averaged and checked
 for NaN/Inf every `tracking.log_every` rounds and before every checkpoint, so a non-finite run stops
 with `NonFiniteError` before anything non-finite is written. Checkpoints, resume, rollback and the
-sample grid are `dfkd.run.state.RunState`; the parts of a run come as one `dfkd.run.parts.RunParts`.
+sample grid are `dfkd.run.state.RunState`; the parts of a run come as one `dfkd.run.parts.RunParts`,
+built final (under torchrun too): the loop steps, saves and syncs its components by one contract
+(dfkd/base/component.py), never by name.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from dfkd.base.component import trained_by_owner
 from dfkd.base.distributed import sync_buffers
 from dfkd.base.runtime import Precision
 from dfkd.config.schema import Config
@@ -42,33 +45,35 @@ SHOW_SYNTH_STEPS = 20  # rounds with this many source steps show them on the bar
 
 class Distiller:
     def __init__(self, cfg: Config, parts, test_loader, tracker: Tracker, run_dir: Path, device: torch.device,
-                 pool=None):
+                 pool=None, teacher_sha256: str | None = None):
         self.cfg, self.test_loader, self.tracker, self.run_dir, self.device, self.pool = \
             cfg, test_loader, tracker, run_dir, device, pool
         self.student, self.synth, self.probe = parts.student.to(device).train(), parts.synth, parts.probe
         self.objective, self.view_t, self.view_s = parts.student_objective, parts.view_t, parts.view_s
         self.view_eval = parts.view_s if parts.view_eval is None else parts.view_eval  # what the test split is scored through
-        self.heads = self.objective.heads  # trainable parts of student terms (FitNets' adapter)
-        self.params = list(self.student.parameters()) + list(self.heads.parameters())
+        self.components = parts.components or [parts.synth]  # every trainable part besides the student
+        self.student_components = list(self.objective.components.values())  # stepped after each student step
+        self.params = list(self.student.parameters()) + trained_by_owner(self.student_components)
         d = cfg.distill
         self.optimizer, self.scheduler = make_optimizer(self.params, cfg.student.optim,
                                                         max(1, d.rounds - cfg.synth.warmup) * d.kd_steps)
-        self.student_batch = d.batch_size or cfg.synth.batch_size
+        world = parts.world
+        self.main, self.rank, self.world_size = world.main, world.rank, world.size  # only the main process writes
+        self.student_batch = (d.batch_size or cfg.synth.batch_size) // world.size  # this process's share
         self.blocks = BlockHooks(self.student, parts.student_blocks) if parts.student_blocks else None
         self.features = FeatureHook(classifier_layer(self.student), mode="input") \
             if "s_features" in self.objective.needs else None
-        self.guard = self.synth.guard = NonFiniteGuard(cfg.guard)
+        self.guard = parts.guard if parts.guard is not None else NonFiniteGuard(cfg.guard)  # the synthesizer's too
         self.precision = Precision("off", device) if parts.precision is None else parts.precision
         self.scaler = self.precision.scaler()
-        # e.g. torch.compile(student): the weights (and checkpoints) stay in `student`
+        # e.g. torch.compile(student) or its DDP wrapper: the weights (and checkpoints) stay in `student`
         self.student_forward = self.student if parts.student_forward is None else parts.student_forward
-        self.synth_student = self.student_forward  # what the synthesizer scores with (not DDP-wrapped)
+        self.synth_student = parts.synth_student or self.student_forward  # what the synthesizer scores with
         self.augment = parts.student_augment  # distill.augment: what student batches are read through
         self.perturb = Perturbation(cfg.synth, self.probe, self.view_t, self.view_s, self.objective.temperature) \
             if cfg.synth.perturb_eps > 0 else None
-        self.sync = None  # under torchrun: averages the heads' gradients (dfkd.base.distributed.data_parallel)
-        self.main, self.rank, self.world_size = True, 0, 1  # only the main process evaluates, writes, logs
-        self.teacher_sha256: str | None = None
+        self.teacher_sha256 = teacher_sha256  # recorded in checkpoints: a resume checks the teacher
+        self.on_synth_step = None  # during run(): the progress bar's callback within a long round
         self.files = RunState(self)  # checkpoints, resume, rollback, samples
         # what goes from round to round (checkpointed); history: (round, score) at every evaluation
         self.state = {"round": 0, "acc": 0.0, "best": -1.0, "best_round": 0, "history": [], "sums": {},
@@ -93,16 +98,22 @@ class Distiller:
             sig = replace(teacher, x=x, s_logits=s_logits, s_blocks=self.blocks.values if self.blocks else [],
                           s_features=self.features.value if self.features else None, s_logits_clean=s_clean)
             loss, parts = self.objective(sig)
-        taken = guarded_step(loss, self.optimizer, self.scaler, self.guard, self.params, sync=self.sync,
+        taken = guarded_step(loss, self.optimizer, self.scaler, self.guard, self.params, sync=self._sync,
                              clip=self.cfg.student.optim.clip_grad)
         self.scheduler.step()  # a skipped step is counted by the guard; the schedule still advances
         if not taken:
             return {}
         parts["loss"] = loss.detach()
-        if self.objective.critic is not None:  # the critic's own step, against the student
-            parts["critic"] = self.objective.critic.step(teacher.t_logits, s_logits.detach(),
-                                                         self.objective.temperature)
+        for c in self.student_components:  # their own steps (the critic's, against the student)
+            parts.update(c.step(sig, self.objective))
         return parts
+
+    def _sync(self, params) -> None:
+        """Under torchrun: the mean over ranks of the gradients of the components the student's optimizer
+        trains (DDP averages the student's own)."""
+        for c in self.student_components:
+            if c.optimizer is None:
+                c.sync_gradients()
 
     def _student_inputs(self, batch):
         """(x, teacher signals) for each of the round's kd_steps, by `distill.batch`."""
@@ -136,7 +147,7 @@ class Distiller:
         t0 = time.perf_counter()
         self.student.train(self.cfg.synth.student_mode == "train")  # the authors': eval while synthesizing
         try:
-            batch, g_parts = self.synth.synthesize(self.synth_student)
+            batch, g_parts = self.synth.synthesize(self.synth_student, on_step=self.on_synth_step)
         finally:
             self.student.train()
         if self.device.type == "cuda":
@@ -166,8 +177,8 @@ class Distiller:
         bar = tqdm(range(st["round"] + 1, d.rounds + 1), desc=f"{cfg.method} {cfg.teacher.arch}->{cfg.student.arch}",
                    unit="round", disable=quiet, leave=False, initial=st["round"], total=d.rounds)
         post: dict[str, str] = {}  # the bar's fields: accuracy, and the synthesis step within a long round
-        if not quiet and cfg.synth.g_steps >= SHOW_SYNTH_STEPS:
-            self.synth.on_step = synth_progress(bar, post)
+        self.on_synth_step = synth_progress(bar, post) if not quiet and cfg.synth.g_steps >= SHOW_SYNTH_STEPS \
+            else None
         if st["round"] == 0:
             self.files.keep_start()  # the rollback target until a checkpoint
         hang_at = int(os.environ.get(HANG_ENV, "0") or 0)

@@ -1,27 +1,29 @@
 """The moving parts of a run around its frozen teacher (`build_parts` -> `RunParts`): the teacher
-probe, the views, the student, the objectives (with the checks that need the built models), the
-source and its schedule with the extensions a recipe switches on, the replay pool, and the `perf`
-options.
+probe, the views, the student, the objectives (with the checks that need the built models) and the
+components of their terms, the source and its schedule with the extensions a recipe switches on,
+the replay pool, the `perf` options, and under torchrun this process's share of the work. Every
+object is built final: nothing is patched after `build_parts` returns.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from dfkd.base import distributed
+from dfkd.base.component import Component
 from dfkd.base.errors import DfkdError
 from dfkd.base.runtime import seed_everything
 from dfkd.config.schema import Config
 from dfkd.generators import SOURCES
 from dfkd.io.data import load_split
+from dfkd.objective.guard import NonFiniteGuard
 from dfkd.objective.hooks import FeatureHook, match_stages
-from dfkd.objective.terms import TERMS, Objective, resolve_params
+from dfkd.objective.terms import TERMS, ComponentBuild, Objective, build_components, term_params
 from dfkd.run.resolve import resolve_student
 from dfkd.synthesis.augment import crop_flip, roll_flip
 from dfkd.synthesis.context import SynthContext, TeacherProbe
-from dfkd.synthesis.contrast import Contrast
 from dfkd.synthesis.pool import ReplayPool
 from dfkd.synthesis.real import RealBatches
 from dfkd.synthesis.robust import Ball
@@ -33,7 +35,7 @@ from dfkd.synthesis.views import build_view, check_teacher_view
 def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels: int):
     """(source objective or None, student objective, student stage names for "blocks" terms), after
     the checks that need the built models: BN terms need a BN teacher, `at` and `hint` need shared
-    resolutions; FitNets' adapter (`hint`) is built here, sized by one forward pass of zeros."""
+    resolutions. The student objective's components (the critic, FitNets' adapter) are built here."""
     o = cfg.objective
     gen = Objective(o.generator, o.temperature, "generator", o.params) if cfg.synth.g_steps > 0 else None
     stu = Objective(o.student, o.temperature, "student", o.params)
@@ -52,26 +54,25 @@ def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels
                         "objective.student, not objective.generator")
     if gen is not None and "adv_critic" in gen.weights:
         raise DfkdError("the adv_critic term trains the student against a critic: use it in objective.student")
-    if "adv_critic" in stu.weights:
-        from dfkd.objective.critic import CriticTrainer
-
-        stu.critic = CriticTrainer(info.num_classes, stu.params["adv_critic"]["lr"], next(student.parameters()).device)
+    build = component_build(cfg, probe, student, info, s_channels)
     student_blocks = None
     if "blocks" in stu.needs:
-        shape = (2, info.in_channels, info.image_size, info.image_size)
-        s_shape = (2, s_channels) + shape[2:]
-        t_names, student_blocks = match_stages(probe.teacher, student, shape, s_shape)
+        t_names, student_blocks = match_stages(probe.teacher, student, build.t_shape, build.s_shape)
         if not t_names:
             terms = " and ".join(f"objective.student.{k}=0" for k in stu.weights if k in ("at", "hint"))
             raise DfkdError(f"the 'at'/'hint' terms need teacher and student stages of equal spatial size, and "
                             f"{cfg.teacher.arch} / {cfg.student.arch} share none; set {terms}")
         probe.watch_blocks(t_names)
-        if "hint" in stu.weights:
-            mid = len(t_names) // 2
-            c_t = _stage_channels(probe.teacher, t_names[mid], shape)
-            c_s = _stage_channels(student, student_blocks[mid], s_shape)
-            stu.heads["hint"] = torch.nn.Conv2d(c_s, c_t, kernel_size=1, bias=False)
+        build.t_blocks, build.s_blocks = t_names, student_blocks
+    build_components(stu, build)
     return gen, stu, student_blocks
+
+
+def component_build(cfg: Config, probe: TeacherProbe, student, info, s_channels: int) -> ComponentBuild:
+    """What the terms' component factories are given (dfkd.objective.terms.ComponentBuild)."""
+    shape = (2, info.in_channels, info.image_size, info.image_size)
+    return ComponentBuild(probe.teacher, student, info.num_classes, next(student.parameters()).device, shape,
+                          (2, s_channels) + shape[2:], info=info, source_lr=cfg.source.optim.lr)
 
 
 def check_teacher_terms(cfg: Config, probe: TeacherProbe, gen: Objective | None, stu: Objective) -> None:
@@ -99,20 +100,6 @@ def check_teacher_terms(cfg: Config, probe: TeacherProbe, gen: Objective | None,
                             f"teacher exposes none; set objective.{owner}.{blocks[0]}=0 or teacher.arch to its class")
 
 
-@torch.no_grad()
-def _stage_channels(model, name: str, shape) -> int:
-    from dfkd.objective.hooks import BlockHooks
-
-    hook = BlockHooks(model, [name])
-    was_training = model.training
-    try:
-        model.eval()(torch.zeros(*shape, device=next(model.parameters()).device))
-        return hook.values[0].shape[1]
-    finally:
-        model.train(was_training)
-        hook.remove()
-
-
 @dataclass
 class RunParts:
     """The moving parts of a run around its frozen teacher (`build_parts`)."""
@@ -127,22 +114,29 @@ class RunParts:
     student_blocks: list[str] | None  # student stages matched to the teacher's ("blocks" terms)
     synth: object  # the schedule (dfkd/synthesis/schedule.py contract)
     precision: object  # dfkd.base.runtime.Precision
-    student_forward: object  # the student, or torch.compile of it
+    student_forward: object  # what the student's steps call: the student, torch.compile of it, or its DDP wrapper
     student_augment: object = None  # distill.augment: what student batches are read through (None: as drawn)
+    synth_student: object = None  # what the synthesizer scores with: never DDP-wrapped (None: student_forward)
+    components: list = field(default_factory=list)  # every trainable part besides the student (checkpointed)
+    guard: object = None  # the NonFiniteGuard that the student's and the source's steps share
+    world: distributed.World = distributed.SINGLE  # this process under torchrun
+
+    @property
+    def student_components(self) -> list[Component]:
+        """The student objective's components (trained with or against the student)."""
+        return list(self.student_objective.components.values())
 
 
 def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, student_module=None) -> RunParts:
     """The run's moving parts around a frozen `teacher` (on `device`): probe, views, student,
     objectives, source and schedule, with the `perf` options applied. Draws from the RNG in a fixed
     order (student, then source), so a seeded run builds the same weights every time. Under torchrun
-    (`world`) each rank gets its share of the batch and, once the models exist, its own random stream."""
-    if world.active:
-        from dataclasses import replace
-
-        cfg = replace(cfg, synth=replace(cfg.synth, batch_size=cfg.synth.batch_size // world.size))
+    (`world`) each rank synthesizes its share of the batch (`synth.batch_size / world.size`), the
+    student's steps go through DDP, and once the models exist each rank draws its own random stream."""
+    share = cfg.synth.batch_size // world.size  # this process's part of every synthesized batch
     probe = TeacherProbe(teacher)
     if probe.bn is not None:  # the bn term's parameters that shape the statistics themselves
-        bn = resolve_params(cfg.objective.params, ["bn"])["bn"]
+        bn = term_params(cfg.objective.params, "bn")
         probe.bn.momentum, probe.bn.all_reduce = bn["momentum"], bn["all_reduce"] and world.active
     v = cfg.view
     view_t, t_channels = build_view(v.teacher, info.in_channels, info.mean, info.std, v)
@@ -158,16 +152,15 @@ def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, st
         view_eval = view_eval.to(device)
     student = resolve_student(cfg, info, s_channels, student_module)[0].to(device)
     gen_objective, student_objective, student_blocks = build_objectives(cfg, probe, student, info, s_channels)
-    student_objective.heads.to(device)
-    generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, cfg.synth.batch_size,
+    generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, share,
                                              info.num_classes, mean=info.mean, std=info.std)
     augment = synth_augment(cfg, info, device)
     student_augment = crop_flip(info.image_size, info.flip, info.mean, info.std).to(device) \
         if cfg.distill.augment == "crop" else None
-    extensions = []
-    if gen_objective is not None and "contrast" in gen_objective.needs:  # CMI: its head and bank
-        cmi = gen_objective.params["cmi"]
-        extensions.append(Contrast(teacher, info, cmi, cfg.source.optim.lr, device))
+    extensions = []  # the source side's components: its terms' (CMI's head and bank), then MAD's
+    if gen_objective is not None:
+        build_components(gen_objective, component_build(cfg, probe, student, info, s_channels))
+        extensions += gen_objective.components.values()
     precision, student_forward = apply_perf(cfg, device, teacher, student, generator, probe)
     if cfg.synth.ema > 0:  # MAD: an EMA copy of the generator feeds part of each student batch
         extensions.append(EmaGenerator(generator, cfg.synth.ema, cfg.synth.ema_fraction, device))
@@ -177,16 +170,22 @@ def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, st
                                        cfg.data.num_workers, rank=world.rank, world=world.size)
         extra["source_cfg"] = cfg.source
         extra["ball"] = Ball(cfg.source.eps, info.mean, info.std, device) if cfg.source.eps > 0 else None
+    guard = NonFiniteGuard(cfg.guard)
     ctx = SynthContext(cfg.synth, cfg.source.optim, gen_objective, probe, view_t, view_s, cfg.distill.rounds,
                        device, augment, info.num_classes, extensions, precision, extra=extra,
-                       pixel_range=pixel_range(info, device))
+                       pixel_range=pixel_range(info, device), batch_size=share, guard=guard)
     synth = SCHEDULES.get(cfg.synth.schedule)(generator, ctx)
-    if world.active:
-        synth.sync = distributed.average_gradients
+    synth_student = student_forward
+    if world.active:  # the student's steps through DDP; the synthesizer scores with the bare student
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        synth_student = student
+        student_forward = DDP(student, device_ids=[device.index] if device.type == "cuda" else None)
         if world.rank > 0:  # same weights everywhere (DDP broadcasts rank 0's too), own samples per rank
             seed_everything(cfg.seed + 7919 * world.rank)
+    components = [*student_objective.components.values(), synth, *extensions]
     return RunParts(probe, student, s_channels, view_t, view_s, view_eval, student_objective, student_blocks,
-                    synth, precision, student_forward, student_augment)
+                    synth, precision, student_forward, student_augment, synth_student, components, guard, world)
 
 
 def synth_augment(cfg: Config, info, device):

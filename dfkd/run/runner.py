@@ -25,6 +25,7 @@ from dfkd.run.evaluate import accuracy
 from dfkd.run.loop import Distiller
 from dfkd.run.parts import RunParts, build_parts, build_pool
 from dfkd.run.resolve import resolve_teacher
+from dfkd.run.state import CHECKPOINT_FORMAT
 from dfkd.synthesis.robust import Ball
 
 
@@ -50,8 +51,9 @@ def make_run_dir(cfg: Config, teacher: str | None = None, student: str | None = 
     return run_dir
 
 
-def make_distiller(cfg: Config, parts: RunParts, test_loader, tracker, run_dir: Path, device, pool) -> Distiller:
-    return Distiller(cfg, parts, test_loader, tracker, run_dir, device, pool)
+def make_distiller(cfg: Config, parts: RunParts, test_loader, tracker, run_dir: Path, device, pool,
+                   teacher_sha256: str | None = None) -> Distiller:
+    return Distiller(cfg, parts, test_loader, tracker, run_dir, device, pool, teacher_sha256)
 
 
 def declare_teacher(tracker, cfg: Config, t) -> dict | None:
@@ -81,7 +83,10 @@ def resume_state(run_dir: str | Path) -> tuple[Config, dict]:
                         f"(dfkd distill --config {run_dir / 'config.yaml'} with another run_name)")
     cfg = build_config(str(run_dir / "config.yaml"))
     ckpt = read_run_checkpoint(run_dir / "checkpoint.pt")
-    if ckpt.get("format") != "dfkd-run-v2" or ckpt.get("config") != to_dict(cfg):
+    if ckpt.get("format") in ("dfkd-run-v1", "dfkd-run-v2"):
+        raise DfkdError(f"'{run_dir / 'checkpoint.pt'}' was written by an earlier dfkd ({ckpt['format']}); resume "
+                        f"it with that version, or start the run again")
+    if ckpt.get("format") != CHECKPOINT_FORMAT or ckpt.get("config") != to_dict(cfg):
         raise DfkdError(f"'{run_dir / 'checkpoint.pt'}' does not belong to the config beside it; "
                         f"it cannot be resumed")
     return cfg, ckpt
@@ -151,10 +156,7 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
                       resume=(ckpt_run["round"], ckpt_run["wandb_run_id"]) if ckpt_run else None) \
         if world.main else NullTracker()
     teacher_input = declare_teacher(tracker, cfg, t)
-    loop = make_distiller(cfg, parts, test_loader, tracker, run_dir, device, pool)
-    loop.teacher_sha256 = t.sha256
-    if world.active:
-        distributed.data_parallel(loop, world, device)
+    loop = make_distiller(cfg, parts, test_loader, tracker, run_dir, device, pool, t.sha256)
     if ckpt_run is not None:
         loop.files.resume(ckpt_run)
         if world.rank > 0:

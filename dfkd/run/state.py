@@ -1,10 +1,11 @@
 """What a run writes and restores around the loop (`Distiller`): the checkpoint to resume from, the
 rollback to the last good state after repeated non-finite steps, and the grid of samples.
 
-A checkpoint holds everything needed to continue exactly from the end of its round: student, term
-heads, critic, optimizer and schedule, the source schedule's state, the pool, the loop's counters,
-the random streams, the guard and the config. It is never written with non-finite weights (the run
-rolls back instead).
+A checkpoint holds everything needed to continue exactly from the end of its round: the student,
+its optimizer and schedule, every component's state under its key (`components`: the source's
+schedule, the terms' trainable parts, the extensions; dfkd/base/component.py), the pool, the loop's
+counters, the random streams, the guard and the config. It is never written with non-finite weights
+(the run rolls back instead).
 """
 from __future__ import annotations
 
@@ -20,6 +21,19 @@ from dfkd.base.runtime import rng_state, set_rng_state
 from dfkd.config.load import to_dict
 from dfkd.io.checkpoint import read_run_checkpoint, save_run_checkpoint
 
+CHECKPOINT_FORMAT = "dfkd-run-v3"  # v3: every component's state under "components" (v2: by name)
+
+
+def component_states(components) -> dict:
+    """{key: state} of each component (what a checkpoint holds under "components")."""
+    return {c.key: c.state_dict() for c in components}
+
+
+def load_component_states(components, states: dict) -> None:
+    for c in components:
+        if states.get(c.key) is not None:
+            c.load_state_dict(states[c.key])
+
 
 class RunState:
     def __init__(self, loop):
@@ -30,36 +44,31 @@ class RunState:
         self.start = copy.deepcopy(self.models())
 
     def models(self) -> dict:
-        lp, critic = self.loop, self.loop.objective.critic
-        return {"student": lp.student.state_dict(), "heads": lp.heads.state_dict(),
-                "critic": critic.state_dict() if critic is not None else None,
-                "optimizer": lp.optimizer.state_dict(), "scheduler": lp.scheduler.state_dict(),
-                "synthesizer": lp.synth.state_dict(),
+        lp = self.loop
+        return {"student": lp.student.state_dict(), "optimizer": lp.optimizer.state_dict(),
+                "scheduler": lp.scheduler.state_dict(), "components": component_states(lp.components),
                 "pool": lp.pool.state_dict() if lp.pool is not None else None}
 
     def load_models(self, ckpt: dict) -> None:
         lp = self.loop
         lp.student.load_state_dict(ckpt["student"])
-        lp.heads.load_state_dict(ckpt.get("heads") or {})
-        if lp.objective.critic is not None:
-            lp.objective.critic.load_state_dict(ckpt["critic"])
         lp.optimizer.load_state_dict(ckpt["optimizer"])
         lp.scheduler.load_state_dict(ckpt["scheduler"])
-        lp.synth.load_state_dict(ckpt["synthesizer"])
+        load_component_states(lp.components, ckpt["components"])
         if lp.pool is not None:
             lp.pool.load_state_dict(ckpt["pool"])
 
     def save(self) -> None:
         """checkpoint.pt for the round just ended, or a rollback if any weight is non-finite."""
         lp, models = self.loop, self.models()
-        weights = [t for sd in (models["student"], models["heads"], models["synthesizer"].get("generator", {}))
-                   for t in sd.values() if torch.is_tensor(t) and t.is_floating_point()]
+        weights = [t for t in models["student"].values() if torch.is_tensor(t) and t.is_floating_point()]
+        weights += [w for c in lp.components for w in c.weights()]
         if not bool(torch.isfinite(torch.stack([w.abs().sum() for w in weights])).all()):
             lp.guard.streak = lp.cfg.guard.patience
             self.roll_back(lp.state["round"])
             return
         save_run_checkpoint({
-            "format": "dfkd-run-v2", "round": lp.state["round"], "best_student_acc": lp.state["best"],
+            "format": CHECKPOINT_FORMAT, "round": lp.state["round"], "best_student_acc": lp.state["best"],
             "best_round": lp.state["best_round"], "loop": lp.state, **models, "rng": rng_state(),
             "config": to_dict(lp.cfg), "wandb_run_id": lp.tracker.run_id, "teacher_sha256": lp.teacher_sha256,
             "guard": lp.guard.state_dict(), "world_size": lp.world_size,
@@ -103,8 +112,8 @@ class RunState:
         lp = self.loop
         if lp.world_size > 1 and not lp.main:
             self.rank_path(lp.rank, rnd).parent.mkdir(exist_ok=True)
-            save_run_checkpoint({"format": "dfkd-rank-v1", "round": rnd, "rank": lp.rank, "rng": rng_state(),
-                                 "synthesizer": lp.synth.state_dict(),
+            save_run_checkpoint({"format": "dfkd-rank-v2", "round": rnd, "rank": lp.rank, "rng": rng_state(),
+                                 "components": component_states([c for c in lp.components if c.per_rank]),
                                  "pool": lp.pool.state_dict() if lp.pool is not None else None},
                                 self.rank_path(lp.rank, rnd))
         distributed.barrier()
@@ -126,7 +135,7 @@ class RunState:
             raise DfkdError(f"'{path}' is missing: rank {rank}'s state at round {rnd}, which exact resume "
                             f"needs; the run cannot be resumed")
         state = read_run_checkpoint(path)
-        self.loop.synth.load_state_dict(state["synthesizer"])
+        load_component_states([c for c in self.loop.components if c.per_rank], state["components"])
         if self.loop.pool is not None:
             self.loop.pool.load_state_dict(state["pool"])
         set_rng_state(state["rng"])

@@ -2,7 +2,8 @@
 (`schedule`) and its data-free (`synthesizers`) and real-data (`real`) schedules, the replay pool,
 views, augmentation, perturbations and robust attacks, CMI's contrastive extension.
 
-Importing this package registers every schedule in `dfkd.synthesis.schedule.SCHEDULES`.
+Importing this package registers every schedule in `dfkd.synthesis.schedule.SCHEDULES`, and the
+`cmi` term's component (its head and bank) in `dfkd.objective.terms.COMPONENTS`.
 
 May import: `dfkd.base`, `dfkd.config`, `dfkd.models`, `dfkd.generators`, `dfkd.io`, `dfkd.objective`."""
-from dfkd.synthesis import real, synthesizers  # noqa: F401,E402  (registering)
+from dfkd.synthesis import contrast, real, synthesizers  # noqa: F401,E402  (registering)

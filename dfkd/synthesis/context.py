@@ -77,3 +77,5 @@ class SynthContext:
     precision: Precision | None = None  # perf.amp (default: off)
     extra: dict = field(default_factory=dict)  # what a particular schedule needs (per_batch: the real batches)
     pixel_range: tuple[Tensor, Tensor] | None = None  # valid images in normalised space, (1, C, 1, 1) each (synth.clip)
+    batch_size: int = 0  # this process's share of synth.batch_size under torchrun (0: all of it)
+    guard: object = None  # the run's NonFiniteGuard, shared with the student's steps (None: no guard)

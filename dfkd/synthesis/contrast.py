@@ -13,10 +13,11 @@ datafree/synthesis/contrastive.py, the same in zju-vipa/Fast-Datafree):
   keeps, `synth.keep`), `bank` rows in a ring; every step reads `negatives` rows of it without
   replacement and projects them with the current head.
 
-An `Extension` of the schedule (dfkd/synthesis/schedule.py), switched on when the source objective weights
-the `cmi` term: `before_probe()` lets the probe's teacher pass record the global embedding,
-`signals()` adds the local one and the bank's rows and projects them all (`sig.embed_local`: the
-anchors, local views; `sig.embed`: the keys, global views), `keep()` and `end_round()` fill the bank.
+An `Extension` (a `Component`) of the schedule (dfkd/synthesis/schedule.py), switched on when the
+source objective weights the `cmi` term: `before_probe()` lets the probe's teacher pass record the
+global embedding, `signals()` adds the local one and the bank's rows and projects them all
+(`sig.embed_local`: the anchors, local views; `sig.embed`: the keys, global views), `keep()` and
+`end_round()` fill the bank.
 """
 from __future__ import annotations
 
@@ -25,12 +26,13 @@ from torch import Tensor, nn
 
 from dfkd.base.errors import DfkdError
 from dfkd.objective.hooks import InstanceMeansHook
+from dfkd.objective.terms import COMPONENTS
 from dfkd.synthesis.pool import ReplayPool
 from dfkd.synthesis.schedule import Extension
 
 
 class Contrast(Extension):
-    state_key = "contrast"
+    key = "contrast"
 
     def __init__(self, teacher: nn.Module, info, params: dict, source_lr: float, device):
         import kornia.augmentation as K
@@ -57,6 +59,11 @@ class Contrast(Extension):
         self.bank = ReplayPool(params["bank"], (2 * d,), storage=storage, device=device) if params["bank"] > 0 else None
         self._step: Tensor | None = None  # this step's raw [local | global] embeddings (N, 2D)
         self._kept: Tensor | None = None  # the round's kept batch's, for the bank
+
+    @classmethod
+    def build(cls, b) -> "Contrast":
+        """The `cmi` term's factory (b: a `dfkd.objective.terms.ComponentBuild`)."""
+        return cls(b.teacher, b.info, b.params, b.source_lr, b.device)
 
     @torch.no_grad()
     def _width(self, info, device) -> int:
@@ -119,3 +126,6 @@ class Contrast(Extension):
             self.optimizer.load_state_dict(state["optimizer"])
         if self.bank is not None and state["bank"] is not None:
             self.bank.load_state_dict(state["bank"])
+
+
+COMPONENTS.register("cmi")(Contrast.build)  # the cmi term reads its embeddings (a source-side term)

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from dfkd.base.component import Component
 from dfkd.base.errors import DfkdError
 from dfkd.base.runtime import Precision, full
 from dfkd.objective.guard import NonFiniteGuard
@@ -35,13 +36,13 @@ from dfkd.synthesis.schedule import SCHEDULES
 class RealBatches:
     """Endless shuffled batches (x (B, C, H, W), y (B,)) of a dataset; in-memory tensor datasets are
     sliced, any other `Dataset` goes through a DataLoader with `num_workers` workers. Under torchrun
-    every rank follows the same order and takes its own `batch_size` slice of each global batch of
-    `batch_size × world` samples."""
+    every rank follows the same order and takes its own slice, `batch_size / world` samples, of each
+    global batch of `batch_size`."""
 
     def __init__(self, ds: Dataset, batch_size: int, seed: int, device, num_workers: int = 0, rank: int = 0,
                  world: int = 1):
         self.ds, self.seed, self.device = ds, seed, device
-        self.batch_size, self.rank, self.world = batch_size * world, rank, world
+        self.batch_size, self.rank, self.world = batch_size, rank, world
         self.num_workers = num_workers
         self.per_epoch = len(ds) // self.batch_size
         if self.per_epoch == 0:
@@ -83,7 +84,7 @@ class RealBatches:
 
 
 @SCHEDULES.register("per_batch")
-class RealDataSynthesizer:
+class RealDataSynthesizer(Component):
     """Schedule `per_batch`: every round is the next real batch (optionally augmented by
     `synth.augment`), with the teacher's logits and the true labels; with a perturbation ball
     (`source.eps` > 0), x + δ* after `synth.g_steps` PGD steps on the source objective. Follows the
@@ -97,14 +98,14 @@ class RealDataSynthesizer:
         self.source, self.cfg, self.probe, self.view_t, self.view_s = source, ctx.cfg, ctx.probe, ctx.view_t, ctx.view_s
         self.objective, self.ball, self.source_cfg = ctx.objective, ctx.extra.get("ball"), ctx.extra.get("source_cfg")
         self.batches, self.augment, self.device = batches, ctx.augment, ctx.device
-        self.guard: NonFiniteGuard | None = None
-        self.sync = None
-        self.on_step = None
+        self.guard: NonFiniteGuard | None = ctx.guard
         self.precision = ctx.precision or Precision("off", ctx.device)
         self.round = 0
         self.warming_up = False
 
-    def synthesize(self, student: nn.Module) -> tuple[SynthBatch, dict[str, Tensor]]:
+    key, per_rank = "synthesizer", True  # a Component: each rank reads its own slice
+
+    def synthesize(self, student: nn.Module, on_step=None) -> tuple[SynthBatch, dict[str, Tensor]]:
         self.round += 1
         x, y = self.batches.next()
         with torch.no_grad():

@@ -8,6 +8,9 @@ A schedule is registered in `SCHEDULES` (`synth.schedule`) and built as `Schedul
     sample(n) -> (n, C, H, W)                           a fresh batch for a student step, no gradients
     state_dict() / load_state_dict(state)               checkpoints (resume, rollback)
 
+A schedule is the source's `Component` (dfkd/base/component.py; checkpoint key `synthesizer`, its
+state per rank); each extension is a component of its own.
+
 `Schedule.synthesize` runs `cfg.g_steps` optimizer steps of the source on the source objective, and
 calls these hooks, each optional to override:
 
@@ -18,13 +21,16 @@ calls these hooks, each optional to override:
     sample(n), state_dict(), load_state_dict()
 
 Method-specific pieces that ride on any schedule are `Extension`s in `ctx.extensions` (CMI's
-contrastive head and bank, MAD's EMA generator), switched on by the recipe's config.
+contrastive head and bank, MAD's EMA generator), switched on by the recipe's config: components
+whose state each rank keeps (under their `key` in a checkpoint).
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
+from dfkd.base.component import Component
+from dfkd.base.distributed import average_gradients
 from dfkd.base.errors import DfkdError
 from dfkd.base.registry import Registry
 from dfkd.base.runtime import Precision, full
@@ -46,15 +52,12 @@ def generate(generator: nn.Module, z: Tensor, labels: Tensor | None, num_classes
     return generator(z)
 
 
-class Extension:
-    """A piece a recipe switches on that rides on any schedule. Every hook is optional."""
+class Extension(Component):
+    """A piece a recipe switches on that rides on any schedule, a `Component` of the source's side:
+    trained with the source (by its own `optimizer`, kept across rounds, or else by the source's).
+    Every hook is optional."""
 
-    state_key: str = ""  # its entry in the schedule's state_dict ('' = no state)
-    optimizer: torch.optim.Optimizer | None = None  # its own, kept across rounds; None: the source's trains it
-
-    def parameters(self) -> list[nn.Parameter]:
-        """Trained with the source: by `optimizer` if it has one, else by the source's optimizer."""
-        return []
+    per_rank = True  # it works on this rank's own samples
 
     def before_probe(self) -> None:
         """Just before the teacher's forward pass of a source step."""
@@ -76,29 +79,24 @@ class Extension:
         """A student batch in place of the schedule's own (None: no opinion)."""
         return None
 
-    def state_dict(self) -> dict | None:
-        return None
 
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-
-class Schedule:
+class Schedule(Component):
     """The base schedule: one source, `g_steps` optimizer steps per round on z ~ N(0, I) codes.
     Gradients reach the source's (and the extensions') parameters only (`backward(inputs=...)`),
     never the student's or the teacher's."""
 
     optimises_codes = False  # a schedule whose round always optimises its latent codes (meta)
+    key, per_rank = "synthesizer", True  # a Component: its own source, statistics and samples on each rank
 
     def __init__(self, source: nn.Module, ctx: SynthContext):
         self.generator, self.ctx, self.cfg = source.to(ctx.device).train(), ctx, ctx.cfg
         self.objective = self.full_objective = ctx.objective
         self.probe, self.device, self.optim_cfg = ctx.probe, ctx.device, ctx.optim_cfg
         self.extensions = list(ctx.extensions)
-        self.guard = None  # a NonFiniteGuard shared with the loop (set by the Distiller)
-        self.sync = None  # under torchrun: averages the source's gradients over ranks (dfkd.base.distributed)
+        self.batch_size = ctx.batch_size or ctx.cfg.batch_size  # this process's share
+        self.guard = ctx.guard  # a NonFiniteGuard shared with the loop
         self.precision = ctx.precision or Precision("off", ctx.device)
-        self.on_step = None  # optional callback(step, g_steps) before each source step (the progress bar)
+        self.on_step = None  # during synthesize(): callback(step, g_steps) before each source step
         self._scaler = None
         self.codes: nn.Parameter | None = None  # synth.latent=optimised: the round's latent codes
         self._params = self.trained_params(source)
@@ -123,10 +121,19 @@ class Schedule:
         self._params = self.trained_params(self.generator)
         groups = [{"params": self._params}]
         if self.cfg.latent == "optimised" or self.optimises_codes:
-            self.codes = nn.Parameter(torch.randn(self.cfg.batch_size, self.generator.nz, device=self.device))
+            self.codes = nn.Parameter(torch.randn(self.batch_size, self.generator.nz, device=self.device))
             groups.append({"params": [self.codes], "lr": self.cfg.z_lr or self.optim_cfg.lr})
             self._params = self._params + [self.codes]
         return make_optimizer(groups, self.optim_cfg, steps)
+
+    def parameters(self) -> list[nn.Parameter]:
+        """What the source optimizer trains (the source's, and the extensions' without an optimizer)."""
+        return list(self._params)
+
+    def weights(self) -> list[Tensor]:
+        """The source's weights and buffers: what must be finite before a checkpoint."""
+        source = self.state_dict()["generator"]  # (the meta schedule's is its shared initialisation)
+        return [t for t in source.values() if torch.is_tensor(t) and t.is_floating_point()]
 
     @property
     def _optimizers(self) -> list:
@@ -167,7 +174,7 @@ class Schedule:
     def forward(self, student: nn.Module, targets: Tensor | None) -> Signals:
         """One step's batch, seen by the teacher (and the student when a term needs it)."""
         ctx, needs = self.ctx, self.objective.needs
-        self._last_z = z = self.z(self.cfg.batch_size)
+        self._last_z = z = self.z(self.batch_size)
         x = self.generate(z, targets)
         seen = ctx.augment(x) if ctx.augment is not None else x  # teacher and student see one view
         for e in self.extensions:
@@ -207,16 +214,18 @@ class Schedule:
     def _targets(self) -> Tensor:
         """Target classes for one batch (N,): balanced and shuffled, drawn independently, or 0..K-1
         tiled in order with N mod K drawn at the end (synth.targets)."""
-        n, k = self.cfg.batch_size, self.ctx.num_classes
+        n, k = self.batch_size, self.ctx.num_classes
         if self.cfg.targets == "uniform":
             return torch.randint(k, (n,)).to(self.device)
         if self.cfg.targets == "ordered":  # NAYER: 0..K-1 tiled, one block per noisy layer, the rest drawn
             return torch.cat([torch.arange(k).repeat(n // k), torch.randint(k, (n % k,))]).to(self.device)
         return (torch.arange(n) % k)[torch.randperm(n)].to(self.device)
 
-    def synthesize(self, student: nn.Module) -> tuple[SynthBatch, dict[str, Tensor]]:
-        """One round: `begin_round`, then one batch (`synthesize_batch`)."""
+    def synthesize(self, student: nn.Module, on_step=None) -> tuple[SynthBatch, dict[str, Tensor]]:
+        """One round: `begin_round`, then one batch (`synthesize_batch`); `on_step(step, g_steps)`, if
+        given, is called before each source step (the progress bar)."""
         self.round += 1
+        self.on_step = on_step
         if self.warmup_objective is not None:
             self.objective = self.warmup_objective if self.warming_up else self.full_objective
         self.begin_round()
@@ -244,7 +253,7 @@ class Schedule:
                 for e in self.extensions:
                     e.keep(sig)
             if guarded_step(loss, self._optimizers, self._scaler, self.guard, self._grad_params,
-                            inputs=self._grad_params, sync=self.sync, clip=self.optim_cfg.clip_grad,
+                            inputs=self._grad_params, sync=average_gradients, clip=self.optim_cfg.clip_grad,
                             owner="source"):  # else skipped: nothing non-finite is applied
                 parts = {**step_parts, "loss": loss.detach()}
                 for e in self.extensions:
@@ -259,7 +268,7 @@ class Schedule:
             with torch.no_grad(), self.precision.autocast():
                 x, kept = self.generate(self._last_z, targets), None
         if x is None:  # no step taken: a fixed source, only sampled
-            x = self.sample(self.cfg.batch_size)
+            x = self.sample(self.batch_size)
         # a source that returns its own parameter (free pixels) would be overwritten in place by the
         # next round's reset: hand out a copy; an autocast batch leaves the round in full precision
         x = full(x.detach().clone() if isinstance(x, nn.Parameter) else x.detach())
@@ -280,7 +289,7 @@ class Schedule:
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
         """Everything the next round depends on: source, optimizer and schedule, round counter, the
-        extensions' state, the teacher's BN-momentum statistics (Fast)."""
+        teacher's BN-momentum statistics (Fast); the extensions keep their own (components)."""
         state = {"generator": self.generator.state_dict(), "round": self.round, **self._shared_state()}
         if self.optimizer is not None:
             state.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict())
@@ -295,12 +304,8 @@ class Schedule:
             self.scheduler.load_state_dict(state["scheduler"])
 
     def _shared_state(self) -> dict:
-        bn = self.probe.bn.state_dict() if self.probe.bn is not None else None
-        return {**{e.state_key: e.state_dict() for e in self.extensions if e.state_key}, "bn_momentum": bn}
+        return {"bn_momentum": self.probe.bn.state_dict() if self.probe.bn is not None else None}
 
     def _load_shared_state(self, state: dict) -> None:
-        for e in self.extensions:
-            if e.state_key and state.get(e.state_key) is not None:
-                e.load_state_dict(state[e.state_key])
         if self.probe.bn is not None and state.get("bn_momentum") is not None:
             self.probe.bn.load_state_dict(state["bn_momentum"])

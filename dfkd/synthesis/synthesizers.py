@@ -26,7 +26,7 @@ class EmaGenerator(Extension):
     draws round(ema_fraction·n) of the student's batch from G', so the student keeps seeing the
     regions the adversarial generator has already moved away from."""
 
-    state_key = "ema_generator"
+    key = "ema_generator"
 
     def __init__(self, generator: nn.Module, ema: float, fraction: float, device):
         self.generator = copy.deepcopy(generator).to(device).requires_grad_(False)
@@ -231,8 +231,9 @@ class NayerSynthesizer(Schedule):
     def end_round(self) -> None:
         pass
 
-    def synthesize(self, student: nn.Module) -> tuple[SynthBatch, dict[str, Tensor]]:
+    def synthesize(self, student: nn.Module, on_step=None) -> tuple[SynthBatch, dict[str, Tensor]]:
         self.round += 1
+        self.on_step = on_step
         if self.warmup_objective is not None:
             self.objective = self.warmup_objective if self.warming_up else self.full_objective
         every, ep = self.cfg.reinit_every, self.round - 1  # the authors' 0-based epoch
