@@ -120,3 +120,16 @@ def test_ranks_take_disjoint_slices_of_the_same_global_batches():
         a, b, whole = ranks[0].next()[1], ranks[1].next()[1], single.next()[1]
         assert torch.equal(torch.cat([a, b]), whole)
 
+
+def test_epochs_give_a_real_data_run_its_rounds_once(tmp_path):
+    from dfkd.run.resolve import resolve_epochs
+
+    cfg = build_config(method="kd", sets=["distill.epochs=1.5", f"out={tmp_path}"])
+    out = resolve_epochs(cfg)
+    per_epoch = 1437 // cfg.synth.batch_size  # the digits' 1,437 training images
+    assert out.distill.rounds == round(1.5 * per_epoch) and out.distill.rounds != cfg.distill.rounds
+    assert out.provenance["distill.rounds"] == f"distill.epochs (1.5 x {per_epoch} batches)"
+    assert resolve_epochs(out).distill.rounds == out.distill.rounds  # a resumed run's config resolves the same
+    assert resolve_epochs(build_config(method="kd")).distill.rounds == build_config(method="kd").distill.rounds
+    with pytest.raises(DfkdError, match="distill.epochs counts passes over the real training split"):
+        build_config(method="dfq", sets=["distill.epochs=2"])

@@ -228,6 +228,9 @@ class ObjectiveConfig:
 @dataclass
 class DistillConfig:
     rounds: int = opt(200, "synthesis rounds (each: g_steps source steps, then kd_steps student steps)", min=1)
+    epochs: float = opt(0.0, "real data (source.name=real) only: the run's length in passes over the training "
+                             "split, in place of rounds: rounds = round(epochs x floor(N / synth.batch_size)), "
+                             "resolved when the run starts; 0 = use distill.rounds", min=0.0)
     kd_steps: int = opt(5, "student steps per round", min=1)
     batch: str = opt("fresh", "student inputs: 'fresh' samples a new batch per step, 'reuse' trains on "
                               "the round's synthesized batch (DAFL, ZSKT), 'pool' samples the replay pool "

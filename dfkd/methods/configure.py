@@ -128,6 +128,9 @@ def validate(cfg: Config) -> None:
     if real and cfg.synth.perturb_eps > 0:
         raise DfkdError("synth.perturb_eps perturbs synthesized samples; on real data use source.eps (PGD on the "
                         "real batch) instead")
+    if cfg.distill.epochs > 0 and not real:
+        raise DfkdError("distill.epochs counts passes over the real training split (source.name=real); a "
+                        "data-free run's length is distill.rounds")
     if real and cfg.distill.batch != "reuse":
         raise DfkdError("with source.name=real the student learns on each round's real batch; set distill.batch=reuse")
     if real and cfg.synth.g_steps != 0 and cfg.source.eps == 0:

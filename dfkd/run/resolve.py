@@ -11,7 +11,7 @@ a tuple/dict output selected by `teacher.output` (`dfkd.models.interface`).
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from torch import nn
@@ -159,3 +159,22 @@ def resolve_student(cfg, info, channels: int, module: nn.Module | None = None) -
     check_io(model, channels, info.image_size, info.num_classes, "student", arch=s.arch,
              pick="a student (student.arch or your module)")
     return model, s.arch
+
+
+def resolve_epochs(cfg):
+    """The config with `distill.rounds` from `distill.epochs` (> 0, real data): epochs x the training
+    split's batches per epoch, floor(N / synth.batch_size), rounded. Unchanged when epochs is 0."""
+    d = cfg.distill
+    if d.epochs <= 0:
+        return cfg
+    from dfkd.io.data import load_split
+
+    per_epoch = len(load_split(cfg.data, "train")) // cfg.synth.batch_size
+    if per_epoch == 0:
+        raise DfkdError(f"synth.batch_size={cfg.synth.batch_size} is larger than the {cfg.data.name} training split; "
+                        f"lower synth.batch_size")
+    out = replace(cfg, distill=replace(d, rounds=max(1, round(d.epochs * per_epoch))))
+    out.preset = cfg.preset
+    if cfg.provenance is not None:
+        out.provenance = {**cfg.provenance, "distill.rounds": f"distill.epochs ({d.epochs:g} x {per_epoch} batches)"}
+    return out

@@ -24,7 +24,7 @@ from dfkd.run import memory
 from dfkd.run.evaluate import accuracy
 from dfkd.run.loop import Distiller
 from dfkd.run.parts import RunParts, build_parts, build_pool
-from dfkd.run.resolve import resolve_teacher
+from dfkd.run.resolve import resolve_epochs, resolve_teacher
 from dfkd.run.state import CHECKPOINT_FORMAT
 from dfkd.synthesis.robust import Ball
 
@@ -101,6 +101,7 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     ckpt_run = None
     if resume is not None:
         cfg, ckpt_run = resume_state(resume)
+    cfg = resolve_epochs(cfg)  # real data: distill.epochs -> distill.rounds, once (saved in config.yaml)
     memory.apply(cfg.perf.fast_memory)  # before the run's first large allocation
     world, device_name = distributed.from_env(cfg.device)
     if ckpt_run is not None and ckpt_run.get("world_size", 1) != world.size:
