@@ -1,6 +1,6 @@
 """Run a table: `python experiments/run.py TABLE --seeds 3 --scale smoke|paper` (same as `dfkd experiment`).
 
-TABLE is a folder here holding a table.yaml; see dfkd/tables/experiment.py for the format.
+TABLE is a folder here holding a table.yaml; see dfkd/tables/spec.py for the format.
 """
 import sys
 

@@ -10,7 +10,7 @@ from dfkd.base.errors import DfkdError
 from dfkd.config.schema import Config
 from dfkd.methods.configure import build_config
 from dfkd.run.teacher import build_teacher_config
-from dfkd.tables.experiment import read_table
+from dfkd.tables.spec import read_table
 
 KEYS = ["method", "seed", "device", "out", "data.name", "data.image_size", "teacher.arch", "student.arch",
         "student.optim.lr", "student.optim.name", "student.optim.betas", "source.name", "source.nz",

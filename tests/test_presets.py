@@ -7,7 +7,7 @@ import yaml
 from dfkd.config.load import flatten, to_dict
 from dfkd.methods.configure import build_config, without_batchnorm
 from dfkd.methods.registry import METHODS
-from dfkd.tables.experiment import Scale, cell_config, read_table
+from dfkd.tables.spec import Scale, cell_config, read_table
 
 DATA_FREE = [m for m in METHODS if METHODS.get(m).recipe.get("source", {}).get("name") != "real"]
 

@@ -7,7 +7,8 @@ import pytest
 
 from dfkd.cli.main import main
 from dfkd.tables import side_by_side
-from dfkd.tables.experiment import cell_config, read_table, run_table, table_name
+from dfkd.tables.experiment import run_table
+from dfkd.tables.spec import cell_config, read_table, table_name
 
 REFERENCE = """
 runs:

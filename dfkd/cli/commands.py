@@ -27,7 +27,8 @@ def _renderer(rows, ref_file, order):
 
 
 def experiment_command(args) -> int:
-    from dfkd.tables.experiment import published_file, reference_file, run_table
+    from dfkd.tables.experiment import run_table
+    from dfkd.tables.spec import published_file, reference_file
     from dfkd.tables.results import collect, read_published
 
     if args.seeds is not None and args.seeds < 1:
@@ -90,7 +91,7 @@ def _resolve_runs(args):
     side-by-side table or None) from RUN_DIR|TABLE arguments."""
     from pathlib import Path
 
-    from dfkd.tables.experiment import read_table, table_name
+    from dfkd.tables.spec import read_table, table_name
 
     paths, order, pub_file, folder, ref_file = [], [], getattr(args, "published", None), None, None
     for item in args.runs:

@@ -1,6 +1,7 @@
 """The method registry: a method is a named recipe (a dict of config values over the defaults) with
 per-dataset presets (docs/design.md, "Methods are recipes"). The recipes themselves are in
-dfkd/methods/datafree.py and dfkd/methods/real.py, registered when dfkd.methods is imported."""
+dfkd/methods/generative.py, dfkd/methods/inversion.py and dfkd/methods/real.py, registered when
+dfkd.methods is imported."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -59,9 +59,9 @@ COST = re.compile(r"Generation Cost: ([0-9.]+)")
 
 
 def authors_run(table: Path, name: str):
-    """The cell's `authors:` entry (dfkd.tables.experiment.AuthorsRun), read and checked as dfkd reads tables."""
+    """The cell's `authors:` entry (dfkd.tables.spec.AuthorsRun), read and checked as dfkd reads tables."""
     from dfkd.base.errors import DfkdError
-    from dfkd.tables.experiment import read_table
+    from dfkd.tables.spec import read_table
 
     try:
         _, spec = read_table(str(table))
