@@ -10,9 +10,8 @@ Objective weights merge key by key: to drop a recipe's term, set its weight to 0
 (`--set objective.generator.adv_l1=0`).
 
 `registry` holds METHODS and the recipe mechanism, `presets` what the data-free recipes share,
-`generative`, `inversion` and `real` the recipes, `configure`
-the resolved config (`build_config`) and its checks across keys. Importing this package registers
-every recipe.
+`generative`, `inversion` and `real` the recipes, `configure` the resolved config (`build_config`)
+and its checks across keys. Importing this package registers every recipe.
 
 May import: `dfkd.base`, `dfkd.config`, `dfkd.models`, `dfkd.generators`, `dfkd.io`, `dfkd.objective`,
 `dfkd.synthesis`."""
