@@ -47,10 +47,10 @@ class Injector:
             self.r, self.phase, self.count = self.r + 1, "student", {}
             return train_round()
 
-        def synthesizing(student):
+        def synthesizing(student, on_step=None):
             self.phase = "gen"
             try:
-                return synthesize(student)
+                return synthesize(student, on_step=on_step)
             finally:
                 self.phase = "student"
 

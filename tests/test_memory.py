@@ -20,11 +20,11 @@ def _py(code: str, **env) -> str:
 
 @glibc
 def test_fast_memory_keeps_a_large_block_in_the_heap_and_the_opt_out_leaves_glibc_alone():
-    code = "from dfkd import memory; s = memory.apply(); print(s, memory.large_blocks_are_mapped())"
+    code = "from dfkd.run import memory; s = memory.apply(); print(s, memory.large_blocks_are_mapped())"
     assert _py(code) == ["fast", "False"]  # a fresh process: glibc would map a 16 MiB block; fast memory does not
     assert _py(code, DFKD_FAST_MEMORY="0") == ["system", "True"]  # untouched: glibc's default maps it
     # switched off after being on (a notebook): back to glibc's starting threshold
-    assert _py("from dfkd import memory; memory.apply(); s = memory.apply(False); "
+    assert _py("from dfkd.run import memory; memory.apply(); s = memory.apply(False); "
                "print(s, memory.large_blocks_are_mapped())") == ["system", "True"]
 
 

@@ -68,7 +68,8 @@ class Distiller:
         self.scaler = self.precision.scaler()
         # e.g. torch.compile(student) or its DDP wrapper: the weights (and checkpoints) stay in `student`
         self.student_forward = self.student if parts.student_forward is None else parts.student_forward
-        self.synth_student = parts.synth_student or self.student_forward  # what the synthesizer scores with
+        # what the synthesizer scores with (never a DDP wrapper; `or` would ask a compiled module its len())
+        self.synth_student = self.student_forward if parts.synth_student is None else parts.synth_student
         self.augment = parts.student_augment  # distill.augment: what student batches are read through
         self.perturb = Perturbation(cfg.synth, self.probe, self.view_t, self.view_s, self.objective.temperature) \
             if cfg.synth.perturb_eps > 0 else None
