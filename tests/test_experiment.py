@@ -7,8 +7,8 @@ import pytest
 from dfkd.base.errors import DfkdError
 from dfkd.cli.main import main
 from dfkd.tables.experiment import run_table
-from dfkd.tables.spec import read_table
 from dfkd.tables.results import load_summaries
+from dfkd.tables.spec import read_table
 
 TABLE = """
 doc: a two-cell test table
@@ -131,8 +131,8 @@ def test_unknown_table_scale_and_cell_are_one_line_errors(table, tmp_path, capsy
 
 @pytest.mark.parametrize("name", ["digits", "digits_variants", "mnist", "cifar10", "cifar100", "crd_cifar100"])
 def test_every_shipped_table_and_its_published_file_are_valid(name, tmp_path, capsys):
-    from dfkd.tables.spec import published_file
     from dfkd.tables.results import read_published
+    from dfkd.tables.spec import published_file
 
     path, spec = read_table(name)
     assert path.parent.name == name and "smoke" in spec.scales

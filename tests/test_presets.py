@@ -106,3 +106,10 @@ def test_presets_never_hand_a_bn_free_method_a_bn_term():
     for name in without_batchnorm():
         for ds, p in METHODS.get(name).presets.items():
             assert not flatten(p.values).get("objective.generator.bn"), (name, ds)
+
+
+def test_the_shipped_tables_are_found_from_any_working_directory(tmp_path, monkeypatch):
+    from dfkd.tables.spec import locate
+
+    monkeypatch.chdir(tmp_path)  # no ./experiments here: the shipped copy (checkout or wheel) is found
+    assert locate("digits").parent.name == "digits" and locate("digits").is_file()

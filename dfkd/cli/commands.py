@@ -28,8 +28,8 @@ def _renderer(rows, ref_file, order):
 
 def experiment_command(args) -> int:
     from dfkd.tables.experiment import run_table
-    from dfkd.tables.spec import published_file, reference_file
     from dfkd.tables.results import collect, read_published
+    from dfkd.tables.spec import published_file, reference_file
 
     if args.seeds is not None and args.seeds < 1:
         raise DfkdError(f"--seeds must be >= 1, got {args.seeds}")

@@ -62,7 +62,8 @@ class TableSpec:
 
 # the tables shipped with dfkd: the repository's experiments/ (a checkout or an editable install), or
 # the copy a wheel installs as dfkd/experiments
-SHIPPED = [Path(__file__).resolve().parents[1] / "experiments", Path(__file__).resolve().parent / "experiments"]
+_PACKAGE = Path(__file__).resolve().parents[1]  # dfkd/ (this file is dfkd/tables/spec.py)
+SHIPPED = [_PACKAGE.parent / "experiments", _PACKAGE / "experiments"]
 
 
 def locate(table: str) -> Path:
