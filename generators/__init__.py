@@ -22,7 +22,7 @@ def dcgan(cfg, size: int, channels: int, batch_size: int, num_classes: int, mean
     """DAFL/DFAD generator (Chen et al. 2019; Fang et al. 2019); source.output=sigmoid ends it as the
     CMI/Fast generator does."""
     return DCGANGenerator(nz=cfg.nz, width=cfg.width, size=size, channels=channels, output=cfg.output,
-                          mean=mean, std=std, bn_eps=cfg.bn_eps)
+                          mean=mean, std=std, bn_eps=cfg.bn_eps, taper=cfg.taper)
 
 
 @SOURCES.register("noise")

@@ -9,8 +9,10 @@ and unit variance per batch, matching inputs normalised with the dataset's mean 
 `output="sigmoid"` (the generator of zju-vipa/Fast-Datafree and CMI, datafree/models/generator.py:
 width = 2·ngf) gives pixels in [0, 1], normalised with `mean` and `std`; `output="bn"` (ZSKT's,
 polo5/ZeroShotKnowledgeTransfer models/generator.py) ends with a learned (affine) BatchNorm and no
-squashing. `bn_eps`: the eps of the two inner BatchNorms (DAFL's code: 0.8). The layers are created in
-the authors' order, so one seed gives both codes the same weights (l1.0 = fc, conv_blocks.0 = bn0, ...).
+squashing. `taper="early"` halves the width in both blocks, width -> width/2 -> width/4 (CuDFKD's
+generator, ljrprocc/DFKD datafree/models/generator.py DCGAN_Generator_CIFAR10: 256, 128, 64).
+`bn_eps`: the eps of the two inner BatchNorms (DAFL's code: 0.8). The layers are created in the
+authors' order, so one seed gives both codes the same weights (l1.0 = fc, conv_blocks.0 = bn0, ...).
 """
 from __future__ import annotations
 
@@ -23,27 +25,30 @@ from torch import Tensor, nn
 
 class DCGANGenerator(nn.Module):
     def __init__(self, nz: int = 100, width: int = 128, size: int = 32, channels: int = 3, output: str = "tanh_bn",
-                 mean=None, std=None, bn_eps: float = 1e-5):
+                 mean=None, std=None, bn_eps: float = 1e-5, taper: str = "late"):
         super().__init__()
         if output not in ("tanh_bn", "sigmoid", "bn"):
             raise ValueError(f"output must be 'tanh_bn', 'sigmoid' or 'bn', not {output!r}")
+        if taper not in ("late", "early"):
+            raise ValueError(f"taper must be 'late' or 'early', not {taper!r}")
+        mid, last = (width, width // 2) if taper == "late" else (width // 2, width // 4)
         self.nz, self.size, self.channels, self.output = nz, size, channels, output
         self.init_size = math.ceil(size / 4)
         self.fc = nn.Linear(nz, width * self.init_size ** 2)
         self.bn0 = nn.BatchNorm2d(width)
         self.block1 = nn.Sequential(
             nn.Upsample(scale_factor=2),
-            nn.Conv2d(width, width, 3, padding=1, bias=False),
-            nn.BatchNorm2d(width, eps=bn_eps),
+            nn.Conv2d(width, mid, 3, padding=1, bias=False),
+            nn.BatchNorm2d(mid, eps=bn_eps),
             nn.LeakyReLU(0.2, inplace=True),
         )
         self.block2 = nn.Sequential(
             nn.Upsample(scale_factor=2),
-            nn.Conv2d(width, width // 2, 3, padding=1, bias=False),
-            nn.BatchNorm2d(width // 2, eps=bn_eps),
+            nn.Conv2d(mid, last, 3, padding=1, bias=False),
+            nn.BatchNorm2d(last, eps=bn_eps),
             nn.LeakyReLU(0.2, inplace=True),
         )
-        self.to_image = nn.Conv2d(width // 2, channels, 3, padding=1)
+        self.to_image = nn.Conv2d(last, channels, 3, padding=1)
         if output in ("tanh_bn", "bn"):
             self.out_bn = nn.BatchNorm2d(channels, affine=output == "bn")
         else:

@@ -13,7 +13,8 @@ import torch
 from dfkd.base.errors import DfkdError
 from dfkd.methods.configure import build_config
 from dfkd.methods.registry import METHODS
-from dfkd.objective.terms import COMPONENTS, TERMS, Objective, Signals
+from dfkd.objective.signals import Signals
+from dfkd.objective.terms import COMPONENTS, TERMS, Objective
 from dfkd.run.runner import distill
 from dfkd.synthesis.schedule import SCHEDULES
 

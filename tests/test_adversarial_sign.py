@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from dfkd.config.schema import OptimConfig, SynthConfig
+from dfkd.config.fields import OptimConfig
+from dfkd.config.synthesis import SynthConfig
 from dfkd.generators.dcgan import DCGANGenerator
 from dfkd.methods.configure import build_config
 from dfkd.models import build_model

@@ -8,7 +8,8 @@ import dfkd.run.parts
 import dfkd.run.runner
 from dfkd.base.errors import DfkdError
 from dfkd.methods.configure import build_config
-from dfkd.objective.terms import Objective, Signals
+from dfkd.objective.signals import Signals
+from dfkd.objective.terms import Objective
 from dfkd.run.runner import distill
 from dfkd.synthesis.real import RealBatches
 

@@ -5,7 +5,8 @@ import torch
 
 from dfkd.base.errors import DfkdError
 from dfkd.objective import losses
-from dfkd.objective.terms import NEEDS, TERMS, Objective, Param, Signals, resolve_params, term
+from dfkd.objective.signals import NEEDS, Signals
+from dfkd.objective.terms import TERMS, Objective, Param, resolve_params, term
 
 
 def _signals():

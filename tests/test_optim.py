@@ -6,7 +6,7 @@ import warnings
 import pytest
 import torch
 
-from dfkd.config.schema import OptimConfig
+from dfkd.config.fields import OptimConfig
 from dfkd.objective.optim import make_optimizer
 
 

@@ -6,7 +6,8 @@ from torch import nn
 
 from dfkd.base.errors import DfkdError
 from dfkd.methods.configure import build_config
-from dfkd.objective.terms import Objective, Signals
+from dfkd.objective.signals import Signals
+from dfkd.objective.terms import Objective
 from dfkd.synthesis.robust import Ball, pgd, robust_accuracy
 
 MEAN, STD = (0.5, 0.4), (0.25, 0.5)
@@ -170,8 +171,12 @@ def test_bss_attacks_what_both_get_right_and_ramps_its_weights(digits_teacher, t
         expected = r["student/label_ce_clean"] + clean * r["student/kd_soft_ce_clean"] + bss * r.get(
             "student/kd_soft_ce", 0.0)
         assert r["student/loss"] == pytest.approx(expected, rel=1e-4)
-    with pytest.raises(DfkdError, match="objective.decay/ramp names 'at'"):
+    with pytest.raises(DfkdError, match="objective.decay names 'at', which is not a weighted student term"):
         build_config(method="bss", sets=["objective.decay=[at]"])
+    with pytest.raises(DfkdError, match="objective.ramp names 'at', which is not a weighted term"):
+        build_config(method="bss", sets=["objective.ramp.at=[1, 0, 0.5]"])
+    with pytest.raises(DfkdError, match=r"objective.ramp.kd_soft_ce=\[2.0, 0.0, 0.5, 0.6\]: give"):
+        build_config(method="bss", sets=["objective.ramp.kd_soft_ce=[2, 0, 0.5, 0.6]"])
 
 
 def test_data_free_perturbation_stays_in_its_ball_and_raises_the_disagreement(digits_teacher, tmp_path):

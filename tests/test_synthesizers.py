@@ -3,7 +3,8 @@ import torch
 from torch import nn
 
 from dfkd.base.errors import DfkdError
-from dfkd.config.schema import OptimConfig, SynthConfig
+from dfkd.config.fields import OptimConfig
+from dfkd.config.synthesis import SynthConfig
 from dfkd.generators.dcgan import DCGANGenerator
 from dfkd.generators.noise import NoiseSource
 from dfkd.models import build_model
@@ -216,7 +217,7 @@ def test_contrast_bank_keeps_raw_local_and_global_embeddings_of_the_kept_batch_o
     assert len(c.bank) == 5 and sorted(c.bank.held()[:, 0].tolist()) == [0.0, 1.0, 1.0, 2.0, 2.0]
     rows = c.read_bank()
     assert rows.shape == (3, 2 * width) and len({tuple(r.tolist()) for r in c.bank.held()}) == 3
-    from dfkd.objective.terms import Signals
+    from dfkd.objective.signals import Signals
 
     x = torch.randn(6, 1, 8, 8)
     c.before_probe()
@@ -328,7 +329,7 @@ def test_student_mode_train_after_first_needs_the_nayer_schedule():
 
 def test_nayer_embedding_file_is_checked(tmp_path):
     from dfkd.base.errors import DfkdError
-    from dfkd.config.schema import SourceConfig
+    from dfkd.config.synthesis import SourceConfig
     from dfkd.generators import SOURCES
 
     good = tmp_path / "e.pt"

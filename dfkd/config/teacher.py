@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dfkd.config.schema import DataConfig, OptimConfig, TrackingConfig, opt
+from dfkd.config.fields import OptimConfig, opt
+from dfkd.config.schema import DataConfig, TrackingConfig
 
 
 @dataclass

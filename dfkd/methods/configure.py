@@ -142,10 +142,21 @@ def validate(cfg: Config) -> None:
     if labelled and not real:
         raise DfkdError(f"objective.student.{labelled[0]} needs the true labels of real data; use it with "
                         f"source.name=real (e.g. --method kd) or set objective.student.{labelled[0]}=0")
-    for t in [*cfg.objective.decay, *cfg.objective.ramp]:
+    if len(cfg.objective.self_paced) not in (0, 2):
+        raise DfkdError(f"objective.self_paced={list(cfg.objective.self_paced)}: give [LAMBDA0, RATE] (CuDFKD: "
+                        f"[2, 1e-4]) or [] for off")
+    for t in cfg.objective.decay:
         if cfg.objective.student.get(t, 0) == 0:
-            raise DfkdError(f"objective.decay/ramp names '{t}', which is not a weighted student term; "
+            raise DfkdError(f"objective.decay names '{t}', which is not a weighted student term; "
                             f"student terms: {', '.join(k for k, w in cfg.objective.student.items() if w)}")
+    for t, r in cfg.objective.ramp.items():
+        if cfg.objective.student.get(t, 0) == 0 and cfg.objective.generator.get(t, 0) == 0:
+            weighted = [k for o in (cfg.objective.generator, cfg.objective.student) for k, w in o.items() if w]
+            raise DfkdError(f"objective.ramp names '{t}', which is not a weighted term; weighted terms: "
+                            f"{', '.join(weighted)}")
+        if len(r) not in (3, 4) or (len(r) == 4 and not 0 <= r[3] < r[2]) or r[2] <= 0:
+            raise DfkdError(f"objective.ramp.{t}={list(r)}: give [START, END, AT] or [START, END, AT, FROM] with "
+                            f"0 <= FROM < AT (fractions of the run)")
     attack = [t for t, w in cfg.objective.generator.items() if w != 0 and "attack" in TERMS.get(t).needs]
     if attack and cfg.synth.g_steps > 0 and not (real and cfg.source.eps > 0):
         raise DfkdError(f"objective.generator.{attack[0]} attacks real samples; use it with source.name=real and "

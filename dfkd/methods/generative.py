@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from dfkd.config.load import deep_merge
 from dfkd.methods.presets import CIFAR_SOURCE, FD, digits_preset
 from dfkd.methods.registry import Preset, recipe
 
@@ -136,4 +137,52 @@ per step rather than per batch, and stages are paired automatically by spatial s
     **{ds: Preset({"synth": {"batch_size": 128}, "distill": {"rounds": 80000, "eval_every": 800}},
                   f"the authors' CIFAR-10 scripts ({POLO5} scripts/ZeroShot/main*.sh): 80,000 batches of 128")
        for ds in ("cifar10", "cifar100")},
+})
+
+CUDFKD_REPO = "ljrprocc/DFKD@cd281c4"
+
+
+def _cudfkd_cifar(values: dict, why: str) -> Preset:
+    return Preset(deep_merge({"distill": {"eval_every": 40}, "objective": {"ramp_every": 40}}, values),
+                  f"the authors' scripts ({CUDFKD_REPO} scripts/cudfkd/{why})")
+
+
+CUDFKD = recipe("cudfkd", "DFQ's persistent generator with an easy-to-hard curriculum: ramped adversarial "
+                          "weight, self-paced student loss (Li et al. 2023)",
+    f"""CuDFKD — Li, Zhou, Li, Wang, Yu, Bu (2023), "Dynamic Data-Free Knowledge Distillation by
+Easy-to-Hard Learning Strategy", Information Sciences, arXiv:2208.13648; as the authors' code runs it
+({CUDFKD_REPO} datafree/synthesis/cudfkd.py, datafree_kd.py, scripts/cudfkd). A persistent generator
+(nz 512, widths 256-128-64, sigmoid, DCGAN initialisation once; Adam 1e-3 (0.9, 0.99), constant)
+takes one step per round on BN statistics + one-hot CE + 20 x class balance at the KD temperature
++ a ramped -KL at T = 3: the adversarial weight stays at its start for the first quarter of the
+run, then grows by a fixed step per epoch until three quarters (objective.ramp with a FROM; the
+easy-to-hard curriculum of the generator). The student takes 10 steps per round on fresh batches
+drawn with the generator in eval mode, its loss L weighted by the detached self-paced
+v = (1 + e^-λ) / (1 + e^(L - λ)) with λ rising linearly per student step (objective.self_paced; the
+student's easy-to-hard). Differs: the authors' code at that commit dropped the agreement mask of
+the adversarial KL (its CIFAR numbers were probably produced with it: objective.params.adv_kl.mask=
+agree); the class-balance temperature follows objective.params.ie.T, not the KD temperature.""", {
+    "source": {"name": "dcgan", "nz": 512, "width": 256, "taper": "early", "output": "sigmoid", "init": "dcgan",
+               "optim": {"name": "adam", "lr": 1e-3, "betas": [0.9, 0.99], "schedule": "constant"}},
+    "synth": {"schedule": "persistent", "g_steps": 1, "sample_mode": "eval"},
+    "objective": {"generator": {"adv_kl": 1.0, "bn": 1.0, "oh": 1.0, "ie": 20.0}, "student": {"kd_kl": 1.0},
+                  "params": {"adv_kl": {"T": 3.0}, "ie": {"T": 20.0}}, "temperature": 20.0,
+                  "ramp": {"adv_kl": [0.0, 62.5, 0.756, 0.256]}, "self_paced": [2.0, 1e-4]},
+    "distill": {"kd_steps": 10, "batch": "fresh"},
+    "student": {"optim": {"weight_decay": 1e-4}},
+}, presets={
+    "digits": digits_preset({"distill": {"rounds": 100, "eval_every": 10}, "source": {"width": 128}},
+                            "100 rounds of 10 student steps, generator widths 128-64-32"),
+    "cifar10": _cudfkd_cifar({"synth": {"batch_size": 512}, "distill": {"rounds": 10000},
+                              "objective": {"student": {"kd_kl": 0.0, "kd_l1": 1.0}}},
+                             "cudfkd_cifar10_resnet34_resnet18.sh: batch 512, 250 epochs of 40 rounds, "
+                             "L1 on logits for the student, the adversarial weight 0 until epoch 64, then "
+                             "+0.5 per epoch to 62.5 at epoch 189, λ from 2 by 1e-4 per step"),
+    "cifar100": _cudfkd_cifar({"synth": {"batch_size": 768}, "distill": {"rounds": 12000},
+                               "objective": {"student": {"kd_kl": 0.0, "kd_l1": 1.0},
+                                             "ramp": {"adv_kl": [1.0, 1.0, 1.0]}, "params": {"ie": {"T": 5.0}},
+                                             "self_paced": [1.0, 2e-5]}},
+                              "cudfkd_cifar100_resnet34_resnet18.sh: batch 768, 300 epochs of 40 rounds, "
+                              "L1 on logits, the adversarial weight 1 throughout, balance at T = 5, λ from 1 "
+                              "by 2e-5 per step; without the script's replay pool (--memory)"),
 })

@@ -6,6 +6,7 @@ step (where a term of the objective may be negated to maximise disagreement).
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -61,13 +62,15 @@ def one_hot_ce(teacher_logits: Tensor) -> Tensor:
     return F.cross_entropy(teacher_logits, teacher_logits.argmax(dim=1))
 
 
-def class_balance(teacher_logits: Tensor) -> Tensor:
-    """Negative entropy of the batch-mean teacher prediction, sum_c p̄_c log p̄_c (natural log).
+def class_balance(teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """Negative entropy of the batch-mean teacher prediction, sum_c p̄_c log p̄_c (natural log), with
+    p̄ = mean_n softmax(logits_n / temperature); logits (N, K).
 
     Minimising it spreads the batch over the classes: DAFL's information-entropy loss. DAFL's code
-    uses log10; a weight w there equals w / ln(10) here.
+    uses log10; a weight w there equals w / ln(10) here. CuDFKD's code takes it at the KD
+    temperature (20 on CIFAR-10), where it is much weaker.
     """
-    p_mean = F.softmax(teacher_logits, dim=1).mean(dim=0)
+    p_mean = F.softmax(teacher_logits / temperature if temperature != 1.0 else teacher_logits, dim=1).mean(dim=0)
     return (p_mean * torch.log(p_mean.clamp_min(1e-12))).sum()
 
 
@@ -137,6 +140,14 @@ def js_div(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 
     n = student_logits.shape[0]
     value = 0.5 * (m * (m.log() - p_s.log())).sum() / n + 0.5 * (m * (m.log() - p_t.log())).sum() / n
     return value.clamp(0.0, 1.0) if form == "capped" else value
+
+
+def self_paced_weight(loss: Tensor, lam: float) -> Tensor:
+    """CuDFKD's self-paced weight of a batch loss L (a 0-d tensor): v = (1 + e^-λ) / (1 + e^(L - λ)),
+    detached; v = 1 at L = 0, near 1 while L << λ, and small for batches harder than λ (Li et al.,
+    "Dynamic Data-Free Knowledge Distillation by Easy-to-Hard Learning Strategy", arXiv:2208.13648)."""
+    with torch.no_grad():
+        return (1.0 + math.exp(-lam)) / (1.0 + torch.exp(loss.float() - lam))
 
 
 def total_variation(x: Tensor, p: int = 2) -> Tensor:

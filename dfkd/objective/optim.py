@@ -6,7 +6,7 @@ import warnings
 
 import torch
 
-from dfkd.config.schema import OptimConfig
+from dfkd.config.fields import OptimConfig
 
 
 def make_optimizer(params, cfg: OptimConfig, total_steps: int):

@@ -4,15 +4,16 @@
     total, parts = obj(signals)        # parts: {"adv_l1": tensor, "bn": tensor} (detached)
 
 Terms live in the `TERMS` registry. Each declares the signals it needs, from the checked vocabulary
-`NEEDS` (so the loop runs the student forward and the hooks only when some weighted term asks for
-them), and its own hyperparameters with their defaults (`Param`): CMI's temperature is
-`objective.params.cmi.tau`, DKD's are `objective.params.dkd.alpha/beta`. The objective hands each
-term its resolved parameters untouched: `fn(signals, objective, params) -> scalar`. A term with
-trainable state (FitNets' adapter, the adversarial critic, CMI's head and bank) declares a factory
-of its `Component` (dfkd/base/component.py, registered in `COMPONENTS`); the run builds it when the
-term is weighted and keeps it in `Objective.components`, where the term reads it. Sign convention:
-every term is *minimised* by whoever owns the objective; adversarial terms (`adv_*`) are negated
-disagreements, so the source minimising them maximises the teacher-student gap.
+`NEEDS` (`dfkd.objective.signals`; so the loop runs the student forward and the hooks only when some
+weighted term asks for them), and its own hyperparameters with their defaults (`Param`): CMI's
+temperature is `objective.params.cmi.tau`, DKD's are `objective.params.dkd.alpha/beta`. The
+objective hands each term its resolved parameters untouched: `fn(signals, objective, params) ->
+scalar`. A term with trainable state (FitNets' adapter, the adversarial critic, CMI's head and bank)
+declares a factory of its `Component` (dfkd/base/component.py, registered in `COMPONENTS`); the run
+builds it when the term is weighted and keeps it in `Objective.components`, where the term reads it.
+Sign convention: every term is *minimised* by whoever owns the objective; adversarial terms
+(`adv_*`) are negated disagreements, so the source minimising them maximises the teacher-student
+gap.
 """
 from __future__ import annotations
 
@@ -27,44 +28,7 @@ from dfkd.base.registry import Registry, suggest
 from dfkd.config.load import check_range, coerce_value
 from dfkd.objective import critic, kd_losses, losses
 from dfkd.objective.hint import HintAdapter
-
-# what a term may need; the loop computes a signal only when a weighted term names it
-NEEDS = {
-    "student": "the student's logits on the batch (s_logits)",
-    "bn": "per-layer batch statistics at the teacher's BatchNorm inputs, with its running statistics (bn_stats)",
-    "s_bn": "the same at the student's BatchNorm inputs, during a source step (s_bn_stats)",
-    "features": "the teacher's penultimate features: the input of its last nn.Linear (t_features)",
-    "s_features": "the student's penultimate features (s_features)",
-    "blocks": "matched teacher and student stage outputs of equal spatial size (t_blocks, s_blocks)",
-    "targets": "the batch's class targets: sampled by the source, or true labels of real data (targets)",
-    "contrast": "CMI's projected teacher embeddings of the local and global views, batch then bank rows "
-                "(embed_local, embed)",
-    "clean": "the real batch before its perturbation, and the student on it (x_clean, s_logits_clean)",
-    "attack": "a class per sample that a targeted attack moves it toward (attack_targets)",
-}
-
-
-@dataclass
-class Signals:
-    """What one forward pass produced. Shapes: x (N, C, H, W), logits (N, K), features (N, D)."""
-
-    x: Tensor
-    t_logits: Tensor
-    x_seen: Tensor | None = None  # (N, C, H, W) the augmented view the teacher scored, in a source step
-    s_logits: Tensor | None = None
-    bn_stats: list = field(default_factory=list)
-    s_bn_stats: list = field(default_factory=list)  # the student's, in a source step (adv_sbn)
-    t_features: Tensor | None = None
-    t_blocks: list = field(default_factory=list)  # teacher stage outputs, paired with s_blocks
-    s_blocks: list = field(default_factory=list)
-    targets: Tensor | None = None  # (N,) sampled classes (DeepInversion), or true labels of a real batch
-    s_features: Tensor | None = None  # (N, D) student penultimate features (RKD)
-    x_clean: Tensor | None = None  # the real batch before its perturbation (robust distillation)
-    attack_targets: Tensor | None = None  # (N,) classes a targeted attack moves each sample toward (BSS)
-    s_logits_clean: Tensor | None = None  # (N, K) student on view_s(x_clean)
-    t_logits_clean: Tensor | None = None  # (N, K) teacher on the clean batch, when it scored the perturbed one
-    embed: Tensor | None = None  # (N + M, D) projected teacher instance embeddings, global view: the batch's N, then M from CMI's bank
-    embed_local: Tensor | None = None  # (N + M, D) the same for the local (random resized crop) view: the anchors
+from dfkd.objective.signals import NEEDS, Signals
 
 
 @dataclass(frozen=True)
@@ -199,8 +163,9 @@ term("oh", "one-hot CE of the teacher on its arg-max (DAFL)")(
     lambda s, o, p: losses.one_hot_ce(s.t_logits))
 term("ce", "CE of the teacher on the source's sampled target classes (DeepInversion)", "targets")(
     lambda s, o, p: losses.target_ce(s.t_logits, s.targets))
-term("ie", "class balance: negative entropy of the mean teacher prediction (DAFL)")(
-    lambda s, o, p: losses.class_balance(s.t_logits))
+term("ie", "class balance: negative entropy of the mean teacher prediction (DAFL)",
+     T=Param(1.0, "softmax temperature of the teacher's predictions (CuDFKD: the KD temperature, 20)", min=1e-6))(
+    lambda s, o, p: losses.class_balance(s.t_logits, p["T"]))
 term("act", "-mean|penultimate teacher features| (DAFL)", "features",
      layer=Param("", "the teacher module whose input is the feature ('' = its last nn.Linear; DAFL's LeNet-5: "
                      "fc1, the 120-d conv3 output)"))(
@@ -310,7 +275,8 @@ class Objective:
         self.components: dict = {}  # the terms' trainable parts by key (build_components)
         self.factors: dict[str, float] = {}  # per-term multipliers (decay, ramp)
         self.decay: list[str] = []  # terms whose weight decays linearly to 0 over the run (objective.decay)
-        self.ramp: dict[str, list[float]] = {}  # term -> [start, end, at] (objective.ramp, BSS)
+        self.ramp: dict[str, list[float]] = {}  # term -> [start, end, at(, from)] (objective.ramp: BSS, CuDFKD)
+        self.ramp_every = 1  # the ramps move in steps of this many rounds (objective.ramp_every)
         self.needs = frozenset().union(*(t.needs for t in self.terms.values()))
         if not self.weights:
             raise DfkdError(f"the {owner} objective has no term with a non-zero weight; "
@@ -328,13 +294,20 @@ class Objective:
 
     def progress(self, done: float, ramp_done: float | None = None) -> None:
         """The run is this fraction done: the decaying terms' multipliers follow (1 - done); a ramped
-        term's goes linearly from `start` to `end`, reached at fraction `at` of the run (of
-        `ramp_done`, which counts in steps of objective.ramp_every rounds), and stays there."""
+        term's stays at `start` until fraction `from` (default 0) of the run, goes linearly to `end`,
+        reached at fraction `at` (of `ramp_done`, which counts in steps of objective.ramp_every
+        rounds), and stays there."""
         for name in self.decay:
             self.factors[name] = max(0.0, 1.0 - done)
         p = done if ramp_done is None else ramp_done
-        for name, (start, end, at) in self.ramp.items():
-            self.factors[name] = start + (end - start) * min(1.0, p / at)
+        for name, (start, end, at, *frm) in self.ramp.items():
+            f = frm[0] if frm else 0.0
+            self.factors[name] = start + (end - start) * min(1.0, max(0.0, p - f) / (at - f))
+
+    def at_round(self, rnd: int, rounds: int) -> None:
+        """`progress` at the start of round `rnd` (1-based) of `rounds`."""
+        every = self.ramp_every
+        self.progress((rnd - 1) / rounds, min(rounds, -(-rnd // every) * every) / rounds)
 
     def without(self, prefix: str) -> "Objective | None":
         """The same objective minus the terms whose names start with `prefix` (None if nothing is left)."""

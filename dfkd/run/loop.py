@@ -33,8 +33,9 @@ from dfkd.config.schema import Config
 from dfkd.io.tracking import Tracker, synth_progress
 from dfkd.objective.guard import NonFiniteGuard, finite_averages, guarded_step
 from dfkd.objective.hooks import BlockHooks, FeatureHook, classifier_layer
+from dfkd.objective.losses import self_paced_weight
 from dfkd.objective.optim import make_optimizer
-from dfkd.objective.terms import Signals
+from dfkd.objective.signals import Signals
 from dfkd.run import memory
 from dfkd.run.evaluate import accuracy, agreement
 from dfkd.run.state import RunState
@@ -78,7 +79,7 @@ class Distiller:
         self.files = RunState(self)  # checkpoints, resume, rollback, samples
         # what goes from round to round (checkpointed); history: (round, score) at every evaluation
         self.state = {"round": 0, "acc": 0.0, "best": -1.0, "best_round": 0, "history": [], "sums": {},
-                      "since_log": 0, "elapsed_s": 0.0, "synth_time_s": 0.0}
+                      "since_log": 0, "elapsed_s": 0.0, "synth_time_s": 0.0, "student_steps": 0}
 
     # ------------------------------------------------------------------ one student step
     @torch.no_grad()
@@ -99,6 +100,11 @@ class Distiller:
             sig = replace(teacher, x=x, s_logits=s_logits, s_blocks=self.blocks.values if self.blocks else [],
                           s_features=self.features.value if self.features else None, s_logits_clean=s_clean)
             loss, parts = self.objective(sig)
+            if self.cfg.objective.self_paced:  # CuDFKD: the batch's loss weighted easy-to-hard
+                lam0, rate = self.cfg.objective.self_paced
+                parts["self_paced_v"] = v = self_paced_weight(loss, lam0 + rate * self.state["student_steps"])
+                loss = loss * v
+        self.state["student_steps"] += 1
         taken = guarded_step(loss, self.optimizer, self.scaler, self.guard, self.params, sync=self._sync,
                              clip=self.cfg.student.optim.clip_grad)
         self.scheduler.step()  # a skipped step is counted by the guard; the schedule still advances
@@ -163,9 +169,7 @@ class Distiller:
 
     def student_steps(self, batch) -> None:
         """The round's kd_steps student steps (on `batch`, the pool or fresh samples), losses summed."""
-        rounds, every = self.cfg.distill.rounds, self.cfg.objective.ramp_every or 1
-        self.objective.progress((self.synth.round - 1) / rounds,  # decaying and ramped terms (BSS)
-                                min(rounds, -(-self.synth.round // every) * every) / rounds)
+        self.objective.at_round(self.synth.round, self.cfg.distill.rounds)  # decaying and ramped terms (BSS)
         for x, teacher in self._student_inputs(batch):
             _accumulate(self.state["sums"], self.student_step(x, teacher), "student/",
                         scale=1.0 / self.cfg.distill.kd_steps)

@@ -28,7 +28,7 @@ from dfkd.synthesis.pool import ReplayPool
 from dfkd.synthesis.real import RealBatches
 from dfkd.synthesis.robust import Ball
 from dfkd.synthesis.schedule import SCHEDULES
-from dfkd.synthesis.synthesizers import EmaGenerator
+from dfkd.synthesis.synthesizers import EmaGenerator, dcgan_init
 from dfkd.synthesis.views import build_view, check_teacher_view
 
 
@@ -39,7 +39,11 @@ def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels
     o = cfg.objective
     gen = Objective(o.generator, o.temperature, "generator", o.params) if cfg.synth.g_steps > 0 else None
     stu = Objective(o.student, o.temperature, "student", o.params)
-    stu.decay, stu.ramp = list(o.decay), {k: list(v) for k, v in o.ramp.items()}
+    stu.decay = list(o.decay)
+    for obj in (gen, stu):  # a ramped term's weight follows its ramp in whichever objective weights it
+        if obj is not None:
+            obj.ramp = {k: list(v) for k, v in o.ramp.items() if k in obj.weights}
+            obj.ramp_every = o.ramp_every or 1
     check_teacher_terms(cfg, probe, gen, stu)
     layer = gen.params.get("act", {}).get("layer") if gen is not None else None
     if layer:  # DAFL's activation term on another layer than the classifier's input
@@ -154,6 +158,8 @@ def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, st
     gen_objective, student_objective, student_blocks = build_objectives(cfg, probe, student, info, s_channels)
     generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, share,
                                              info.num_classes, mean=info.mean, std=info.std)
+    if cfg.source.init == "dcgan":  # drawn once over the built weights, as CuDFKD's reset_model
+        dcgan_init(generator)
     augment = synth_augment(cfg, info, device)
     student_augment = crop_flip(info.image_size, info.flip, info.mean, info.std).to(device) \
         if cfg.distill.augment == "crop" else None

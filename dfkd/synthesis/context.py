@@ -9,9 +9,11 @@ import torch
 from torch import Tensor, nn
 
 from dfkd.base.runtime import Precision
-from dfkd.config.schema import OptimConfig, SynthConfig
+from dfkd.config.fields import OptimConfig
+from dfkd.config.synthesis import SynthConfig
 from dfkd.objective.hooks import BlockHooks, BNStatsHook, FeatureHook, classifier_layer, has_batchnorm
-from dfkd.objective.terms import Objective, Signals
+from dfkd.objective.signals import Signals
+from dfkd.objective.terms import Objective
 
 
 @dataclass

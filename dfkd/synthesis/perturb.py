@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dfkd.config.schema import SynthConfig
+from dfkd.config.synthesis import SynthConfig
 from dfkd.objective.losses import kl_div
 from dfkd.synthesis.robust import Ball, pgd
 

@@ -27,7 +27,7 @@ from dfkd.base.component import Component
 from dfkd.base.errors import DfkdError
 from dfkd.base.runtime import Precision, full
 from dfkd.objective.guard import NonFiniteGuard
-from dfkd.objective.terms import Signals
+from dfkd.objective.signals import Signals
 from dfkd.synthesis.context import SynthBatch, SynthContext
 from dfkd.synthesis.robust import boundary_attack, pgd
 from dfkd.synthesis.schedule import SCHEDULES
@@ -100,13 +100,15 @@ class RealDataSynthesizer(Component):
         self.batches, self.augment, self.device = batches, ctx.augment, ctx.device
         self.guard: NonFiniteGuard | None = ctx.guard
         self.precision = ctx.precision or Precision("off", ctx.device)
-        self.round = 0
+        self.round, self.rounds = 0, ctx.rounds
         self.warming_up = False
 
     key, per_rank = "synthesizer", True  # a Component: each rank reads its own slice
 
     def synthesize(self, student: nn.Module, on_step=None) -> tuple[SynthBatch, dict[str, Tensor]]:
         self.round += 1
+        if self.objective is not None:  # ramped attack terms (objective.ramp)
+            self.objective.at_round(self.round, self.rounds)
         x, y = self.batches.next()
         with torch.no_grad():
             if self.augment is not None:

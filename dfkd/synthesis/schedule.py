@@ -37,7 +37,7 @@ from dfkd.base.runtime import Precision, full
 from dfkd.objective.guard import guarded_step
 from dfkd.objective.hooks import BNStatsHook, has_batchnorm
 from dfkd.objective.optim import make_optimizer
-from dfkd.objective.terms import Signals
+from dfkd.objective.signals import Signals
 from dfkd.synthesis.context import SynthBatch, SynthContext
 
 SCHEDULES = Registry("schedule")
@@ -226,6 +226,8 @@ class Schedule(Component):
         given, is called before each source step (the progress bar)."""
         self.round += 1
         self.on_step = on_step
+        if self.full_objective is not None:  # ramped generator terms (objective.ramp: CuDFKD's adversarial weight)
+            self.full_objective.at_round(self.round, self.ctx.rounds)
         if self.warmup_objective is not None:
             self.objective = self.warmup_objective if self.warming_up else self.full_objective
         self.begin_round()
@@ -280,10 +282,19 @@ class Schedule(Component):
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
+        """A fresh batch of n for the student: an extension's, or the source's on fresh codes (in eval
+        mode with synth.sample_mode=eval: its BN layers on their running statistics)."""
         for e in self.extensions:
             x = e.sample(n, self)
             if x is not None:
                 return x
+        if self.cfg.sample_mode == "eval":
+            was = self.generator.training
+            self.generator.eval()
+            try:
+                return self.generate(self.z(n), None)
+            finally:
+                self.generator.train(was)
         return self.generate(self.z(n), None)
 
     # ------------------------------------------------------------------ checkpoints

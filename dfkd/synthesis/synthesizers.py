@@ -234,6 +234,8 @@ class NayerSynthesizer(Schedule):
     def synthesize(self, student: nn.Module, on_step=None) -> tuple[SynthBatch, dict[str, Tensor]]:
         self.round += 1
         self.on_step = on_step
+        if self.full_objective is not None:
+            self.full_objective.at_round(self.round, self.ctx.rounds)
         if self.warmup_objective is not None:
             self.objective = self.warmup_objective if self.warming_up else self.full_objective
         every, ep = self.cfg.reinit_every, self.round - 1  # the authors' 0-based epoch

@@ -1,0 +1,87 @@
+"""CuDFKD's pieces (Li et al. 2023, arXiv:2208.13648) as shared parts: the class balance at a
+temperature, ramps that start late and apply to generator terms, the self-paced student weight,
+fresh batches drawn in eval mode, the early-tapering generator and its one-time DCGAN init."""
+import math
+
+import pytest
+import torch
+
+from dfkd.base.errors import DfkdError
+from dfkd.methods.configure import build_config
+from dfkd.objective.losses import class_balance, self_paced_weight
+from dfkd.objective.signals import Signals
+from dfkd.objective.terms import Objective
+
+
+def test_class_balance_at_a_temperature_against_hand_computed_values():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 0.0]])
+    for t in (1.0, 2.0):
+        p = [(math.exp(2 / t) / (math.exp(2 / t) + 1) + 0.5) / 2]
+        p.append(1 - p[0])
+        assert class_balance(logits, t).item() == pytest.approx(sum(q * math.log(q) for q in p), rel=1e-6)
+    sig = Signals(x=torch.zeros(2, 1, 2, 2), t_logits=logits)
+    hot = Objective({"ie": 1.0}, params={"ie": {"T": 20.0}})(sig)[0].item()
+    assert hot < Objective({"ie": 1.0})(sig)[0].item() and hot == pytest.approx(-math.log(2), abs=1e-3)  # near uniform
+
+
+def test_self_paced_weight_is_one_at_zero_loss_and_falls_for_hard_batches():
+    lam = 2.0
+    for loss, want in ((0.0, 1.0), (2.0, (1 + math.exp(-2)) / 2), (10.0, (1 + math.exp(-2)) / (1 + math.exp(8)))):
+        v = self_paced_weight(torch.tensor(loss, requires_grad=True), lam)
+        assert v.item() == pytest.approx(want, rel=1e-6) and not v.requires_grad
+
+
+def test_a_ramp_with_a_start_holds_then_rises_then_stays():
+    obj = Objective({"adv_kl": 1.0})
+    obj.ramp, obj.ramp_every = {"adv_kl": [0.0, 62.5, 0.756, 0.256]}, 40  # CuDFKD, CIFAR-10: 250 epochs of 40
+    factors = {}
+    for epoch in (0, 63, 64, 65, 100, 188, 189, 249):  # 0-based; the authors' weight for the epoch
+        obj.at_round(epoch * 40 + 1, 10000)
+        factors[epoch] = obj.factors["adv_kl"]
+        want = 0.5 * min(max(epoch - 1 - 62, 0), 187 - 62)  # adv0 + grad * clip(n - 1 - B0, 0, E0 - B0)
+        assert factors[epoch] == pytest.approx(want, abs=1e-9)
+    assert factors[63] == 0 and factors[65] == pytest.approx(1.0) and factors[249] == pytest.approx(62.5)
+
+
+def test_generator_ramps_and_self_paced_weights_are_checked(tmp_path):
+    cfg = build_config(method="cudfkd", sets=[f"out={tmp_path}"])
+    assert cfg.objective.ramp["adv_kl"] == [0.0, 62.5, 0.756, 0.256] and cfg.objective.generator["adv_kl"] == 1.0
+    with pytest.raises(DfkdError, match=r"objective.self_paced=\[2.0\]: give \[LAMBDA0, RATE\]"):
+        build_config(method="cudfkd", sets=["objective.self_paced=[2]"])
+    with pytest.raises(DfkdError, match="0 <= FROM < AT"):
+        build_config(method="cudfkd", sets=["objective.ramp.adv_kl=[0, 1, 0.2, 0.5]"])
+
+
+def test_the_early_taper_and_dcgan_init_build_cudfkds_generator():
+    from dfkd.generators.dcgan import DCGANGenerator
+    from dfkd.synthesis.synthesizers import dcgan_init
+
+    g = DCGANGenerator(nz=512, width=256, size=32, output="sigmoid", taper="early")
+    widths = [m.out_channels for m in g.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert g.fc.out_features == 256 * 8 * 8 and widths == [128, 64, 3]
+    torch.manual_seed(0)
+    dcgan_init(g)
+    assert abs(g.fc.weight.std().item() - 0.02) < 1e-3 and abs(g.bn0.weight.mean().item() - 1.0) < 0.01
+    assert torch.all(g.fc.bias == 0)
+
+
+def test_fresh_batches_drawn_in_eval_mode_use_the_running_statistics():
+    from dfkd.config.synthesis import SynthConfig
+    from dfkd.generators.dcgan import DCGANGenerator
+    from dfkd.models import build_model
+    from dfkd.synthesis.context import SynthContext, TeacherProbe
+    from dfkd.synthesis.synthesizers import PersistentSynthesizer
+
+    torch.manual_seed(0)
+    g = DCGANGenerator(nz=8, width=8, size=8, channels=1, output="sigmoid")
+    g.bn0.running_mean.fill_(3.0)  # far from any batch's statistics
+    ctx = SynthContext(SynthConfig(batch_size=4, g_steps=0, sample_mode="eval"), None, None,
+                       TeacherProbe(build_model("cnn_small", 10, 1)), torch.nn.Identity(), torch.nn.Identity(), 1,
+                       torch.device("cpu"))
+    synth = PersistentSynthesizer(g, ctx)
+    z = torch.randn(4, 8)
+    synth.z = lambda n: z[:n]
+    x = synth.sample(4)
+    assert synth.generator.training  # back in train mode after the draw
+    with torch.no_grad():
+        assert torch.equal(x, g.eval()(z)) and not torch.allclose(x, g.train()(z))
