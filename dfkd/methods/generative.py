@@ -171,8 +171,8 @@ agree); the class-balance temperature follows objective.params.ie.T, not the KD 
     "distill": {"kd_steps": 10, "batch": "fresh"},
     "student": {"optim": {"weight_decay": 1e-4}},
 }, presets={
-    "digits": digits_preset({"distill": {"rounds": 100, "eval_every": 10}, "source": {"width": 128}},
-                            "100 rounds of 10 student steps, generator widths 128-64-32"),
+    "digits": digits_preset({"distill": {"rounds": 100, "eval_every": 10}},
+                            "100 rounds of 10 student steps (93.33 +- 5.20%, best 97.04, seeds 0-2)"),
     "cifar10": _cudfkd_cifar({"synth": {"batch_size": 512}, "distill": {"rounds": 10000},
                               "objective": {"student": {"kd_kl": 0.0, "kd_l1": 1.0}}},
                              "cudfkd_cifar10_resnet34_resnet18.sh: batch 512, 250 epochs of 40 rounds, "
