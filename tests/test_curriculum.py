@@ -85,3 +85,23 @@ def test_fresh_batches_drawn_in_eval_mode_use_the_running_statistics():
     assert synth.generator.training  # back in train mode after the draw
     with torch.no_grad():
         assert torch.equal(x, g.eval()(z)) and not torch.allclose(x, g.train()(z))
+
+
+def test_kd_nce_against_hand_computed_values_and_its_gradient_sign():
+    from dfkd.objective.kd_losses import feature_infonce
+
+    t = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    s = torch.tensor([[2.0, 0.0], [0.0, 3.0]], requires_grad=True)  # the same directions, other norms
+    assert feature_infonce(t, s, tau=1.0).item() == pytest.approx(math.log(1 + math.exp(-1)), rel=1e-6)
+    assert feature_infonce(t, s.detach(), tau=0.5).item() == pytest.approx(math.log(1 + math.exp(-2)), rel=1e-6)
+    wrong = torch.tensor([[0.6, 0.8], [0.8, 0.6]], requires_grad=True)  # each closer to the other's teacher row
+    loss = feature_infonce(t, wrong, tau=1.0)
+    loss.backward()
+    assert loss.item() > math.log(2)  # worse than chance
+    assert wrong.grad[0, 0] < 0 and wrong.grad[1, 1] < 0  # descending moves sample i toward teacher row i
+    sig = Signals(x=torch.zeros(2, 1, 2, 2), t_logits=torch.zeros(2, 3), t_features=t, s_features=s.detach())
+    nce = Objective({"kd_nce": 1.0}, params={"kd_nce": {"tau": 0.5}})(sig)[0].item()
+    assert nce == pytest.approx(math.log(1 + math.exp(-2)), rel=1e-5)
+    assert Objective({"kd_nce": 1.0}).params["kd_nce"] == {"tau": 0.07}  # the authors' default
+    with pytest.raises(DfkdError, match="kd_nce term compares penultimate features of equal width"):
+        feature_infonce(t, torch.zeros(2, 3))

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dfkd.base.errors import DfkdError
+
 
 def label_ce(student_logits: Tensor, labels: Tensor) -> Tensor:
     return F.cross_entropy(student_logits, labels)
@@ -71,3 +73,17 @@ def dkd(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, alpha: f
     log_q_t = F.log_softmax(teacher_logits / t + masked, dim=1)
     nckd = F.kl_div(log_q_s, log_q_t, reduction="batchmean", log_target=True) * t * t
     return alpha * tckd + beta * nckd
+
+
+def feature_infonce(teacher_feat: Tensor, student_feat: Tensor, tau: float = 0.07) -> Tensor:
+    """AdaDFKD's in-batch InfoNCE on penultimate features (Li et al. 2024, "AdaDFKD: Exploring adaptive
+    inter-sample relationship in data-free knowledge distillation", Neural Networks; ljrprocc/DFKD
+    datafree/utils/_utils.py difficulty_mining): row i of the cosine matrix normalise(f_T) @
+    normalise(f_S)^T (N, N), at temperature tau, must pick the student's feature of its own sample
+    among the batch's: CE over the students, mean over the rows. Features (N, D), the same D."""
+    if teacher_feat.shape[1] != student_feat.shape[1]:
+        raise DfkdError(f"the kd_nce term compares penultimate features of equal width, and the teacher's are "
+                        f"{teacher_feat.shape[1]}-d, the student's {student_feat.shape[1]}-d; pick a student of "
+                        f"the teacher's width or set objective.student.kd_nce=0")
+    d = F.normalize(teacher_feat.float(), dim=1) @ F.normalize(student_feat.float(), dim=1).t()
+    return F.cross_entropy(d / tau, torch.arange(d.shape[0], device=d.device))

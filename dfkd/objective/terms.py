@@ -218,6 +218,10 @@ term("rkd_d", "RKD distance: Huber between normalised pairwise distances of penu
 term("rkd_a", "RKD angle: Huber between triplet-angle cosines of penultimate features (Park et al. 2019)",
       "student", "features", "s_features")(
     lambda s, o, p: kd_losses.rkd_angle(s.s_features, s.t_features))
+term("kd_nce", "in-batch InfoNCE: each teacher penultimate feature picks the student's of its own sample "
+               "among the batch's (AdaDFKD, Li et al. 2024)", "student", "features", "s_features",
+     tau=Param(0.07, "InfoNCE temperature (the authors' 0.07)", min=1e-6))(
+    lambda s, o, p: kd_losses.feature_infonce(s.t_features, s.s_features, p["tau"]))
 term("kd_kl_clean", "KL(T||S) with the student on the clean batch (robust distillation: RSLAD)",
       "student", "clean", reduction=_REDUCTION)(
     lambda s, o, p: losses.kl_div(s.s_logits_clean, s.t_logits if s.t_logits_clean is None else s.t_logits_clean,
