@@ -105,3 +105,58 @@ def test_kd_nce_against_hand_computed_values_and_its_gradient_sign():
     assert Objective({"kd_nce": 1.0}).params["kd_nce"] == {"tau": 0.07}  # the authors' default
     with pytest.raises(DfkdError, match="kd_nce term compares penultimate features of equal width"):
         feature_infonce(t, torch.zeros(2, 3))
+
+
+def test_relation_infonce_keeps_its_window_of_negatives():
+    from dfkd.objective.losses import relation_infonce
+
+    a, k = torch.tensor([[1.0, 0.0]]), torch.tensor([[2.0, 0.0]])  # positive cosine 1
+    queue = torch.tensor([[0.0, -1.0], [1.0, 0.0]])  # columns: cosines 0 and -1 to the anchor
+    whole = relation_infonce(a, k, queue, hard=0.0, length=1.0, tau=1.0).item()
+    assert whole == pytest.approx(-math.log(math.e / (math.e + 1 + math.exp(-1))), rel=1e-6)
+    hardest = relation_infonce(a, k, queue, hard=0.5, length=0.5, tau=1.0).item()  # only the cosine-0 one
+    easiest = relation_infonce(a, k, queue, hard=0.0, length=0.5, tau=1.0).item()  # only the cosine -1 one
+    assert hardest == pytest.approx(math.log(1 + math.exp(-1)), rel=1e-6)
+    assert easiest == pytest.approx(math.log(1 + math.exp(-2)), rel=1e-6) and easiest < hardest
+
+
+def test_the_relation_queue_slides_its_window_enqueues_and_round_trips():
+    from dfkd.synthesis.relation import RelationQueue
+
+    params = {"bank": 4, "length": 0.9, "begin": 0.25, "end": 0.75, "tau": 0.07}
+    torch.manual_seed(0)
+    q = RelationQueue(2, params, run_rounds=400, epoch_rounds=40, device="cpu")  # 10 epochs: slides over 2..7
+    assert torch.allclose(q.queue.norm(dim=0), torch.ones(4))
+    for rounds_done, want in ((0, 0.0), (80, 0.0), (160, 0.1 * 2 / 5), (280, 0.1), (399, 0.1)):
+        q.rounds_done = rounds_done
+        assert q.hard == pytest.approx(want)
+    sig = Signals(x=torch.zeros(3, 1, 2, 2), t_logits=torch.zeros(3, 2), s_features=torch.tensor([[3.0, 0.0]] * 3))
+    q.after_step(sig, None)
+    q.after_step(sig, None)  # 6 keys into 4 slots: the ring wraps
+    assert q.ptr == 2 and torch.equal(q.queue, torch.tensor([[1.0] * 4, [0.0] * 4]))
+    other = RelationQueue(2, params, 400, 40, "cpu")
+    other.load_state_dict(q.state_dict())
+    assert torch.equal(other.queue, q.queue) and other.ptr == 2 and other.rounds_done == q.rounds_done
+
+
+def test_a_source_step_gives_the_student_features_to_terms_that_need_them():
+    from dfkd.config.synthesis import SynthConfig
+    from dfkd.generators.dcgan import DCGANGenerator
+    from dfkd.models import build_model
+    from dfkd.synthesis.context import SynthContext, TeacherProbe
+    from dfkd.synthesis.synthesizers import PersistentSynthesizer
+
+    torch.manual_seed(0)
+    obj = Objective({"kd_nce": 1.0})  # student features (16-d) against the teacher's (16-d)
+    ctx = SynthContext(SynthConfig(batch_size=4, g_steps=1), _adam(), obj,
+                       TeacherProbe(build_model("cnn_small", 10, 1)), torch.nn.Identity(), torch.nn.Identity(), 1,
+                       torch.device("cpu"))
+    synth = PersistentSynthesizer(DCGANGenerator(nz=8, width=8, size=8, channels=1), ctx)
+    _, parts = synth.synthesize(build_model("cnn_small", 10, 1))
+    assert "kd_nce" in parts and math.isfinite(parts["kd_nce"].item())
+
+
+def _adam():
+    from dfkd.config.fields import OptimConfig
+
+    return OptimConfig(name="adam", lr=1e-3)

@@ -71,6 +71,8 @@ class ComponentBuild:
     s_blocks: list = field(default_factory=list)  # the student's, paired with them
     info: object = None  # the dataset's DatasetInfo
     source_lr: float = 0.0  # source.optim.lr
+    run_rounds: int = 1  # distill.rounds
+    epoch_rounds: int = 1  # an epoch of the run's schedules, in rounds (objective.ramp_every or 1)
 
 
 def term(name: str, doc: str, *needs: str, component: Callable | None = None, **params: Param):
@@ -186,6 +188,16 @@ term("cmi", "CMI's contrastive term: each sample's local-view embedding must pic
                         "comma-separated teacher module names whose inputs do (the authors' ResNet-34: "
                         "layer1,layer2,layer3,layer4)"))(
     lambda s, o, p: losses.cmi_contrast(s.embed_local, s.embed, s.x.shape[0], p["tau"]))
+term("r2m", "AdaDFKD's relationship refinement: each sample's teacher feature must pick the student's against "
+            "a window of earlier student features, sliding from easy to hard negatives (Li et al. 2024)",
+     "student", "features", "s_features",
+     tau=Param(0.07, "InfoNCE temperature", min=1e-6),
+     bank=Param(6144, "student features kept in the queue (the authors': a multiple of the batch)", min=1),
+     length=Param(0.9, "the window of negatives kept, as a fraction of the queue", min=0.0, max=1.0),
+     begin=Param(0.25, "fraction of the run's epochs after which the window starts sliding", min=0.0, max=1.0),
+     end=Param(0.75, "fraction at which it reaches the hardest negatives", min=0.0, max=1.0))(
+    lambda s, o, p: losses.relation_infonce(s.t_features, s.s_features, o.components["r2m"].queue,
+                                            o.components["r2m"].hard, p["length"], p["tau"]))
 term("bn", "distance of batch statistics to the teacher's BN running statistics (first layer x first)",
       "bn",
       first=Param(1.0, "multiplier of the first BN layer (DeepInversion: 10)", min=0.0),

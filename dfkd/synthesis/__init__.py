@@ -1,9 +1,11 @@
 """Where the student's inputs come from and how they are optimised: the schedule contract
 (`schedule`) and its data-free (`synthesizers`) and real-data (`real`) schedules, the replay pool,
-views, augmentation, perturbations and robust attacks, CMI's contrastive extension.
+views, augmentation, perturbations and robust attacks, CMI's contrastive extension, AdaDFKD's
+queue of student features.
 
 Importing this package registers every schedule in `dfkd.synthesis.schedule.SCHEDULES`, and the
-`cmi` term's component (its head and bank) in `dfkd.objective.terms.COMPONENTS`.
+`cmi` term's component (its head and bank) and the `r2m` term's (its queue) in
+`dfkd.objective.terms.COMPONENTS`.
 
 May import: `dfkd.base`, `dfkd.config`, `dfkd.models`, `dfkd.generators`, `dfkd.io`, `dfkd.objective`."""
-from dfkd.synthesis import contrast, real, synthesizers  # noqa: F401,E402  (registering)
+from dfkd.synthesis import contrast, real, relation, synthesizers  # noqa: F401,E402  (registering)

@@ -35,7 +35,7 @@ from dfkd.base.errors import DfkdError
 from dfkd.base.registry import Registry
 from dfkd.base.runtime import Precision, full
 from dfkd.objective.guard import guarded_step
-from dfkd.objective.hooks import BNStatsHook, has_batchnorm
+from dfkd.objective.hooks import BNStatsHook, FeatureHook, classifier_layer, has_batchnorm
 from dfkd.objective.optim import make_optimizer
 from dfkd.objective.signals import Signals
 from dfkd.synthesis.context import SynthBatch, SynthContext
@@ -183,9 +183,12 @@ class Schedule(Component):
         sig.x, sig.x_seen, sig.targets = x, seen, targets
         if "student" in needs:
             hook = self._student_bn(student) if "s_bn" in needs else None
+            features = self._student_features(student) if "s_features" in needs else None
             sig.s_logits = student(ctx.view_s(seen))
             if hook is not None:
                 sig.s_bn_stats, hook.enabled = list(hook.stats), False
+            if features is not None:  # the student's penultimate features (AdaDFKD's r2m)
+                sig.s_features, features.value = features.value, None
         for e in self.extensions:
             e.signals(sig, seen, ctx)
         return sig
@@ -202,6 +205,13 @@ class Schedule(Component):
         hook.enabled = True
         hook.clear()
         return hook
+
+    def _student_features(self, student: nn.Module) -> FeatureHook:
+        """A hook on the input of the student's classifier, for its penultimate features in a source step."""
+        model = getattr(student, "_orig_mod", student)  # under torch.compile, the module itself
+        if getattr(self, "_sfeat", None) is None or self._sfeat[0] is not model:
+            self._sfeat = (model, FeatureHook(classifier_layer(model), mode="input"))
+        return self._sfeat[1]
 
     def after_step(self) -> None:
         pass
