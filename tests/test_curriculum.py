@@ -102,9 +102,15 @@ def test_kd_nce_against_hand_computed_values_and_its_gradient_sign():
     sig = Signals(x=torch.zeros(2, 1, 2, 2), t_logits=torch.zeros(2, 3), t_features=t, s_features=s.detach())
     nce = Objective({"kd_nce": 1.0}, params={"kd_nce": {"tau": 0.5}})(sig)[0].item()
     assert nce == pytest.approx(math.log(1 + math.exp(-2)), rel=1e-5)
-    assert Objective({"kd_nce": 1.0}).params["kd_nce"] == {"tau": 0.07}  # the authors' default
-    with pytest.raises(DfkdError, match="kd_nce term compares penultimate features of equal width"):
-        feature_infonce(t, torch.zeros(2, 3))
+    assert Objective({"kd_nce": 1.0}).params["kd_nce"] == {"tau": 0.07, "project": "none"}  # defaults
+    from dfkd.objective.kd_losses import to_width
+
+    with pytest.raises(DfkdError, match="set objective.params.kd_nce.project=random"):
+        to_width(torch.zeros(2, 3), 2, "none", "kd_nce")
+    torch.manual_seed(0)
+    mapped = to_width(torch.ones(2, 3), 2, "random", "kd_nce")
+    torch.manual_seed(0)
+    assert mapped.shape == (2, 2) and torch.equal(mapped, torch.nn.Linear(3, 2)(torch.ones(2, 3)))  # nn.Linear's draw
 
 
 def test_relation_infonce_keeps_its_window_of_negatives():
@@ -123,7 +129,7 @@ def test_relation_infonce_keeps_its_window_of_negatives():
 def test_the_relation_queue_slides_its_window_enqueues_and_round_trips():
     from dfkd.synthesis.relation import RelationQueue
 
-    params = {"bank": 4, "length": 0.9, "begin": 0.25, "end": 0.75, "tau": 0.07}
+    params = {"bank": 4, "length": 0.9, "begin": 0.25, "end": 0.75, "tau": 0.07, "project": "none"}
     torch.manual_seed(0)
     q = RelationQueue(2, params, run_rounds=400, epoch_rounds=40, device="cpu")  # 10 epochs: slides over 2..7
     assert torch.allclose(q.queue.norm(dim=0), torch.ones(4))

@@ -75,15 +75,27 @@ def dkd(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, alpha: f
     return alpha * tckd + beta * nckd
 
 
+def to_width(student_feat: Tensor, width: int, project: str, term: str) -> Tensor:
+    """Student features (N, D_s) at the teacher's width: as they are when D_s equals it; with
+    project='random', through a fresh nn.Linear(D_s, width) in PyTorch's default initialisation,
+    drawn from the global random stream at every call (AdaDFKD's code, ljrprocc/DFKD adadfkd.py,
+    _utils.py difficulty_mining); otherwise refused in one line."""
+    if student_feat.shape[1] == width:
+        return student_feat
+    if project != "random":
+        raise DfkdError(f"the {term} term compares penultimate features, and the teacher's are {width}-d, the "
+                        f"student's {student_feat.shape[1]}-d; set objective.params.{term}.project=random (the "
+                        f"authors' fresh random map per step), pick a student of the teacher's width, or drop {term}")
+    layer = torch.nn.Linear(student_feat.shape[1], width).to(student_feat.device, student_feat.dtype)
+    return layer(student_feat)
+
+
 def feature_infonce(teacher_feat: Tensor, student_feat: Tensor, tau: float = 0.07) -> Tensor:
     """AdaDFKD's in-batch InfoNCE on penultimate features (Li et al. 2024, "AdaDFKD: Exploring adaptive
     inter-sample relationship in data-free knowledge distillation", Neural Networks; ljrprocc/DFKD
     datafree/utils/_utils.py difficulty_mining): row i of the cosine matrix normalise(f_T) @
     normalise(f_S)^T (N, N), at temperature tau, must pick the student's feature of its own sample
-    among the batch's: CE over the students, mean over the rows. Features (N, D), the same D."""
-    if teacher_feat.shape[1] != student_feat.shape[1]:
-        raise DfkdError(f"the kd_nce term compares penultimate features of equal width, and the teacher's are "
-                        f"{teacher_feat.shape[1]}-d, the student's {student_feat.shape[1]}-d; pick a student of "
-                        f"the teacher's width or set objective.student.kd_nce=0")
+    among the batch's: CE over the students, mean over the rows. Features (N, D), the same D
+    (`to_width` first)."""
     d = F.normalize(teacher_feat.float(), dim=1) @ F.normalize(student_feat.float(), dim=1).t()
     return F.cross_entropy(d / tau, torch.arange(d.shape[0], device=d.device))

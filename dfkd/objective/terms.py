@@ -188,6 +188,9 @@ term("cmi", "CMI's contrastive term: each sample's local-view embedding must pic
                         "comma-separated teacher module names whose inputs do (the authors' ResNet-34: "
                         "layer1,layer2,layer3,layer4)"))(
     lambda s, o, p: losses.cmi_contrast(s.embed_local, s.embed, s.x.shape[0], p["tau"]))
+_PROJECT = Param("none", "student features of another width than the teacher's: 'none' refuses them, 'random' "
+                         "maps them through a fresh random nn.Linear at every step (AdaDFKD's code)",
+                 choices=("none", "random"))
 term("r2m", "AdaDFKD's relationship refinement: each sample's teacher feature must pick the student's against "
             "a window of earlier student features, sliding from easy to hard negatives (Li et al. 2024)",
      "student", "features", "s_features",
@@ -195,8 +198,8 @@ term("r2m", "AdaDFKD's relationship refinement: each sample's teacher feature mu
      bank=Param(6144, "student features kept in the queue (the authors': a multiple of the batch)", min=1),
      length=Param(0.9, "the window of negatives kept, as a fraction of the queue", min=0.0, max=1.0),
      begin=Param(0.25, "fraction of the run's epochs after which the window starts sliding", min=0.0, max=1.0),
-     end=Param(0.75, "fraction at which it reaches the hardest negatives", min=0.0, max=1.0))(
-    lambda s, o, p: losses.relation_infonce(s.t_features, s.s_features, o.components["r2m"].queue,
+     end=Param(0.75, "fraction at which it reaches the hardest negatives", min=0.0, max=1.0), project=_PROJECT)(
+    lambda s, o, p: losses.relation_infonce(s.t_features, o.components["r2m"].keys(s), o.components["r2m"].queue,
                                             o.components["r2m"].hard, p["length"], p["tau"]))
 term("bn", "distance of batch statistics to the teacher's BN running statistics (first layer x first)",
       "bn",
@@ -232,8 +235,9 @@ term("rkd_a", "RKD angle: Huber between triplet-angle cosines of penultimate fea
     lambda s, o, p: kd_losses.rkd_angle(s.s_features, s.t_features))
 term("kd_nce", "in-batch InfoNCE: each teacher penultimate feature picks the student's of its own sample "
                "among the batch's (AdaDFKD, Li et al. 2024)", "student", "features", "s_features",
-     tau=Param(0.07, "InfoNCE temperature (the authors' 0.07)", min=1e-6))(
-    lambda s, o, p: kd_losses.feature_infonce(s.t_features, s.s_features, p["tau"]))
+     tau=Param(0.07, "InfoNCE temperature (the authors' 0.07)", min=1e-6), project=_PROJECT)(
+    lambda s, o, p: kd_losses.feature_infonce(
+        s.t_features, kd_losses.to_width(s.s_features, s.t_features.shape[1], p["project"], "kd_nce"), p["tau"]))
 term("kd_kl_clean", "KL(T||S) with the student on the clean batch (robust distillation: RSLAD)",
       "student", "clean", reduction=_REDUCTION)(
     lambda s, o, p: losses.kl_div(s.s_logits_clean, s.t_logits if s.t_logits_clean is None else s.t_logits_clean,

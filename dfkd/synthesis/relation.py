@@ -8,7 +8,8 @@ easiest (least similar) to the hardest as the run goes, hard = clip((1 - length)
 floor(E(e_end - b)), 0, 1 - length) for epoch e of E (an epoch: objective.ramp_every rounds).
 
 An `Extension` (a `Component`, key `r2m`, each rank's own) of the schedule, built when the source
-objective weights `r2m`: `after_step` enqueues the step's keys, `end_round` counts the rounds.
+objective weights `r2m`: the term reads `keys(sig)` (the student's features at the teacher's
+width), `after_step` enqueues them, `end_round` counts the rounds.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 
 from dfkd.base.errors import DfkdError
 from dfkd.objective.hooks import classifier_layer
+from dfkd.objective.kd_losses import to_width
 from dfkd.objective.terms import COMPONENTS
 from dfkd.synthesis.schedule import Extension
 
@@ -29,15 +31,16 @@ class RelationQueue(Extension):
         self.epochs = max(1, run_rounds // self.every)
         self.queue = nn.functional.normalize(torch.randn(width, params["bank"], device=device), dim=0)
         self.ptr, self.rounds_done = 0, 0
+        self._keys: Tensor | None = None  # this step's keys, from the term (keys())
 
     @classmethod
     def build(cls, b) -> "RelationQueue":
         """The `r2m` term's factory (b: a `dfkd.objective.terms.ComponentBuild`)."""
         d_t, d_s = classifier_layer(b.teacher).in_features, classifier_layer(b.student).in_features
-        if d_t != d_s:
-            raise DfkdError(f"the r2m term compares penultimate features of equal width, and the teacher's are "
-                            f"{d_t}-d, the student's {d_s}-d; pick a student of the teacher's width or set "
-                            f"objective.generator.r2m=0")
+        if d_t != d_s and b.params["project"] != "random":
+            raise DfkdError(f"the r2m term compares penultimate features, and the teacher's are {d_t}-d, the "
+                            f"student's {d_s}-d; set objective.params.r2m.project=random (the authors' fresh "
+                            f"random map per step), pick a student of the teacher's width, or drop r2m")
         return cls(d_t, b.params, b.run_rounds, b.epoch_rounds, b.device)
 
     @property
@@ -48,8 +51,16 @@ class RelationQueue(Extension):
         start, span = int(self.epochs * p["begin"]), int(self.epochs * (p["end"] - p["begin"]))
         return min(max(0.0, (1 - length) * (epoch - start) / max(span, 1)), 1 - length)
 
+    def keys(self, sig) -> Tensor:
+        """This step's keys: the student's features (N, D_s), detached, at the teacher's width (through
+        a fresh random map with project=random, as the authors); kept for the queue."""
+        self._keys = to_width(sig.s_features.detach(), self.queue.shape[0], self.params["project"], "r2m")
+        return self._keys
+
     def after_step(self, sig, schedule) -> None:
-        keys = nn.functional.normalize(sig.s_features.detach().float(), dim=1)
+        keys = self._keys if self._keys is not None else sig.s_features.detach()
+        self._keys = None
+        keys = nn.functional.normalize(keys.float(), dim=1)
         n, k = keys.shape[0], self.queue.shape[1]
         idx = (self.ptr + torch.arange(n, device=keys.device)) % k
         self.queue[:, idx] = keys.t().to(self.queue.dtype)
