@@ -207,8 +207,11 @@ that commit).""", deep_merge(CUDFKD.recipe, {
                   "params": {"r2m": {"project": "random"}, "kd_nce": {"project": "random"}}}}),
     presets={
     "digits": digits_preset({"distill": {"rounds": 100, "eval_every": 10},
-                             "objective": {"params": {"r2m": {"bank": 1024}}}},
-                            "100 rounds of 10 student steps, a queue of 8 rounds' features"),
+                             "objective": {"params": {"r2m": {"bank": 1024}},
+                                           "ramp": {"adv_kl": [0.0, 62.5, 0.756, 0.256]}}},
+                            "100 rounds of 10 student steps, a queue of 8 rounds' features, and CuDFKD's "
+                            "ramped adversary: at the scripts' constant weight 1 from the first round the "
+                            "student ends at 12.78 / 10.00 / 4.44% (seeds 0-2); ramped, 89.44 / 91.11 / 96.67%"),
     "cifar10": _cudfkd_cifar({"synth": {"batch_size": 768}, "distill": {"rounds": 12000},
                               "objective": {"params": {"r2m": {"bank": 6144}}}},
                              "../adadfkd/adadfkd_cifar10_resnet34_resnet18.sh: batch 768, 300 epochs of 40 "
