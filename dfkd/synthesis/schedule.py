@@ -231,15 +231,20 @@ class Schedule(Component):
             return torch.cat([torch.arange(k).repeat(n // k), torch.randint(k, (n % k,))]).to(self.device)
         return (torch.arange(n) % k)[torch.randperm(n)].to(self.device)
 
-    def synthesize(self, student: nn.Module, on_step=None) -> tuple[SynthBatch, dict[str, Tensor]]:
-        """One round: `begin_round`, then one batch (`synthesize_batch`); `on_step(step, g_steps)`, if
-        given, is called before each source step (the progress bar)."""
+    def next_round(self, on_step=None) -> None:
+        """Count the round; its ramped generator terms (objective.ramp: CuDFKD's adversarial weight)
+        and, during warm-up, the objective without the adversary."""
         self.round += 1
         self.on_step = on_step
-        if self.full_objective is not None:  # ramped generator terms (objective.ramp: CuDFKD's adversarial weight)
+        if self.full_objective is not None:
             self.full_objective.at_round(self.round, self.ctx.rounds)
         if self.warmup_objective is not None:
             self.objective = self.warmup_objective if self.warming_up else self.full_objective
+
+    def synthesize(self, student: nn.Module, on_step=None) -> tuple[SynthBatch, dict[str, Tensor]]:
+        """One round: `begin_round`, then one batch (`synthesize_batch`); `on_step(step, g_steps)`, if
+        given, is called before each source step (the progress bar)."""
+        self.next_round(on_step)
         self.begin_round()
         return self.synthesize_batch(student)
 

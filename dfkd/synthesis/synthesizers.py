@@ -232,12 +232,7 @@ class NayerSynthesizer(Schedule):
         pass
 
     def synthesize(self, student: nn.Module, on_step=None) -> tuple[SynthBatch, dict[str, Tensor]]:
-        self.round += 1
-        self.on_step = on_step
-        if self.full_objective is not None:
-            self.full_objective.at_round(self.round, self.ctx.rounds)
-        if self.warmup_objective is not None:
-            self.objective = self.warmup_objective if self.warming_up else self.full_objective
+        self.next_round(on_step)
         every, ep = self.cfg.reinit_every, self.round - 1  # the authors' 0-based epoch
         if every and ((ep - self.cfg.warmup) % every == 0 or ep % every == 0):  # nayer.py: both counts
             self.reset_source()
