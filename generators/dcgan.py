@@ -13,6 +13,11 @@ squashing. `taper="early"` halves the width in both blocks, width -> width/2 -> 
 generator, ljrprocc/DFKD datafree/models/generator.py DCGAN_Generator_CIFAR10: 256, 128, 64).
 `bn_eps`: the eps of the two inner BatchNorms (DAFL's code: 0.8). The layers are created in the
 authors' order, so one seed gives both codes the same weights (l1.0 = fc, conv_blocks.0 = bn0, ...).
+
+Its intermediate features are `levels` (module names, in forward order): level 0 = bn0's output
+(N, width, s0, s0), 1 = block1's (N, mid, 2·s0, 2·s0), 2 = block2's (N, last, 4·s0, 4·s0);
+`decode(h, level)` runs the rest of the network on such a feature (SpaceshipNet's
+`generate_using_convout`, which its feature exchange decodes exchanged features with).
 """
 from __future__ import annotations
 
@@ -57,9 +62,15 @@ class DCGANGenerator(nn.Module):
             self.register_buffer("mean", mean.view(1, -1, 1, 1), persistent=False)
             self.register_buffer("std", std.view(1, -1, 1, 1), persistent=False)
 
+    levels = ("bn0", "block1", "block2")  # the modules whose outputs `decode` takes, by level
+
     def forward(self, z: Tensor) -> Tensor:
-        h = self.fc(z).view(z.shape[0], -1, self.init_size, self.init_size)
-        h = self.block2(self.block1(self.bn0(h)))
+        return self.decode(self.bn0(self.fc(z).view(z.shape[0], -1, self.init_size, self.init_size)), 0)
+
+    def decode(self, h: Tensor, level: int) -> Tensor:
+        """The image from the output `h` of `levels[level]` through the layers after it."""
+        for block in (self.block1, self.block2)[level:]:
+            h = block(h)
         if h.shape[-1] != self.size:
             h = F.interpolate(h, size=(self.size, self.size), mode="bilinear", align_corners=False)
         if self.output == "sigmoid":

@@ -22,9 +22,10 @@ class SourceConfig:
     taper: str = opt("late", "dcgan: where the generator halves its width: 'late' = width, width, width/2 "
                              "(DAFL, Fast-Datafree) or 'early' = width, width/2, width/4 (CuDFKD's)",
                      choices=["late", "early"])
-    init: str = opt("torch", "the generator's initial weights: 'torch' (PyTorch's defaults) or 'dcgan' (weights "
-                             "N(0, 0.02), BN scales N(1, 0.02), biases 0, drawn once after building: CuDFKD)",
-                    choices=["torch", "dcgan"])
+    init: str = opt("torch", "the generator's initial weights: 'torch' (PyTorch's defaults), 'dcgan' (weights "
+                             "N(0, 0.02), BN scales N(1, 0.02), biases 0, drawn once after building: CuDFKD) or "
+                             "'kaiming' (weights Kaiming-normal, fan-in, gain sqrt(2), BN scales N(1, 0.02), "
+                             "biases 0: SpaceshipNet)", choices=["torch", "dcgan", "kaiming"])
     embed: str = opt("random", "nayer: class embedding: 'random' (fixed), 'learned', or a path to a "
                                "(num_classes, E) tensor file (e.g. text-encoder embeddings)")
     embed_dim: int = opt(64, "nayer: size of the random or learned class embedding", min=1)
@@ -88,7 +89,8 @@ class SynthConfig:
                                     "(running statistics: CuDFKD)", choices=["train", "eval"])
     latent: str = opt("fresh", "latent codes of a generator: 'fresh' = new z ~ N(0, I) every step (DAFL, DFAD, "
                                "ZSKT, DFQ); 'optimised' = one z per round, optimised with the generator (CMI, "
-                               "Fast)", choices=["fresh", "optimised"])
+                               "Fast); 'round' = one z per round, held fixed (SpaceshipNet)",
+                      choices=["fresh", "optimised", "round"])
     z_lr: float = opt(0.0, "latent=optimised: learning rate of the codes (Fast: 0.01-0.015); 0 = source.optim.lr",
                       min=0.0)
     keep: str = opt("last", "which batch of a round goes to the pool and the student: the 'last' step's, "
@@ -103,8 +105,9 @@ class SynthConfig:
     reinit_every: int = opt(0, "schedule=nayer: re-initialise the whole source every N rounds (NAYER's g_life: "
                                "10); 0 = never", min=0)
     reset: str = opt("default", "schedule=reinit: how the source is re-initialised each round: each layer's "
-                                "'default' initialisation, or 'dcgan' = weights N(0, 0.02), BatchNorm scales "
-                                "N(1, 0.02), biases 0 (CMI)", choices=["default", "dcgan"])
+                                "'default' initialisation, 'dcgan' = weights N(0, 0.02), BatchNorm scales "
+                                "N(1, 0.02), biases 0 (CMI), or 'none' = kept as it is, only the optimizer is "
+                                "fresh (SpaceshipNet)", choices=["default", "dcgan", "none"])
     reset_first_layer: int = opt(0, "at this round, re-draw the generator's first Linear and first BatchNorm "
                                     "weights from N(0, 0.02), biases 0 (Fast's reset_l0: round 120 + warm-up); "
                                     "0 = never", min=0)
@@ -125,5 +128,15 @@ class SynthConfig:
                                   "this (normalised units), maximising KL(T||S) by PGD; 0 = off", min=0.0)
     perturb_steps: int = opt(5, "PGD steps of that perturbation", min=1)
     perturb_step: float = opt(0.05, "PGD step size of that perturbation (normalised units)", min=0.0)
+    exchange: float = opt(0.0, "SpaceshipNet's channel-wise feature exchange: the generator's intermediate features "
+                               "of every kept batch are pooled and each student batch is decoded from one level's "
+                               "pool by the current generator (eval mode), half its channels exchanged with "
+                               "another sample's with this probability (0.7); 0 = off; needs "
+                               "distill.batch=fresh and source.name=dcgan", min=0.0, max=1.0)
+    exchange_levels: list[int] = opt([0, 1, 2], "synth.exchange: the generator levels pooled and drawn from "
+                                                "(dcgan: 0 = bn0, 1 = block1, 2 = block2 outputs)")
+    exchange_capacity: int = opt(0, "synth.exchange: samples each level's feature pool holds (stored as "
+                                    "pool.storage); 0 = every round's batch (the authors' never-trimmed pools)",
+                                 min=0)
     ema_fraction: float = opt(0.5, "with ema > 0: fraction of each student batch drawn from the EMA "
                                    "generator (the rest from the current one)", min=0.0, max=1.0)

@@ -180,6 +180,10 @@ def validate(cfg: Config) -> None:
         raise DfkdError("synth.ema (MAD's EMA generator) feeds the student's fresh samples: use it with "
                         "distill.batch=fresh and a persistent or reinit schedule (with reuse, pool or meta it "
                         "would never be read)")
+    if cfg.synth.exchange > 0 and (cfg.distill.batch != "fresh" or cfg.synth.schedule not in ("persistent", "reinit")):
+        raise DfkdError("synth.exchange (SpaceshipNet's feature exchange) decodes the student's fresh samples from "
+                        "pooled generator features: use it with distill.batch=fresh and a persistent or reinit "
+                        "schedule")
     if cfg.distill.order == "student_first" and cfg.distill.batch != "fresh":
         raise DfkdError("distill.order=student_first takes the student's steps before the round's synthesis, on "
                         "fresh samples; set distill.batch=fresh (or distill.order=synth_first)")

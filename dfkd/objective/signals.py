@@ -15,6 +15,7 @@ NEEDS = {
     "features": "the teacher's penultimate features: the input of its last nn.Linear (t_features)",
     "s_features": "the student's penultimate features (s_features)",
     "blocks": "matched teacher and student stage outputs of equal spatial size (t_blocks, s_blocks)",
+    "gradcam": "the teacher's Grad-CAMs of its matched stages for its arg-max class (t_gradcams)",
     "targets": "the batch's class targets: sampled by the source, or true labels of real data (targets)",
     "contrast": "CMI's projected teacher embeddings of the local and global views, batch then bank rows "
                 "(embed_local, embed)",
@@ -36,6 +37,7 @@ class Signals:
     t_features: Tensor | None = None
     t_blocks: list = field(default_factory=list)  # teacher stage outputs, paired with s_blocks
     s_blocks: list = field(default_factory=list)
+    t_gradcams: list = field(default_factory=list)  # (N, H, W) per matched teacher stage, for its arg-max class
     targets: Tensor | None = None  # (N,) sampled classes (DeepInversion), or true labels of a real batch
     s_features: Tensor | None = None  # (N, D) student penultimate features (RKD)
     x_clean: Tensor | None = None  # the real batch before its perturbation (robust distillation)

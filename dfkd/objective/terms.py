@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from dfkd.base.errors import DfkdError
 from dfkd.base.registry import Registry, suggest
 from dfkd.config.load import check_range, coerce_value
-from dfkd.objective import critic, kd_losses, losses
+from dfkd.objective import cam, critic, kd_losses, losses
 from dfkd.objective.hint import HintAdapter
 from dfkd.objective.signals import NEEDS, Signals
 
@@ -175,6 +175,15 @@ term("act", "-mean|penultimate teacher features| (DAFL)", "features",
 term("at", "attention transfer on matched stage outputs (Zagoruyko & Komodakis 2017; ZSKT)",
       "student", "blocks")(
     lambda s, o, p: losses.attention_transfer(s.s_blocks, s.t_blocks))
+term("sarc_cam", "SpaceshipNet's CAM consistency: MSE between student and teacher class-activation maps of the "
+                 "last matched stage, every class (Yu et al. 2023)", "student", "blocks",
+     component=cam.Classifiers.build)(
+    lambda s, o, p: cam.cam_mse(s.s_blocks[-1], s.t_blocks[-1], o.components["sarc_cam"].student.weight,
+                                o.components["sarc_cam"].teacher.weight))
+term("sarc_gradcam", "SpaceshipNet's multi-scale Grad-CAM consistency: MSE between student and teacher "
+                     "Grad-CAMs of every matched stage for the teacher's class, summed (Yu et al. 2023)",
+     "student", "blocks", "gradcam")(
+    lambda s, o, p: cam.gradcam_mse(s.s_logits, s.s_blocks, s.t_gradcams, s.t_logits.argmax(1)))
 term("cmi", "CMI's contrastive term: each sample's local-view embedding must pick its own global-view one "
             "(detached) among the batch's and the memory bank's, InfoNCE (Fang et al. 2021)", "contrast",
      tau=Param(0.1, "InfoNCE temperature (the authors' default 0.1; their CIFAR-10 script 0.2)", min=1e-6),

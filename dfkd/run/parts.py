@@ -24,11 +24,12 @@ from dfkd.objective.terms import TERMS, ComponentBuild, Objective, build_compone
 from dfkd.run.resolve import resolve_student
 from dfkd.synthesis.augment import crop_flip, roll_flip
 from dfkd.synthesis.context import SynthContext, TeacherProbe
+from dfkd.synthesis.exchange import FeatureExchange
 from dfkd.synthesis.pool import ReplayPool
 from dfkd.synthesis.real import RealBatches
 from dfkd.synthesis.robust import Ball
 from dfkd.synthesis.schedule import SCHEDULES
-from dfkd.synthesis.synthesizers import EmaGenerator, dcgan_init
+from dfkd.synthesis.synthesizers import EmaGenerator, dcgan_init, kaiming_init
 from dfkd.synthesis.views import build_view, check_teacher_view
 
 
@@ -54,8 +55,9 @@ def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels
         probe.features.remove()
         probe.features = FeatureHook(modules[layer], mode="input")
     if gen is not None and "blocks" in gen.needs:
-        raise DfkdError("the 'at' and 'hint' terms compare student and teacher stages: use them in "
-                        "objective.student, not objective.generator")
+        stage = next(k for k in gen.weights if "blocks" in TERMS.get(k).needs)
+        raise DfkdError(f"the {stage} term compares student and teacher stages: use it in objective.student, "
+                        f"not objective.generator")
     if gen is not None and "adv_critic" in gen.weights:
         raise DfkdError("the adv_critic term trains the student against a critic: use it in objective.student")
     build = component_build(cfg, probe, student, info, s_channels)
@@ -63,8 +65,8 @@ def build_objectives(cfg: Config, probe: TeacherProbe, student, info, s_channels
     if "blocks" in stu.needs:
         t_names, student_blocks = match_stages(probe.teacher, student, build.t_shape, build.s_shape)
         if not t_names:
-            terms = " and ".join(f"objective.student.{k}=0" for k in stu.weights if k in ("at", "hint"))
-            raise DfkdError(f"the 'at'/'hint' terms need teacher and student stages of equal spatial size, and "
+            terms = " and ".join(f"objective.student.{k}=0" for k in stu.weights if "blocks" in TERMS.get(k).needs)
+            raise DfkdError(f"the stage terms need teacher and student stages of equal spatial size, and "
                             f"{cfg.teacher.arch} / {cfg.student.arch} share none; set {terms}")
         probe.watch_blocks(t_names)
         build.t_blocks, build.s_blocks = t_names, student_blocks
@@ -159,8 +161,8 @@ def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, st
     gen_objective, student_objective, student_blocks = build_objectives(cfg, probe, student, info, s_channels)
     generator = SOURCES.get(cfg.source.name)(cfg.source, info.image_size, info.in_channels, share,
                                              info.num_classes, mean=info.mean, std=info.std)
-    if cfg.source.init == "dcgan":  # drawn once over the built weights, as CuDFKD's reset_model
-        dcgan_init(generator)
+    if cfg.source.init != "torch":  # drawn once over the built weights (CuDFKD's reset_model, SpaceshipNet's)
+        (dcgan_init if cfg.source.init == "dcgan" else kaiming_init)(generator)
     augment = synth_augment(cfg, info, device)
     student_augment = crop_flip(info.image_size, info.flip, info.mean, info.std).to(device) \
         if cfg.distill.augment == "crop" else None
@@ -171,6 +173,11 @@ def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, st
     precision, student_forward = apply_perf(cfg, device, teacher, student, generator, probe)
     if cfg.synth.ema > 0:  # MAD: an EMA copy of the generator feeds part of each student batch
         extensions.append(EmaGenerator(generator, cfg.synth.ema, cfg.synth.ema_fraction, device))
+    if cfg.synth.exchange > 0:  # SpaceshipNet: student batches decoded from pooled, exchanged features
+        s = cfg.synth
+        extensions.append(FeatureExchange(generator.to(device), s.exchange, s.exchange_levels,
+                                          s.exchange_capacity or cfg.distill.rounds * share, cfg.pool.storage,
+                                          device, share))
     extra = {}
     if cfg.source.name == "real":  # data-driven KD: the training split, one batch per round
         extra["batches"] = RealBatches(load_split(cfg.data, "train"), cfg.synth.batch_size, cfg.seed, device,

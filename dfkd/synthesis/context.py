@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from dfkd.base.runtime import Precision
 from dfkd.config.fields import OptimConfig
 from dfkd.config.synthesis import SynthConfig
+from dfkd.objective.cam import grad_cam
 from dfkd.objective.hooks import BlockHooks, BNStatsHook, FeatureHook, classifier_layer, has_batchnorm
 from dfkd.objective.signals import Signals
 from dfkd.objective.terms import Objective
@@ -54,11 +55,19 @@ class TeacherProbe:
             self.features.enabled = want_feat
         if self.blocks is not None:
             self.blocks.enabled = want_blocks
-        logits = self.teacher_forward(x)
+        cams = []
+        if want_blocks and "gradcam" in needs:  # SpaceshipNet: a backward to the stages, none to the weights
+            with torch.enable_grad():
+                logits = self.teacher_forward(x.detach().requires_grad_(True))
+                cams = [c.detach() for c in grad_cam(logits, self.blocks.values, logits.argmax(1))]
+            logits = logits.detach()
+        else:
+            logits = self.teacher_forward(x)
         return Signals(x=x, t_logits=logits,
                        bn_stats=list(self.bn.stats) if want_bn else [],
                        t_features=self.features.value if want_feat and self.features is not None else None,
-                       t_blocks=self.blocks.values if want_blocks else [])
+                       t_blocks=[b.detach() for b in self.blocks.values] if cams else
+                       self.blocks.values if want_blocks else [], t_gradcams=cams)
 
 
 @dataclass

@@ -21,7 +21,8 @@ calls these hooks, each optional to override:
     sample(n), state_dict(), load_state_dict()
 
 Method-specific pieces that ride on any schedule are `Extension`s in `ctx.extensions` (CMI's
-contrastive head and bank, MAD's EMA generator), switched on by the recipe's config: components
+contrastive head and bank, MAD's EMA generator, SpaceshipNet's feature exchange), switched on by the
+recipe's config: components
 whose state each rank keeps (under their `key` in a checkpoint).
 """
 from __future__ import annotations
@@ -98,7 +99,7 @@ class Schedule(Component):
         self.precision = ctx.precision or Precision("off", ctx.device)
         self.on_step = None  # during synthesize(): callback(step, g_steps) before each source step
         self._scaler = None
-        self.codes: nn.Parameter | None = None  # synth.latent=optimised: the round's latent codes
+        self.codes: Tensor | None = None  # the round's latent codes (synth.latent=optimised or round)
         self._params = self.trained_params(source)
         if self.cfg.g_steps > 0 and not self._params:
             raise DfkdError(f"source '{type(source).__name__}' has no parameters to optimise; set synth.g_steps=0")
@@ -236,6 +237,8 @@ class Schedule(Component):
         and, during warm-up, the objective without the adversary."""
         self.round += 1
         self.on_step = on_step
+        if self.cfg.latent == "round":  # SpaceshipNet: one z for the round's steps, never optimised
+            self.codes = torch.randn(self.batch_size, self.generator.nz, device=self.device)
         if self.full_objective is not None:
             self.full_objective.at_round(self.round, self.ctx.rounds)
         if self.warmup_objective is not None:

@@ -52,6 +52,20 @@ class EmaGenerator(Extension):
         self.generator.load_state_dict(state)
 
 
+@torch.no_grad()
+def kaiming_init(module: nn.Module) -> None:
+    """SpaceshipNet's generator initialisation (skgyu/SpaceshipNet networks/init.py, 'kaiming'): Linear
+    and convolution weights Kaiming-normal (fan-in, gain sqrt(2)), BatchNorm scales N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
 def dcgan_init(module: nn.Module) -> None:
     """DCGAN's initialisation (Radford et al. 2016), as CMI re-initialises its generator every round
     (zju-vipa/CMI datafree/synthesis/contrastive.py `reset_model`): Linear and convolution weights
@@ -85,7 +99,8 @@ class ReinitSynthesizer(Schedule):
     """The source is re-initialised at the start of every round and optimised from scratch for
     `g_steps` with a fresh optimizer whose schedule spans those steps: DeepInversion's free pixels
     (Yin et al. 2020), CMI's generator (Fang et al. 2021; `synth.reset=dcgan` re-draws it as the
-    authors do, `synth.latent=optimised` optimises one latent code per round with it). Each round's
+    authors do, `synth.latent=optimised` optimises one latent code per round with it; `synth.reset=none`
+keeps the source and gives it only a fresh optimizer: SpaceshipNet, Yu et al. 2023). Each round's
     batch is meant for a replay pool (`distill.batch=pool`); target classes (for the `ce` term) are
     drawn anew each round.
     """
@@ -93,7 +108,7 @@ class ReinitSynthesizer(Schedule):
     def begin_round(self) -> None:
         if self.cfg.reset == "dcgan":
             dcgan_init(self.generator)
-        else:
+        elif self.cfg.reset != "none":
             for m in self.generator.modules():
                 if hasattr(m, "reset_parameters"):
                     m.reset_parameters()

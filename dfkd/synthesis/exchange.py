@@ -1,0 +1,105 @@
+"""SpaceshipNet's channel-wise feature exchange (Yu, Chen, Han, Jiang, "Data-Free Knowledge
+Distillation via Feature Exchange and Activation Region Constraint", CVPR 2023; skgyu/SpaceshipNet
+@30a76b0 models/model_CFE_mSARC_bases/model_CFE_mSARC_base_V37.py `train_G`, `train_S`,
+`channel_mix_batch`).
+
+An `Extension` of the source (`synth.exchange` > 0): the generator's intermediate features of each
+round's kept batch (its `levels`: for the DCGAN generator bn0, block1, block2) go to one replay pool
+per level, never trimmed by default. Every student batch (`distill.batch=fresh`) is decoded from
+them: one level is drawn uniformly among `synth.exchange_levels`, a batch F (N, C, H, W) is read from
+its pool in shuffled passes (a new pass each round, as the authors' per-round DataLoader), and with
+probability `synth.exchange` the whole batch is exchanged,
+
+    F'[i] = m_i ⊙ F[i] + (1 − m_i) ⊙ F[N − 1 − i],   m_i ∈ {0, 1}^C with exactly C // 2 ones,
+
+a fresh random half of the channels for every i (the partner is the mirror position in the shuffled
+batch). F' goes through the *current* generator's layers after that level in eval mode (BatchNorm
+on its running statistics), under no_grad: old features are re-decoded by today's generator.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from dfkd.base.errors import DfkdError
+from dfkd.synthesis.pool import ReplayPool
+from dfkd.synthesis.schedule import Extension, Schedule
+
+
+def exchange_channels(f: Tensor) -> Tensor:
+    """(N, C, ...) -> (N, C, ...): each sample keeps a random C // 2 of its channels and takes the rest
+    from its mirror sample f[N - 1 - i], an independent half per sample."""
+    n, c = f.shape[:2]
+    keep = torch.rand(n, c, device=f.device).argsort(1)[:, : c // 2]
+    m = torch.zeros(n, c, device=f.device, dtype=f.dtype).scatter_(1, keep, 1.0)
+    m = m.view(n, c, *([1] * (f.dim() - 2)))
+    return f * m + f.flip(0) * (1 - m)
+
+
+class FeatureExchange(Extension):
+    key = "feature_exchange"
+
+    def __init__(self, generator: nn.Module, p: float, levels: list[int], capacity: int, storage: str,
+                 device, batch_size: int):
+        names = getattr(generator, "levels", None)
+        if names is None or not hasattr(generator, "decode"):
+            raise DfkdError(f"synth.exchange decodes the generator's intermediate features, and the source "
+                            f"'{type(generator).__name__}' has no levels/decode; use source.name=dcgan")
+        bad = [lv for lv in levels if not 0 <= lv < len(names)]
+        if bad or not levels:
+            raise DfkdError(f"synth.exchange_levels={list(levels)}: give levels among 0..{len(names) - 1} "
+                            f"(the generator's {', '.join(names)})")
+        self.p, self.levels, self.batch_size, self.device = p, list(levels), batch_size, device
+        self.generator = generator
+        modules = dict(generator.named_modules())
+        self._seen: dict[int, Tensor] = {}
+        self._handles = [modules[names[lv]].register_forward_hook(self._recorder(lv)) for lv in self.levels]
+        with torch.no_grad():  # the features' shapes, from one pass of zeros
+            was = generator.training
+            generator.eval()(torch.zeros(2, generator.nz, device=device))
+            generator.train(was)
+        self.pools = {lv: ReplayPool(capacity, tuple(self._seen[lv].shape[1:]), storage, device="cpu",
+                                     out_device=device) for lv in self.levels}
+        self._kept: dict[int, Tensor] = {}
+        self._reads: dict[int, object] = {}
+
+    def _recorder(self, level: int):
+        def hook(module, inputs, output):
+            self._seen[level] = output
+        return hook
+
+    def keep(self, sig) -> None:
+        """This step's features are (for now) the round's."""
+        self._kept = {lv: self._seen[lv].detach() for lv in self.levels}
+
+    def end_round(self) -> None:
+        for lv, f in self._kept.items():
+            self.pools[lv].add(f)
+        self._kept = {}
+        self._reads = {}  # a new shuffled pass over every pool each round
+
+    @torch.no_grad()
+    def sample(self, n: int, schedule: Schedule) -> Tensor:
+        if len(self.pools[self.levels[0]]) == 0:
+            raise DfkdError("synth.exchange samples features of kept batches, and none is pooled yet")
+        lv = self.levels[int(torch.randint(len(self.levels), ()))]
+        if lv not in self._reads:
+            self._reads[lv] = self.pools[lv].passes(n)
+        f = next(self._reads[lv])
+        if float(torch.rand(())) < self.p:
+            f = exchange_channels(f)
+        g = schedule.generator
+        was = g.training
+        g.eval()
+        try:
+            return g.decode(f, lv)
+        finally:
+            g.train(was)
+
+    def state_dict(self) -> dict:
+        return {lv: pool.state_dict() for lv, pool in self.pools.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for lv, pool in self.pools.items():
+            pool.load_state_dict(state[lv])
+        self._reads = {}
