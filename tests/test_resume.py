@@ -88,7 +88,8 @@ def _kill_after_checkpoint(cmd, run_dir, min_round, timeout=240, env=None, hang_
             _kill_tree(proc)
 
 
-@pytest.mark.parametrize("method, extra", [("dfq", []), ("fast2", ["synth.warmup=3", "pool.capacity=128"])])
+@pytest.mark.parametrize("method, extra", [("dfq", []), ("fast2", ["synth.warmup=3", "pool.capacity=128"]),
+                                           ("spaceshipnet", ["synth.g_steps=2", "distill.kd_steps=3"])])
 def test_killed_and_resumed_run_ends_bitwise_like_an_uninterrupted_one(digits_teacher, tmp_path, method, extra):
     sets = [f"teacher.checkpoint={digits_teacher}", f"out={tmp_path}", *SETS, *extra]
     full_dir, full = distill(build_config(sets=sets + ["run_name=full"], method=method), quiet=True)

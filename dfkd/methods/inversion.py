@@ -191,6 +191,46 @@ the first (a `student.train()` inside their loop), here in eval mode in all
        for ds, steps in (("cifar10", 30), ("cifar100", 40))},
 })
 
+SPACESHIP_REPO = "skgyu/SpaceshipNet@30a76b0"
+
+SPACESHIPNET = recipe("spaceshipnet", "persistent generator, student batches decoded from pooled generator "
+                                      "features with channels exchanged + CAM/Grad-CAM consistency (Yu et al. 2023)",
+    f"""SpaceshipNet — Yu, Chen, Han, Jiang (2023), "Data-Free Knowledge Distillation via Feature
+Exchange and Activation Region Constraint", CVPR 2023; as the authors' code runs it ({SPACESHIP_REPO}
+code/SpaceshipNet train/train_cvpr2023.py, models/model_CFE_mSARC_bases/model_CFE_mSARC_base_V37.py,
+scripts/DFKD_Cifar*_ResNet34_ResNet18_V37_conv012*.yaml). One generator (CMI's: sigmoid, nz 256,
+Kaiming initialisation once) is kept across rounds; each round it gets a fresh Adam (1e-3, (0.5,
+0.999)) and one latent code held fixed (not optimised) for g_steps on 0.5 x CE towards 0..K-1 tiled
++ BN statistics, under crop + flip; the round keeps its lowest-loss batch, and its intermediate
+features (bn0, block1, block2) go to three never-trimmed pools. Every student batch is decoded from
+one level's pool, drawn uniformly, by the current generator in eval mode, after the channel-wise
+feature exchange with probability 0.7 (each sample takes a random half of its channels from its
+mirror sample: `synth.exchange`), then read through crop + flip. The student minimises KD at T = 30
+(element-wise mean KL x T^2) + the CAM consistency of the last stage (`sarc_cam`) + the Grad-CAM
+consistency of every matched stage for the teacher's class (`sarc_gradcam`); 2,000 steps per round
+on CIFAR. Differs: the student keeps its architecture's initialisation (theirs: Xavier-normal, gain
+sqrt(2)); N mod K targets are drawn at random (theirs: 0..N mod K - 1); the student's cosine moves
+per step, not per round; the authors report the best round's test accuracy, dfkd the final one too.""", {
+    "source": {"name": "dcgan", "nz": 256, "output": "sigmoid", "init": "kaiming",
+               "optim": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999], "weight_decay": 0.0,
+                         "schedule": "constant"}},
+    "synth": {"schedule": "reinit", "reset": "none", "latent": "round", "g_steps": 200, "keep": "best",
+              "targets": "ordered", "augment": "crop", "exchange": 0.7, "student_mode": "eval"},
+    "objective": {"generator": {"ce": 0.5, "bn": 1.0},
+                  "student": {"kd_kl": 1.0, "sarc_cam": 1.0, "sarc_gradcam": 1.0},
+                  "temperature": 30.0, "params": {"kd_kl": {"reduction": "mean"}}},
+    "distill": {"batch": "fresh", "augment": "crop", "kd_steps": 2000},
+    "student": {"optim": {"lr": 0.1, "weight_decay": 1e-4, "min_lr": 0.0}},
+}, presets={
+    "digits": digits_preset({"synth": {"g_steps": 10}, "distill": {"rounds": 100, "kd_steps": 10, "eval_every": 10}},
+                            "100 rounds of 10 generator steps (200 in the paper) and 10 student steps (2,000)"),
+    **{ds: Preset({"synth": {"batch_size": 256}, "distill": {"rounds": 200, "eval_every": 1}},
+                  f"the authors' scripts ({SPACESHIP_REPO} scripts/DFKD_{name}_ResNet34_ResNet18_V37_conv012*.yaml): "
+                  "200 rounds of 200 generator steps and 2,000 student steps at batch 256, the feature pools "
+                  "holding every round's batch (51,200; fp16 by pool.storage)")
+       for ds, name in (("cifar10", "Cifar10"), ("cifar100", "Cifar100"))},
+})
+
 NOISE = recipe("noise", "control: the same loop on Gaussian noise",
     """Noise control (the baseline of the DFKD tables, e.g. Fang et al. 2021, CMI): the
 student is distilled with KL through the same loop on Gaussian-noise inputs, with no synthesis.
