@@ -255,7 +255,9 @@ def test_no_data_run_reports_agreement_and_no_accuracy(bn_teacher, tmp_path):
     assert [r for r, _ in s["curve"]] == [3, 6, 9]
     config = (run.dir / "config.yaml").read_text()
     assert "name: none" in config and "channels: 1" in config
-    table = dfkd.tables.results.render(dfkd.tables.results.collect([run.dir]))
+    from dfkd.tables import results
+
+    table = results.render(results.collect([run.dir]))
     assert "(agreement)" in table and "— |" in table
 
 
