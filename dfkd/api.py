@@ -8,7 +8,9 @@ directory, resume, W&B tracking and tables.
 
 `teacher` and `student` take an `nn.Module`, a registry name, `torchvision:NAME`, `timm:NAME`,
 `pkg.module:factory` or `file.py:factory`; `teacher` also takes the path of a weights file (a dfkd
-checkpoint, a state dict, .safetensors, TorchScript; a state dict's class is `teacher.arch` in `set`).
+checkpoint, a state dict, .safetensors, TorchScript; a state dict's class is `teacher.arch` in `set`),
+or a list of modules or of weights files: an ensemble seen as one teacher (`teacher.members`, logits
+combined by `teacher.combine`).
 `data` is a registered dataset name, an `InputSpec` (no data at all), or None (inferred from the
 teacher). Every bad input raises `dfkd.DfkdError` with the same one-line message as the CLI.
 Modules are copied, never changed: `run.student` is the trained copy.
@@ -166,7 +168,26 @@ def _teacher_layer(teacher, data, eval_set, size, quiet) -> tuple[dict, nn.Modul
 
     layer: dict = {"teacher": {}}
     module = None
-    if isinstance(teacher, nn.Module):
+    if isinstance(teacher, (list, tuple)):  # an ensemble (teacher.members)
+        if len(teacher) < 2:
+            raise DfkdError(f"a list of teachers is an ensemble and needs at least two; got {len(teacher)}")
+        if all(isinstance(m, nn.Module) for m in teacher):
+            from dfkd.models.ensemble import TeacherEnsemble
+
+            module = TeacherEnsemble(list(teacher))  # its combine rule is the config's (set in distill)
+            layer["teacher"] = {"arch": module_name(teacher[0]), "checkpoint": "in-memory"}
+        elif all(isinstance(m, (str, Path)) for m in teacher):
+            missing = [str(m) for m in teacher if not Path(m).expanduser().is_file()]
+            if missing:
+                raise DfkdError(f"teacher file '{missing[0]}' not found; pass existing weights files")
+            layer["teacher"]["members"] = [str(m) for m in teacher]
+            f = read_model_file(teacher[0]) if data is None else None
+            if f is not None and f.kind == "dfkd":  # the first member's dataset and architecture
+                layer["teacher"]["arch"] = f.meta["arch"]
+                data = f.meta["dataset"]
+        else:
+            raise DfkdError("a list of teachers must be all nn.Modules or all weights files")
+    elif isinstance(teacher, nn.Module):
         module = teacher
         layer["teacher"] = {"arch": module_name(teacher), "checkpoint": "in-memory"}
     elif isinstance(teacher, (str, Path)) and Path(teacher).expanduser().is_file():
@@ -208,7 +229,7 @@ def _eval_layer(eval_set) -> tuple[dict, Dataset | None]:
 
 
 @isolated_globals
-def distill(teacher: nn.Module | str | Path | None = None, student: nn.Module | str | None = None,
+def distill(teacher: nn.Module | str | Path | list | None = None, student: nn.Module | str | None = None,
             method: str | None = "dfq", data: str | InputSpec | None = None,
             eval_set: Dataset | str | Path | None = None, set: dict | None = None, out: str | Path | None = "runs",
             seed: int | None = None, quiet: bool = False, resume: str | Path | None = None) -> Run:
@@ -255,6 +276,8 @@ def distill(teacher: nn.Module | str | Path | None = None, student: nn.Module | 
     if seed is not None:
         layer["seed"] = seed
     cfg = build_config(method=method, base=deep_merge(layer, user), base_origin="dfkd.distill() arguments")
+    if isinstance(teacher, (list, tuple)) and module is not None:
+        module.combine = cfg.teacher.combine
     run_dir, summary = run_distill(cfg, quiet=quiet, teacher_module=module, student_module=student_module,
                                    eval_set=eval_ds)
     return _run(run_dir, summary, student_module)

@@ -45,8 +45,8 @@ class DataConfig:
 class TeacherConfig:
     arch: str = opt("cnn", "teacher architecture: a registry name (`dfkd list models`), torchvision:NAME, timm:NAME, "
                            "pkg.module:factory or path/file.py:factory")
-    checkpoint: str = opt("auto", "teacher weights: 'auto' trains (or reuses) one under OUT/teachers; a file (dfkd "
-                                  "checkpoint, a state dict or a wrapped one, .safetensors, TorchScript); "
+    checkpoint: str = opt("auto", "teacher weights: 'auto' trains (or reuses) one under OUT/teachers ('auto:SEED': "
+                                  "with that seed, default 0); a file (dfkd checkpoint, a state dict or a wrapped one, .safetensors, TorchScript); "
                                   "wandb:ENTITY/PROJECT/NAME:VERSION = a W&B model artifact (downloaded; needs "
                                   "network); 'none' = as teacher.arch builds it (its pretrained teacher.weights, or a "
                                   "factory's own)")
@@ -54,6 +54,12 @@ class TeacherConfig:
                                     "DEFAULT (read from $TORCH_HOME/hub/checkpoints; fetched only with --download)")
     output: str | None = opt(None, "when the teacher's forward returns a tuple/list/dict: the index or key of "
                                    "its logits")
+    members: list[str] = opt([], "an ensemble of teachers in place of one (multi-teacher KD; DENSE's one-shot "
+                                 "federated distillation): each 'FILE' (weights of teacher.arch, any form "
+                                 "teacher.checkpoint takes), 'ARCH=FILE', or 'auto:SEED' (teacher.arch trained on "
+                                 "the dataset with that seed, as teacher.checkpoint=auto); [] = the one teacher")
+    combine: str = opt("logits", "teacher.members: the ensemble's logits are the mean of the members' ('logits') "
+                                 "or the log of their mean softmax ('probs')", choices=["logits", "probs"])
 
 
 @dataclass

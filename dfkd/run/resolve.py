@@ -59,6 +59,8 @@ def resolve_teacher(cfg, info, module: nn.Module | None = None, quiet: bool = Fa
     from dfkd.models import build_model
 
     t = cfg.teacher
+    if t.members and module is None:
+        return _resolve_ensemble(cfg, info, quiet)
     build = lambda: build_model(t.arch, info.num_classes, info.in_channels, t.weights,  # noqa: E731
                                 cfg.data.download, key="teacher.arch")
     meta: dict = {}
@@ -71,13 +73,13 @@ def resolve_teacher(cfg, info, module: nn.Module | None = None, quiet: bool = Fa
         model, kind, source, name = build(), "pretrained", f"{t.arch} {t.weights}", t.arch
     elif t.checkpoint == "none":
         model, kind, source, name = build(), "built", t.arch, t.arch
-    elif t.checkpoint == "auto":
+    elif t.checkpoint == "auto" or t.checkpoint.startswith("auto:"):
         if cfg.data.name == "none":
             raise DfkdError("teacher.checkpoint=auto trains a teacher on the dataset, and data.name=none has "
                             "none; pass your teacher (teacher.checkpoint=PATH, or an nn.Module from Python)")
         from dfkd.run.teacher import auto_teacher_config, ensure_teacher
 
-        path, ckpt = ensure_teacher(auto_teacher_config(cfg), quiet=quiet)
+        path, ckpt = ensure_teacher(auto_teacher_config(cfg, _auto_seed(t.checkpoint)), quiet=quiet)
         meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
         _check_dfkd_meta(meta, cfg, info, path)
         model, kind, source, name = build(), "dfkd", str(path), t.arch
@@ -110,6 +112,41 @@ def resolve_teacher(cfg, info, module: nn.Module | None = None, quiet: bool = Fa
         model = SelectOutput(model, output, "teacher")
     check_io(model, info.in_channels, info.image_size, info.num_classes, "teacher", arch=name)
     return Resolved(model, sha, kind, source, name, meta)
+
+
+def _auto_seed(checkpoint: str) -> int:
+    """'auto' -> 0, 'auto:SEED' -> SEED."""
+    if checkpoint == "auto":
+        return 0
+    try:
+        return int(checkpoint[len("auto:"):])
+    except ValueError:
+        raise DfkdError(f"teacher checkpoint '{checkpoint}': write auto:SEED with an integer seed, e.g. auto:1") from None
+
+
+def _resolve_ensemble(cfg, info, quiet: bool) -> Resolved:
+    """`teacher.members`: each member resolved as a single teacher would be, then one TeacherEnsemble;
+    its sha256 is that of the members' in order."""
+    import hashlib
+
+    from dfkd.models.ensemble import TeacherEnsemble
+
+    t = cfg.teacher
+    if len(t.members) < 2:
+        raise DfkdError(f"teacher.members={list(t.members)} names {len(t.members)} teacher; an ensemble needs at "
+                        f"least two (or set teacher.checkpoint for one)")
+    if t.checkpoint not in ("auto", "none") or t.weights:
+        raise DfkdError("teacher.members and teacher.checkpoint/teacher.weights both name the teacher; set one of them")
+    members = []
+    for spec in t.members:
+        arch, checkpoint = spec.split("=", 1) if "=" in spec else (t.arch, spec)
+        one = replace(t, members=[], arch=arch, checkpoint=checkpoint)
+        members.append(resolve_teacher(replace(cfg, teacher=one), info, quiet=quiet))
+    sha = hashlib.sha256("".join(m.sha256 for m in members).encode()).hexdigest()
+    model = TeacherEnsemble([m.model for m in members], t.combine)
+    names = sorted({m.name for m in members})
+    return Resolved(model, sha, "ensemble", "; ".join(m.source for m in members),
+                    f"ensemble{len(members)}-{'+'.join(names)}")
 
 
 def _load_dfkd(model: nn.Module, state: dict, meta: dict, arch: str, path) -> None:

@@ -61,10 +61,11 @@ def build_teacher_config(config_file=None, sets=(), base: dict | None = None) ->
     return cfg
 
 
-def auto_teacher_config(cfg: Config) -> TeacherTrainConfig:
-    """The teacher `teacher.checkpoint=auto` stands for: the dataset's recipe, seed 0, under OUT/teachers."""
+def auto_teacher_config(cfg: Config, seed: int = 0) -> TeacherTrainConfig:
+    """The teacher `teacher.checkpoint=auto` stands for: the dataset's recipe, seed 0 (`auto:SEED`: that
+    seed), under OUT/teachers."""
     base = {"data": to_dict(cfg.data), "arch": cfg.teacher.arch, "out": str(Path(cfg.out) / "teachers"),
-            "device": cfg.device, "seed": 0, "tracking": to_dict(cfg.tracking)}
+            "device": cfg.device, "seed": seed, "tracking": to_dict(cfg.tracking)}
     return build_teacher_config(base=base)
 
 
