@@ -3,12 +3,12 @@ the trace setting, with the setting's draws injected where dfkd would draw its o
 authors' harness records theirs:
 
     {"rounds": [{"gen": [{term: value, ..., "loss": weighted total} per source step],
-                 "student": [{"loss": value} per student step],
+                 "student": [{term: value, ..., "loss": weighted total} per student step],
                  "generator": {"norm", "moved"}, "student_weights": {"norm", "moved"}}, ...]}
 
 `run(sets, rounds, inject)` builds the run from `dfkd.run.parts.build_parts` and drives
 `Distiller.train_round` directly (no run directory, no evaluation). `inject` names the draws the
-method consumes (see INJECT)."""
+method consumes (see Injector)."""
 from __future__ import annotations
 
 import copy
@@ -57,7 +57,7 @@ class Injector:
         loop.train_round, synth.synthesize = next_round, synthesizing
         if "z" in draws:  # a fresh code every step (and for every fresh student batch)
             synth.z = lambda n: S.draw("z", self.phase, self.r, self.next("z:" + self.phase), shape=(n, S.NZ))
-        if "codes" in draws:  # one optimised code per round
+        if "codes" in draws:  # one code per round (optimised, or held fixed with synth.latent=round)
             make = synth.round_optimizer
 
             def round_optimizer(steps):
@@ -69,6 +69,8 @@ class Injector:
             synth.round_optimizer = round_optimizer
         if "targets" in draws:
             synth._targets = lambda: S.draw("targets", self.r)
+        if "tiled_targets" in draws:  # SpaceshipNet's 0..K-1 tiled and then 0..N mod K - 1 (dfkd draws the rest)
+            synth._targets = lambda: torch.arange(S.N) % S.CLASSES
         if "reset" in draws:  # the re-initialisation draws from a seeded global generator, on both sides
             name = "reset_source" if hasattr(synth, "reset_source") else "begin_round"  # NAYER / reinit
             reset = getattr(synth, name)
@@ -106,6 +108,23 @@ class Injector:
             pool = loop.pool
             pool.sample = lambda n: pool.data[S.draw("index", "pool", self.r, self.next("pool"),
                                                      shape=(n, len(pool)))]
+        if "exchange" in draws:  # SpaceshipNet: each student batch's level, pool read, coin and kept channels
+            from dfkd.synthesis.exchange import FeatureExchange
+
+            exchange = synth.extension(FeatureExchange)
+            levels = exchange.levels
+
+            def draw_level():
+                k = S.draw("index", "level", self.r, self.next("level"), shape=(1, len(levels)))
+                return levels[int(k[0])]
+
+            exchange.draw_level = draw_level
+            exchange.draw_exchange = lambda: float(S.draw("uniform", "exchange", self.r, self.count["level"],
+                                                          shape=(1,))[0]) < exchange.p
+            exchange.draw_kept = lambda n, c: torch.stack([S.draw("subset", "channels", self.r, self.count["level"], i,
+                                                                  shape=(c // 2, c)) for i in range(n)])
+            for level, pool in exchange.pools.items():
+                pool.passes = self._passes(pool, level)
         if "student_crop" in draws:
             loop.augment = lambda x: norm(S.crop_flip(unnorm(x), "student", self.r,
                                                              self.next("student_crop")))
@@ -135,6 +154,17 @@ class Injector:
             ball.start = start
         if "attack_classes" in draws:  # BSS: the uniform draws behind the target classes
             synth.attack_draw = lambda n: S.draw("uniform", "classes", self.r, shape=(n,))
+
+    def _passes(self, pool, level: int):
+        """A pool's shuffled passes (ReplayPool.passes), each pass's order drawn for (round, level, pass)."""
+        def passes(n: int):
+            k = 0
+            while True:
+                k += 1
+                perm = S.draw("subset", "pool", self.r, level, k, shape=(len(pool), len(pool)))
+                for i in range(0, len(perm), n):
+                    yield pool.data[perm[i:i + n]]
+        return passes
 
     def next(self, key: str) -> int:
         self.count[key] = self.count.get(key, 0) + 1
@@ -218,7 +248,7 @@ def _run(method: str, sets: list[str], rounds: int, draws: set[str], generator: 
             loop.train_round()
             source = getattr(synth, "shared", getattr(synth, "generator", None))
             gen = [row for r in recorded for row in r.rows]
-            row = {"gen": gen, "student": [{"loss": s["loss"]} for s in loop.objective.rows],
+            row = {"gen": gen, "student": loop.objective.rows,
                    "student_weights": S.norms(loop.student, s0)}
             if source is not None and g0 and set(g0) == {n for n, _ in source.named_parameters()}:
                 row["generator"] = S.norms(source, g0)

@@ -2,7 +2,7 @@
 
 tests/golden/reference.json holds, per trace, what the AUTHORS' code computed for a few rounds of the
 method at the tiny setting of tests/trace_setting.py (same initial weights, same injected random
-draws, double precision): every source step's loss terms, every student step's loss, and the norms
+draws, double precision): every source step's loss terms, every student step's loss (and terms), and the norms
 of the student's and the generator's weights after each round — with the repository and commit it
 ran, the files, and the harness command (the harness drives the authors' code unchanged and lives
 outside this repository: their code is never copied here; docs/fidelity.md says how to rebuild it).
@@ -61,6 +61,7 @@ def test_dfkd_reproduces_the_authors_code_round_by_round(name):
     ("ard", "synth.student_mode=eval"),  # the authors attack with the student in train mode
     ("rslad", "source.start_noise=0"),  # the old uniform start instead of x + 0.001·N(0, 1)
     ("bss", "source.attack_max=0"),  # every correct sample attacked, not the 4 of largest gap
+    ("spaceshipnet", "synth.reset=dcgan"),  # CMI's generator re-drawn every round; theirs is kept throughout
 ])
 def test_a_deviation_from_the_authors_code_fails_its_trace(name, change):
     """The comparison is sharp: each of these switches back to what dfkd did before it matched the

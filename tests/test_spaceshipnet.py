@@ -119,6 +119,20 @@ def test_cam_mse_value_and_that_only_the_students_map_learns():
     assert s_map.grad[0, 0, 0, 0] < 0  # descending raises the student's CAM toward the teacher's
 
 
+def test_the_cam_terms_keep_double_precision():
+    """Only half precision is raised (to float32): a float64 run stays float64 (the reference trace)."""
+    torch.manual_seed(0)
+    s_map, t_map = torch.randn(2, 3, 2, 2, dtype=torch.float64), torch.randn(2, 3, 2, 2, dtype=torch.float64)
+    w_s, w_t = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    loss = cam_mse(s_map, t_map, w_s, w_t)
+    want = ((torch.einsum("kc,nchw->nkhw", w_s, s_map) - torch.einsum("kc,nchw->nkhw", w_t, t_map)) ** 2).mean()
+    assert loss.dtype == torch.float64 and loss.item() == want.item()
+    a = s_map.clone().requires_grad_(True)
+    logits = a.mean((2, 3)) @ w_s.t()
+    assert gradcam_mse(logits, [a], [t_map.sum(1)], logits.argmax(1)).dtype == torch.float64
+    assert cam_mse(s_map.half(), t_map.float(), w_s.half(), w_t.float()).dtype == torch.float32
+
+
 def test_gradcam_consistency_is_zero_for_a_copy_and_pulls_a_different_student():
     torch.manual_seed(0)
     teacher = build_model("cnn", 10, 1).eval()

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from dfkd.base.component import Component
 from dfkd.base.errors import DfkdError
+from dfkd.base.runtime import full
 from dfkd.objective.hooks import classifier_layer, stage_channels
 
 
@@ -29,7 +30,7 @@ def grad_cam(logits: Tensor, blocks: list[Tensor], classes: Tensor) -> list[Tens
 def gradcam_mse(s_logits: Tensor, s_blocks: list[Tensor], t_cams: list[Tensor], classes: Tensor) -> Tensor:
     """sum over stages of mean((Grad-CAM_S - Grad-CAM_T)^2), both for the teacher's classes."""
     s_cams = grad_cam(s_logits, s_blocks, classes)
-    return sum(F.mse_loss(s.float(), t.detach().float()) for s, t in zip(s_cams, t_cams))
+    return sum(F.mse_loss(full(s), full(t.detach())) for s, t in zip(s_cams, t_cams))
 
 
 def cam_mse(s_map: Tensor, t_map: Tensor, w_s: Tensor, w_t: Tensor) -> Tensor:
@@ -37,7 +38,7 @@ def cam_mse(s_map: Tensor, t_map: Tensor, w_s: Tensor, w_t: Tensor) -> Tensor:
     of the last stage (no bias); the gradient reaches the student's map only, not its classifier."""
     cam_s = torch.einsum("kc,nchw->nkhw", w_s.detach(), s_map)
     cam_t = torch.einsum("kc,nchw->nkhw", w_t, t_map).detach()
-    return F.mse_loss(cam_s.float(), cam_t.float())
+    return F.mse_loss(full(cam_s), full(cam_t))
 
 
 class Classifiers(Component):

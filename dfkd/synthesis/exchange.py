@@ -26,11 +26,12 @@ from dfkd.synthesis.pool import ReplayPool
 from dfkd.synthesis.schedule import Extension, Schedule
 
 
-def exchange_channels(f: Tensor) -> Tensor:
-    """(N, C, ...) -> (N, C, ...): each sample keeps a random C // 2 of its channels and takes the rest
-    from its mirror sample f[N - 1 - i], an independent half per sample."""
+def exchange_channels(f: Tensor, keep: Tensor | None = None) -> Tensor:
+    """(N, C, ...) -> (N, C, ...): each sample keeps C // 2 of its channels, `keep` (N, C // 2) (a random
+    half, independent per sample, if None), and takes the rest from its mirror sample f[N - 1 - i]."""
     n, c = f.shape[:2]
-    keep = torch.rand(n, c, device=f.device).argsort(1)[:, : c // 2]
+    if keep is None:
+        keep = torch.rand(n, c, device=f.device).argsort(1)[:, : c // 2]
     m = torch.zeros(n, c, device=f.device, dtype=f.dtype).scatter_(1, keep, 1.0)
     m = m.view(n, c, *([1] * (f.dim() - 2)))
     return f * m + f.flip(0) * (1 - m)
@@ -78,16 +79,34 @@ class FeatureExchange(Extension):
         self._kept = {}
         self._reads = {}  # a new shuffled pass over every pool each round
 
+    # the random pieces of one student batch (each its own method, so that a reference trace can
+    # inject the authors' draws: tests/reference_trace.py)
+    def draw_level(self) -> int:
+        """The level of one student batch, uniform among `levels`."""
+        return self.levels[int(torch.randint(len(self.levels), ()))]
+
+    def read(self, level: int, n: int) -> Tensor:
+        """The next batch of `level`'s pool, in this round's shuffled passes."""
+        if level not in self._reads:
+            self._reads[level] = self.pools[level].passes(n)
+        return next(self._reads[level])
+
+    def draw_exchange(self) -> bool:
+        """Whether this batch is exchanged (probability `p`, the whole batch or nothing)."""
+        return float(torch.rand(())) < self.p
+
+    def draw_kept(self, n: int, c: int) -> Tensor:
+        """(n, c // 2): the channels each sample keeps, a random half per sample."""
+        return torch.rand(n, c, device=self.device).argsort(1)[:, : c // 2]
+
     @torch.no_grad()
     def sample(self, n: int, schedule: Schedule) -> Tensor:
         if len(self.pools[self.levels[0]]) == 0:
             raise DfkdError("synth.exchange samples features of kept batches, and none is pooled yet")
-        lv = self.levels[int(torch.randint(len(self.levels), ()))]
-        if lv not in self._reads:
-            self._reads[lv] = self.pools[lv].passes(n)
-        f = next(self._reads[lv])
-        if float(torch.rand(())) < self.p:
-            f = exchange_channels(f)
+        lv = self.draw_level()
+        f = self.read(lv, n)
+        if self.draw_exchange():
+            f = exchange_channels(f, self.draw_kept(*f.shape[:2]))
         g = schedule.generator
         was = g.training
         g.eval()
