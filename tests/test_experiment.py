@@ -228,3 +228,20 @@ def test_a_failing_parallel_run_stops_the_table_with_its_own_error(table, tmp_pa
         run_table(str(table), scale="smoke", out=str(tmp_path / "runs"), quiet=True, jobs=2,
                   sets=[f"teacher.checkpoint={tmp_path / 'no-such-teacher.pt'}"])
     assert not list((tmp_path / "runs").glob("*/smoke/*/summary.json"))
+
+
+def test_cells_get_their_own_trained_teachers_seeds_and_ensembles(table, tmp_path):
+    """auto:SEED teachers (one cell's teacher, or an ensemble's members) are trained once each, with the
+    scale's teacher settings, and every cell is distilled from the teachers it names."""
+    (table / "table.yaml").write_text(TABLE.replace("seeds: 2", "seeds: 1").replace(
+        "  - {method: dfq, name: dfq_small, set: {source.width: 16}}",
+        "  - {method: dfq, name: one, set: {teacher.checkpoint: 'auto:1'}}\n"
+        "  - {method: dfq, name: ens, set: {teacher.members: ['auto:0', 'auto:1']}}"))
+    root, _ = run_table(str(table), scale="smoke", out=str(tmp_path / "runs"), quiet=True)
+    sha = {c: json.loads((root / f"{c}-s0" / "summary.json").read_text())["teacher_sha256"]
+           for c in ("noise", "one", "ens")}
+    assert len(set(sha.values())) == 3  # seed 0, seed 1, and the two as one ensemble
+    assert sorted(p.name for p in (root / "teachers").iterdir()) == ["digits16-cnn-s0", "digits16-cnn-s1"]
+    assert "digits16-cnn-s1" in (root / "one-s0" / "config.yaml").read_text()
+    ens = (root / "ens-s0" / "config.yaml").read_text()
+    assert "digits16-cnn-s0/teacher.pt" in ens and "digits16-cnn-s1/teacher.pt" in ens

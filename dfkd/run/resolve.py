@@ -57,6 +57,7 @@ def resolve_teacher(cfg, info, module: nn.Module | None = None, quiet: bool = Fa
     """The frozen teacher of run `cfg` (inputs `info`), from `module` (a copy of it) or the config."""
     from dfkd.io.checkpoint import state_hash
     from dfkd.models import build_model
+    from dfkd.run.teacher import auto_seed
 
     t = cfg.teacher
     if t.members and module is None:
@@ -73,13 +74,13 @@ def resolve_teacher(cfg, info, module: nn.Module | None = None, quiet: bool = Fa
         model, kind, source, name = build(), "pretrained", f"{t.arch} {t.weights}", t.arch
     elif t.checkpoint == "none":
         model, kind, source, name = build(), "built", t.arch, t.arch
-    elif t.checkpoint == "auto" or t.checkpoint.startswith("auto:"):
+    elif auto_seed(t.checkpoint) is not None:
         if cfg.data.name == "none":
             raise DfkdError("teacher.checkpoint=auto trains a teacher on the dataset, and data.name=none has "
                             "none; pass your teacher (teacher.checkpoint=PATH, or an nn.Module from Python)")
         from dfkd.run.teacher import auto_teacher_config, ensure_teacher
 
-        path, ckpt = ensure_teacher(auto_teacher_config(cfg, _auto_seed(t.checkpoint)), quiet=quiet)
+        path, ckpt = ensure_teacher(auto_teacher_config(cfg, auto_seed(t.checkpoint)), quiet=quiet)
         meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
         _check_dfkd_meta(meta, cfg, info, path)
         model, kind, source, name = build(), "dfkd", str(path), t.arch
@@ -112,16 +113,6 @@ def resolve_teacher(cfg, info, module: nn.Module | None = None, quiet: bool = Fa
         model = SelectOutput(model, output, "teacher")
     check_io(model, info.in_channels, info.image_size, info.num_classes, "teacher", arch=name)
     return Resolved(model, sha, kind, source, name, meta)
-
-
-def _auto_seed(checkpoint: str) -> int:
-    """'auto' -> 0, 'auto:SEED' -> SEED."""
-    if checkpoint == "auto":
-        return 0
-    try:
-        return int(checkpoint[len("auto:"):])
-    except ValueError:
-        raise DfkdError(f"teacher checkpoint '{checkpoint}': write auto:SEED with an integer seed, e.g. auto:1") from None
 
 
 def _resolve_ensemble(cfg, info, quiet: bool) -> Resolved:

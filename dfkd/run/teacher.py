@@ -69,6 +69,19 @@ def auto_teacher_config(cfg: Config, seed: int = 0) -> TeacherTrainConfig:
     return build_teacher_config(base=base)
 
 
+def auto_seed(spec: str) -> int | None:
+    """The seed of the trained teacher a teacher spec stands for ('auto' -> 0, 'auto:SEED' -> SEED), or None
+    for anything else (a file, 'none', ...)."""
+    if spec == "auto":
+        return 0
+    if not spec.startswith("auto:"):
+        return None
+    try:
+        return int(spec[len("auto:"):])
+    except ValueError:
+        raise DfkdError(f"teacher checkpoint '{spec}': write auto:SEED with an integer seed, e.g. auto:1") from None
+
+
 def teacher_dir(cfg: TeacherTrainConfig) -> Path:
     size = dataset_info(cfg.data).image_size
     return Path(cfg.out) / f"{cfg.data.name.replace(':', '-')}{size}-{cfg.arch}-s{cfg.seed}"

@@ -41,7 +41,7 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
     teachers are trained first, in this process): on a GPU whose small networks leave it mostly idle,
     or a many-core CPU (each process then gets cores // jobs threads)."""
     from dfkd.methods.configure import build_config
-    from dfkd.run.teacher import auto_teacher_config, build_teacher_config, ensure_teacher, teacher_path
+    from dfkd.run.teacher import auto_seed, auto_teacher_config, build_teacher_config, ensure_teacher, teacher_path
 
     path, spec = read_table(table)
     name = table_name(path)
@@ -66,14 +66,18 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
     if sc.standin:
         plans = _standins(plans, scale)
     group = [f"tracking.group={name}-{scale}"]
-    teachers: dict[tuple, str] = {}
+    teachers: dict[tuple, object] = {}  # the auto-trained teachers (auto, auto:SEED) the cells name, by key
+
+    def auto_key(cfg, member: str) -> tuple:
+        return cfg.data.name, cfg.data.image_size, cfg.teacher.arch, auto_seed(member)
+
     for cell, seed, cfg in plans:
-        key = (cfg.data.name, cfg.data.image_size, cfg.teacher.arch)
-        if cfg.teacher.checkpoint != "auto" or key in teachers:
-            continue
-        tcfg = auto_teacher_config(dataclasses.replace(cfg, out=str(root)))
-        tcfg = build_teacher_config(base=to_dict(tcfg), sets=config_sets(sc.teacher_set))
-        teachers[key] = tcfg
+        for member in cfg.teacher.members or [cfg.teacher.checkpoint]:
+            if auto_seed(member) is None or auto_key(cfg, member) in teachers:
+                continue
+            tcfg = auto_teacher_config(dataclasses.replace(cfg, out=str(root)), auto_seed(member))
+            tcfg = build_teacher_config(base=to_dict(tcfg), sets=config_sets(sc.teacher_set))
+            teachers[auto_key(cfg, member)] = tcfg
     if jobs < 1:
         raise DfkdError(f"--jobs must be >= 1, got {jobs}")
     done = skipped = 0
@@ -84,9 +88,14 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
         label = f"{cell_name} seed {seed}"
         extra = [f"out={root}", f"run_name={run_dir.name}", f"label={cell_name}", *group,
                  f"tracking.job_type={cell_name}", f"tracking.tags={[name, scale, cfg.method, f'seed{seed}']}"]
-        key = (cfg.data.name, cfg.data.image_size, cfg.teacher.arch)
-        if key in teachers:
-            extra.append(f"teacher.checkpoint={teacher_path(teachers[key])}")
+        needed = [teachers[auto_key(cfg, s)] for s in cfg.teacher.members or [cfg.teacher.checkpoint]
+                  if auto_seed(s) is not None]
+        if cfg.teacher.members:  # each auto member by its trained file
+            members = [str(teacher_path(teachers[auto_key(cfg, s)])) if auto_seed(s) is not None else s
+                       for s in cfg.teacher.members]
+            extra.append(f"teacher.members=[{', '.join(members)}]")
+        elif needed:
+            extra.append(f"teacher.checkpoint={teacher_path(needed[0])}")
         planned = build_config(None, extra, base=to_dict(cfg), base_origin=cfg.provenance)
         status = "done" if (run_dir / "summary.json").is_file() else "interrupted" if run_dir.exists() else "todo"
         why = outdated(run_dir, planned) if status == "done" else None
@@ -116,8 +125,8 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
             run_dir.rename(aside)  # no checkpoint yet, an unusable one or an outdated config: keep it aside
             print(f"dfkd: {run_dir} was interrupted and cannot be resumed ({why}); moved to {aside.name} "
                   f"and running it again", file=sys.stderr)
-        if key in teachers:
-            ensure_teacher(teachers[key], quiet=quiet)  # trained once, before the first run that needs it
+        for tcfg in needed:
+            ensure_teacher(tcfg, quiet=quiet)  # trained once, before the first run that needs it
         work.append((label, planned, None))
     for label, summary in _run_all(work, jobs, quiet):
         done += 1
