@@ -31,6 +31,16 @@ def test_self_paced_weight_is_one_at_zero_loss_and_falls_for_hard_batches():
         assert v.item() == pytest.approx(want, rel=1e-6) and not v.requires_grad
 
 
+def test_self_paced_weight_keeps_the_losss_precision():
+    """float64 stays float64 (the reference trace compares v to 1e-12 with the authors' code), a
+    half-precision loss is weighed in float32."""
+    loss = torch.tensor(0.1338136175787652, dtype=torch.float64)
+    v = self_paced_weight(loss, 2.0)
+    want = (1 + math.exp(-2.0)) / (1 + math.exp(0.1338136175787652 - 2.0))
+    assert v.dtype == torch.float64 and v.item() == pytest.approx(want, rel=1e-14)
+    assert self_paced_weight(loss.half(), 2.0).dtype == torch.float32
+
+
 def test_a_ramp_with_a_start_holds_then_rises_then_stays():
     obj = Objective({"adv_kl": 1.0})
     obj.ramp, obj.ramp_every = {"adv_kl": [0.0, 62.5, 0.756, 0.256]}, 40  # CuDFKD, CIFAR-10: 250 epochs of 40
