@@ -3,7 +3,8 @@ the trace setting, with the setting's draws injected where dfkd would draw its o
 authors' harness records theirs:
 
     {"rounds": [{"gen": [{term: value, ..., "loss": weighted total} per source step],
-                 "student": [{term: value, ..., "loss": weighted total} per student step],
+                 "student": [{term: value, ..., "loss": weighted total (, "v": the self-paced
+                              weight it is then multiplied by)} per student step],
                  "generator": {"norm", "moved"}, "student_weights": {"norm", "moved"}}, ...]}
 
 `run(sets, rounds, inject)` builds the run from `dfkd.run.parts.build_parts` and drives
@@ -154,6 +155,12 @@ class Injector:
             ball.start = start
         if "attack_classes" in draws:  # BSS: the uniform draws behind the target classes
             synth.attack_draw = lambda n: S.draw("uniform", "classes", self.r, shape=(n,))
+        if "queue" in draws:  # AdaDFKD: the relation queue's initial columns (random unit vectors)
+            from dfkd.synthesis.relation import RelationQueue
+
+            queue = synth.extension(RelationQueue).queue
+            with torch.no_grad():
+                queue.copy_(torch.nn.functional.normalize(S.draw("queue", shape=tuple(queue.shape)), dim=0))
 
     def _passes(self, pool, level: int):
         """A pool's shuffled passes (ReplayPool.passes), each pass's order drawn for (round, level, pass)."""
@@ -241,6 +248,15 @@ def _run(method: str, sets: list[str], rounds: int, draws: set[str], generator: 
             synth.warmup_objective = _Recorded(synth.warmup_objective)
             recorded.append(synth.warmup_objective)
         loop.objective = _Recorded(loop.objective)
+        student_step = loop.student_step
+
+        def recorded_step(x, teacher):  # the self-paced weight of the step (CuDFKD), beside its loss
+            parts = student_step(x, teacher)
+            if "self_paced_v" in parts:
+                loop.objective.rows[-1]["v"] = float(parts["self_paced_v"])
+            return parts
+
+        loop.student_step = recorded_step
         out = []
         for _ in range(rounds):
             for r in recorded + [loop.objective]:
@@ -248,7 +264,7 @@ def _run(method: str, sets: list[str], rounds: int, draws: set[str], generator: 
             loop.train_round()
             source = getattr(synth, "shared", getattr(synth, "generator", None))
             gen = [row for r in recorded for row in r.rows]
-            row = {"gen": gen, "student": loop.objective.rows,
+            row = {"gen": gen, "student": [dict(s) for s in loop.objective.rows],
                    "student_weights": S.norms(loop.student, s0)}
             if source is not None and g0 and set(g0) == {n for n, _ in source.named_parameters()}:
                 row["generator"] = S.norms(source, g0)

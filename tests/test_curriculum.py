@@ -31,6 +31,16 @@ def test_self_paced_weight_is_one_at_zero_loss_and_falls_for_hard_batches():
         assert v.item() == pytest.approx(want, rel=1e-6) and not v.requires_grad
 
 
+def test_self_paced_weight_keeps_the_losss_precision():
+    """float64 stays float64 (the reference trace compares v to 1e-12 with the authors' code), a
+    half-precision loss is weighed in float32."""
+    loss = torch.tensor(0.1338136175787652, dtype=torch.float64)
+    v = self_paced_weight(loss, 2.0)
+    want = (1 + math.exp(-2.0)) / (1 + math.exp(0.1338136175787652 - 2.0))
+    assert v.dtype == torch.float64 and v.item() == pytest.approx(want, rel=1e-14)
+    assert self_paced_weight(loss.half(), 2.0).dtype == torch.float32
+
+
 def test_a_ramp_with_a_start_holds_then_rises_then_stays():
     obj = Objective({"adv_kl": 1.0})
     obj.ramp, obj.ramp_every = {"adv_kl": [0.0, 62.5, 0.756, 0.256]}, 40  # CuDFKD, CIFAR-10: 250 epochs of 40
@@ -143,6 +153,26 @@ def test_the_relation_queue_slides_its_window_enqueues_and_round_trips():
     other = RelationQueue(2, params, 400, 40, "cpu")
     other.load_state_dict(q.state_dict())
     assert torch.equal(other.queue, q.queue) and other.ptr == 2 and other.rounds_done == q.rounds_done
+
+
+def test_adadfkds_feature_terms_keep_double_precision():
+    """float64 features stay float64 in kd_nce and in the relation queue (the reference trace
+    compares them with the authors' code to 1e-11; in float32 they drifted to 1e-3 by round 4)."""
+    from dfkd.objective.kd_losses import feature_infonce
+    from dfkd.synthesis.relation import RelationQueue
+
+    g = torch.Generator().manual_seed(0)
+    t, s = torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(4, 3, generator=g, dtype=torch.float64)
+    nce = feature_infonce(t, s, tau=0.07)
+    d = torch.nn.functional.normalize(t, dim=1) @ torch.nn.functional.normalize(s, dim=1).t()
+    assert nce.dtype == torch.float64
+    assert nce.item() == pytest.approx(torch.nn.functional.cross_entropy(d / 0.07, torch.arange(4)).item(), rel=1e-14)
+    assert feature_infonce(t.half(), s.half()).dtype == torch.float32  # autocast features: weighed in float32
+    params = {"bank": 4, "length": 0.5, "begin": 0.0, "end": 1.0, "tau": 0.07, "project": "none"}
+    q = RelationQueue(3, params, run_rounds=1, epoch_rounds=1, device="cpu")
+    q.queue = q.queue.double()
+    q.after_step(Signals(x=torch.zeros(4, 1, 2, 2), t_logits=torch.zeros(4, 2), s_features=s), None)
+    assert torch.equal(q.queue, torch.nn.functional.normalize(s, dim=1).t())
 
 
 def test_a_source_step_gives_the_student_features_to_terms_that_need_them():

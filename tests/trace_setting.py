@@ -41,17 +41,18 @@ def generator_for(*key) -> torch.Generator:
     return torch.Generator().manual_seed(_seed(*key))
 
 
-def generator(output: str = "sigmoid", width: int = WIDTH, bn_eps: float = 1e-5):
+def generator(output: str = "sigmoid", width: int = WIDTH, bn_eps: float = 1e-5, taper: str = "late"):
     """The trace's generator: dfkd's DCGANGenerator in the authors' variant (`output`: sigmoid for
-    Fast-Datafree / CMI, tanh_bn for DAFL / DFAD, bn for ZSKT; DAFL's and ZSKT's are 128 wide), from
-    one seed whatever the variant (the layers are created in the same order)."""
+    Fast-Datafree / CMI, tanh_bn for DAFL / DFAD, bn for ZSKT; DAFL's and ZSKT's are 128 wide; `taper`
+    early for CuDFKD / AdaDFKD: width, width/2, width/4), from one seed whatever the variant (the
+    layers are created in the same order)."""
     from dfkd.generators.dcgan import DCGANGenerator
 
     state = torch.random.get_rng_state()
     torch.manual_seed(_seed("generator"))
     try:
         return DCGANGenerator(nz=NZ, width=width, size=SIZE, channels=CHANNELS, output=output, mean=MEAN, std=STD,
-                              bn_eps=bn_eps).train()
+                              bn_eps=bn_eps, taper=taper).train()
     finally:
         torch.random.set_rng_state(state)
 
@@ -108,6 +109,8 @@ def draw(kind: str, *index, shape=(N, NZ)) -> Tensor:
     seed:     () int64, a seed to put torch's global generator at (before a re-initialisation)
     images:   (N, C, H, W) uniform in [0, 1]: a real batch   labels: (N,) its classes (int64)
     uniform:  `shape`, uniform in [0, 1)                      normal: `shape`, N(0, 1)
+    queue:    `shape` = (D, K), N(0, 1): a memory queue's initial columns, before their normalisation
+              (AdaDFKD's relation queue)
     """
     g = generator_for(kind, *index)
     if kind == "images":
@@ -116,7 +119,7 @@ def draw(kind: str, *index, shape=(N, NZ)) -> Tensor:
         return torch.randint(CLASSES, (N,), generator=g)
     if kind == "uniform":
         return torch.rand(*shape, generator=g)
-    if kind == "normal":
+    if kind in ("normal", "queue"):
         return torch.randn(*shape, generator=g)
     if kind == "z":
         return torch.randn(*shape, generator=g)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dfkd.base.errors import DfkdError
+from dfkd.base.runtime import full
 
 
 def label_ce(student_logits: Tensor, labels: Tensor) -> Tensor:
@@ -97,5 +98,5 @@ def feature_infonce(teacher_feat: Tensor, student_feat: Tensor, tau: float = 0.0
     normalise(f_S)^T (N, N), at temperature tau, must pick the student's feature of its own sample
     among the batch's: CE over the students, mean over the rows. Features (N, D), the same D
     (`to_width` first)."""
-    d = F.normalize(teacher_feat.float(), dim=1) @ F.normalize(student_feat.float(), dim=1).t()
+    d = F.normalize(full(teacher_feat), dim=1) @ F.normalize(full(student_feat), dim=1).t()
     return F.cross_entropy(d / tau, torch.arange(d.shape[0], device=d.device))

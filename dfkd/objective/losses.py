@@ -146,8 +146,9 @@ def self_paced_weight(loss: Tensor, lam: float) -> Tensor:
     """CuDFKD's self-paced weight of a batch loss L (a 0-d tensor): v = (1 + e^-λ) / (1 + e^(L - λ)),
     detached; v = 1 at L = 0, near 1 while L << λ, and small for batches harder than λ (Li et al.,
     "Dynamic Data-Free Knowledge Distillation by Easy-to-Hard Learning Strategy", arXiv:2208.13648)."""
-    with torch.no_grad():
-        return (1.0 + math.exp(-lam)) / (1.0 + torch.exp(loss.float() - lam))
+    with torch.no_grad():  # at least single precision (a half-precision loss under autocast), never less
+        loss = loss.to(torch.promote_types(loss.dtype, torch.float32))
+        return (1.0 + math.exp(-lam)) / (1.0 + torch.exp(loss - lam))
 
 
 def total_variation(x: Tensor, p: int = 2) -> Tensor:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from dfkd.base.errors import DfkdError
+from dfkd.base.runtime import full
 from dfkd.objective.hooks import classifier_layer
 from dfkd.objective.kd_losses import to_width
 from dfkd.objective.terms import COMPONENTS
@@ -60,7 +61,7 @@ class RelationQueue(Extension):
     def after_step(self, sig, schedule) -> None:
         keys = self._keys if self._keys is not None else sig.s_features.detach()
         self._keys = None
-        keys = nn.functional.normalize(keys.float(), dim=1)
+        keys = nn.functional.normalize(full(keys), dim=1)
         n, k = keys.shape[0], self.queue.shape[1]
         idx = (self.ptr + torch.arange(n, device=keys.device)) % k
         self.queue[:, idx] = keys.t().to(self.queue.dtype)
