@@ -76,6 +76,14 @@ def dkd(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, alpha: f
     return alpha * tckd + beta * nckd
 
 
+def check_width(d_student: int, d_teacher: int, project: str, term: str) -> None:
+    """Refuse, in one line, student features of another width than the teacher's unless `project` maps them."""
+    if d_student != d_teacher and project != "random":
+        raise DfkdError(f"the {term} term compares penultimate features, and the teacher's are {d_teacher}-d, the "
+                        f"student's {d_student}-d; set objective.params.{term}.project=random (the authors' fresh "
+                        f"random map per step), pick a student of the teacher's width, or drop {term}")
+
+
 def to_width(student_feat: Tensor, width: int, project: str, term: str) -> Tensor:
     """Student features (N, D_s) at the teacher's width: as they are when D_s equals it; with
     project='random', through a fresh nn.Linear(D_s, width) in PyTorch's default initialisation,
@@ -83,10 +91,7 @@ def to_width(student_feat: Tensor, width: int, project: str, term: str) -> Tenso
     _utils.py difficulty_mining); otherwise refused in one line."""
     if student_feat.shape[1] == width:
         return student_feat
-    if project != "random":
-        raise DfkdError(f"the {term} term compares penultimate features, and the teacher's are {width}-d, the "
-                        f"student's {student_feat.shape[1]}-d; set objective.params.{term}.project=random (the "
-                        f"authors' fresh random map per step), pick a student of the teacher's width, or drop {term}")
+    check_width(student_feat.shape[1], width, project, term)
     layer = torch.nn.Linear(student_feat.shape[1], width).to(student_feat.device, student_feat.dtype)
     return layer(student_feat)
 

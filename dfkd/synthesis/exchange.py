@@ -26,12 +26,17 @@ from dfkd.synthesis.pool import ReplayPool
 from dfkd.synthesis.schedule import Extension, Schedule
 
 
+def random_halves(n: int, c: int, device=None) -> Tensor:
+    """(n, c // 2): a random half of c channels for each of n samples, drawn independently."""
+    return torch.rand(n, c, device=device).argsort(1)[:, : c // 2]
+
+
 def exchange_channels(f: Tensor, keep: Tensor | None = None) -> Tensor:
     """(N, C, ...) -> (N, C, ...): each sample keeps C // 2 of its channels, `keep` (N, C // 2) (a random
     half, independent per sample, if None), and takes the rest from its mirror sample f[N - 1 - i]."""
     n, c = f.shape[:2]
     if keep is None:
-        keep = torch.rand(n, c, device=f.device).argsort(1)[:, : c // 2]
+        keep = random_halves(n, c, f.device)
     m = torch.zeros(n, c, device=f.device, dtype=f.dtype).scatter_(1, keep, 1.0)
     m = m.view(n, c, *([1] * (f.dim() - 2)))
     return f * m + f.flip(0) * (1 - m)
@@ -51,7 +56,6 @@ class FeatureExchange(Extension):
             raise DfkdError(f"synth.exchange_levels={list(levels)}: give levels among 0..{len(names) - 1} "
                             f"(the generator's {', '.join(names)})")
         self.p, self.levels, self.batch_size, self.device = p, list(levels), batch_size, device
-        self.generator = generator
         modules = dict(generator.named_modules())
         self._seen: dict[int, Tensor] = {}
         self._handles = [modules[names[lv]].register_forward_hook(self._recorder(lv)) for lv in self.levels]
@@ -97,7 +101,7 @@ class FeatureExchange(Extension):
 
     def draw_kept(self, n: int, c: int) -> Tensor:
         """(n, c // 2): the channels each sample keeps, a random half per sample."""
-        return torch.rand(n, c, device=self.device).argsort(1)[:, : c // 2]
+        return random_halves(n, c, self.device)
 
     @torch.no_grad()
     def sample(self, n: int, schedule: Schedule) -> Tensor:

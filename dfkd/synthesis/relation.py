@@ -16,10 +16,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dfkd.base.errors import DfkdError
 from dfkd.base.runtime import full
 from dfkd.objective.hooks import classifier_layer
-from dfkd.objective.kd_losses import to_width
+from dfkd.objective.kd_losses import check_width, to_width
 from dfkd.objective.terms import COMPONENTS
 from dfkd.synthesis.schedule import Extension
 
@@ -38,10 +37,7 @@ class RelationQueue(Extension):
     def build(cls, b) -> "RelationQueue":
         """The `r2m` term's factory (b: a `dfkd.objective.terms.ComponentBuild`)."""
         d_t, d_s = classifier_layer(b.teacher).in_features, classifier_layer(b.student).in_features
-        if d_t != d_s and b.params["project"] != "random":
-            raise DfkdError(f"the r2m term compares penultimate features, and the teacher's are {d_t}-d, the "
-                            f"student's {d_s}-d; set objective.params.r2m.project=random (the authors' fresh "
-                            f"random map per step), pick a student of the teacher's width, or drop r2m")
+        check_width(d_s, d_t, b.params["project"], "r2m")  # at build time, before the run starts
         return cls(d_t, b.params, b.run_rounds, b.epoch_rounds, b.device)
 
     @property
