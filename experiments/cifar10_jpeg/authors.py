@@ -10,7 +10,8 @@
 read-only and `git archive` that commit into a folder outside this repository: their code is never
 copied here). The cell's `authors.args` are passed to their entry point as its command line, from a
 fresh working folder `WORK/CELL-sSEED` (their scripts write logs, checkpoints and the PNG pool
-relative to it) that holds the shared teacher as `checkpoints/pretrained/cifar10_resnet20.pth`.
+relative to it) that holds the shared teacher as `checkpoints/pretrained/cifar10_resnet20.pth` (and
+`checkpoints/scratch/`, where ljrprocc/DFKD reads it).
 
 What this wrapper changes, and nothing else (each named in the recorded result):
 - CPU: `Tensor.cuda()` and `Module.cuda()` return themselves, `--gpu` reads as None (their
@@ -28,6 +29,9 @@ What this wrapper changes, and nothing else (each named in the recorded result):
   - `deepinv_adv0`: Fast-Datafree's DeepInversion at `--adv 0` raises UnboundLocalError (its
     `loss_oh.new_zeros(1)` runs before `loss_oh` exists); the weight is a 0.0 that takes their
     `adv > 0` branch, so the competition term is computed and weighted by 0 (their cost, not ours).
+  - `tiny_resnet_l`: ljrprocc/DFKD's synthesizers call every network with `l=0` (start at the input),
+    which its CIFAR ResNet-18/34 accept and its resnet8/resnet20 do not (TypeError); the tiny ResNet
+    takes `l=0` and runs as before (any other level raises).
   - `nayer_method_choice`: NAYER's `--method` accepts only 'nldf' while `datafree_kd.py` runs only
     'nayer' (its scripts fail in argparse); 'nayer' is added to the choices.
 
@@ -125,12 +129,16 @@ def install_shims(data: Path | None, patches: list[str]) -> None:
 
     torch.utils.data.DataLoader = Loader
 
-    def cifar10(root, train=True, transform=None, target_transform=None, download=False):
-        return ImageFolder(str(data / ("train" if train else "test")), transform=transform,
-                           target_transform=target_transform)
+    class CIFAR10(ImageFolder):
+        """The JPEG copy's train/ or test/ folder under CIFAR10's signature (a class: their
+        registries subclass it)."""
+
+        def __init__(self, root, train=True, transform=None, target_transform=None, download=False):
+            super().__init__(str(data / ("train" if train else "test")), transform=transform,
+                             target_transform=target_transform)
 
     if data is not None:
-        torchvision.datasets.CIFAR10 = cifar10
+        torchvision.datasets.CIFAR10 = CIFAR10
     parse = argparse.ArgumentParser.parse_args
 
     def parse_args(self, *a, **k):
@@ -162,6 +170,17 @@ def install_shims(data: Path | None, patches: list[str]) -> None:
             init(self, teacher, built[0] if student is teacher else student, *a, **k)
 
         cls.__init__ = patched
+    if "tiny_resnet_l" in patches:
+        from datafree.models.classifiers import resnet_tiny
+
+        forward = resnet_tiny.ResNet.forward
+
+        def forward_l(self, x, return_features=False, l=0):
+            if l != 0:
+                raise NotImplementedError("tiny_resnet_l: only l=0 (the whole network)")
+            return forward(self, x, return_features)
+
+        resnet_tiny.ResNet.forward = forward_l
     if "deepinv_adv0" in patches:
         import datafree
 
@@ -240,8 +259,9 @@ def run(args) -> None:
     run_dir = (args.work / f"{args.cell}-s{args.seed}").resolve()
     if run_dir.exists():
         sys.exit(f"authors.py: {run_dir} exists; remove it to run the cell again")
-    (run_dir / "checkpoints" / "pretrained").mkdir(parents=True)
-    (run_dir / "checkpoints" / "pretrained" / "cifar10_resnet20.pth").symlink_to(args.teacher.resolve())
+    for folder in ("pretrained", "scratch"):  # Fast-Datafree and NAYER read pretrained/, ljrprocc/DFKD scratch/
+        (run_dir / "checkpoints" / folder).mkdir(parents=True)
+        (run_dir / "checkpoints" / folder / "cifar10_resnet20.pth").symlink_to(args.teacher.resolve())
     checkout = args.checkout.resolve()
     if (checkout / "label_embedding").is_dir():  # NAYER reads its class embeddings relative to the cwd
         (run_dir / "label_embedding").symlink_to(checkout / "label_embedding")
