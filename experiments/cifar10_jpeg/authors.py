@@ -265,22 +265,31 @@ def run(args) -> None:
     checkout = args.checkout.resolve()
     if (checkout / "label_embedding").is_dir():  # NAYER reads its class embeddings relative to the cwd
         (run_dir / "label_embedding").symlink_to(checkout / "label_embedding")
-    argv_their = [*auth.args.split(), "--seed", str(args.seed), *args.extra.split()]
-    sys.path.insert(0, str(checkout))
+    ssn = auth.entry.endswith("train_cvpr2023.py")  # SpaceshipNet: their model class, their loop re-stated
+    argv_their = [*auth.args.split(), *([f"manualSeed={args.seed}"] if ssn else ["--seed", str(args.seed)]),
+                  *args.extra.split()]
     import os
 
     os.chdir(run_dir)
-    install_shims(data, patches)
     sys.argv = [auth.entry, *argv_their]
     start = time.perf_counter()
-    runpy.run_path(str(checkout / sys.argv[0]), run_name="__main__")
+    if ssn:
+        sys.path.insert(0, str(HERE))
+        import authors_spaceshipnet
+
+        authors_spaceshipnet.run(checkout, argv_their, args.teacher.resolve(), data, run_dir)
+    else:
+        sys.path.insert(0, str(checkout))
+        install_shims(data, patches)
+        runpy.run_path(str(checkout / sys.argv[0]), run_name="__main__")
     wall = time.perf_counter() - start
     logs = sorted(run_dir.glob("checkpoints/datafree-*/log-*.txt")) or sorted(run_dir.rglob("log*.txt"))
     if not logs:
         sys.exit(f"authors.py: no log file under {run_dir}")
     result = {"cell": args.cell, "seed": args.seed, **parse_log(logs[0]), "wall_s": round(wall, 1),
               "repo": auth.repo, "commit": auth.commit,
-              "command": " ".join(["python", sys.argv[0], *argv_their]),
+              "command": " ".join(["python", "experiments/cifar10_jpeg/authors_spaceshipnet.py" if ssn else sys.argv[0],
+                                   *argv_their]),
               "patches": patches, "date": time.strftime("%Y-%m-%d"),
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {__import__('torch').__version__}"}
     print(yaml.safe_dump({k: v for k, v in result.items() if k != "curve"}, sort_keys=False))
