@@ -124,7 +124,8 @@ class Injector:
                                                           shape=(1,))[0]) < exchange.p
             exchange.draw_kept = lambda n, c: torch.stack([S.draw("subset", "channels", self.r, self.count["level"], i,
                                                                   shape=(c // 2, c)) for i in range(n)])
-            for level, pool in exchange.pools.items():
+            for level in exchange.levels:
+                pool = exchange.pool(level)
                 pool.passes = self._passes(pool, level)
         if "student_crop" in draws:
             loop.augment = lambda x: norm(S.crop_flip(unnorm(x), "student", self.r,

@@ -16,6 +16,7 @@ from dfkd.objective.hooks import BlockHooks
 from dfkd.objective.terms import Objective
 from dfkd.synthesis.context import SynthContext, TeacherProbe
 from dfkd.synthesis.exchange import FeatureExchange, exchange_channels
+from dfkd.synthesis.schedule import ExtensionBuild
 from dfkd.synthesis.synthesizers import ReinitSynthesizer
 
 
@@ -77,23 +78,41 @@ def test_a_kept_generator_gets_a_fresh_optimizer_and_one_fixed_code_per_round():
 def test_the_exchange_pools_the_kept_features_and_decodes_student_batches_from_them():
     torch.manual_seed(0)
     g = DCGANGenerator(nz=8, width=8, size=8, channels=1, output="sigmoid")
-    ext = FeatureExchange(g, p=0.0, levels=[0, 2], capacity=8, storage="fp32", device="cpu", batch_size=4)
+    ext = FeatureExchange(g, p=0.0, levels=[0, 2], capacity=8, storage="fp32", device="cpu")
     synth = _reinit(g, Objective({"bn": 1.0}), g_steps=2, reset="none", latent="round", keep="best")
     synth.extensions = [ext]
     batch, _ = synth.synthesize(build_model("cnn_small", 10, 1))
-    assert len(ext.pools[0]) == 4 and len(ext.pools[2]) == 4 and 1 not in ext.pools
+    assert len(ext.pool(0)) == 4 and len(ext.pool(2)) == 4 and 1 not in ext.state_dict()
     with torch.no_grad():  # the kept batch's features, decoded by the (now moved) generator in eval mode
-        feats = ext.pools[0].held().clone(), ext.pools[2].held().clone()
+        feats = ext.pool(0).held().clone(), ext.pool(2).held().clone()
         decoded = [g.eval().decode(feats[0], 0), g.decode(feats[1], 2)]
         g.train()
     x = synth.sample(4)
     assert g.training and x.shape == (4, 1, 8, 8)
     assert any(torch.allclose(x.sort(0).values, d.sort(0).values, atol=1e-6) for d in decoded)
-    other = FeatureExchange(g, p=0.0, levels=[0, 2], capacity=8, storage="fp32", device="cpu", batch_size=4)
+    other = FeatureExchange(g, p=0.0, levels=[0, 2], capacity=8, storage="fp32", device="cpu")
     other.load_state_dict(ext.state_dict())
-    assert torch.equal(other.pools[2].held(), ext.pools[2].held())
+    assert torch.equal(other.pool(2).held(), ext.pool(2).held())
     with pytest.raises(DfkdError, match="exchange_levels"):
-        FeatureExchange(g, p=0.5, levels=[3], capacity=8, storage="fp32", device="cpu", batch_size=4)
+        FeatureExchange(g, p=0.5, levels=[3], capacity=8, storage="fp32", device="cpu")
+
+
+def test_with_pool_device_disk_the_feature_pools_are_files_in_the_run_directory_made_at_first_use(tmp_path):
+    torch.manual_seed(0)
+    g = DCGANGenerator(nz=8, width=8, size=8, channels=1, output="sigmoid")
+    made = []  # the run directory appears after the parts are built, as in the runner
+    build = ExtensionBuild(g, torch.device("cpu"), 4, "disk", lambda: made[0] if made else None)
+    ext = FeatureExchange(g, p=0.0, levels=[0, 2], capacity=8, storage="fp16", device="cpu", pool=build.pool)
+    made.append(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing written when built
+    synth = _reinit(g, Objective({"bn": 1.0}), g_steps=2, reset="none", latent="round", keep="best")
+    synth.extensions = [ext]
+    synth.synthesize(build_model("cnn_small", 10, 1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exchange-level0-rank0.bin", "exchange-level2-rank0.bin"]
+    numel = ext.pool(2).data[0].numel()  # level 2 of a width-8 generator: (4, 8, 8) per sample
+    assert numel == 256 and (tmp_path / "exchange-level2-rank0.bin").stat().st_size == 8 * numel * 2  # fp16
+    on_disk = torch.from_file(str(tmp_path / "exchange-level2-rank0.bin"), size=8 * numel, dtype=torch.float16)
+    assert torch.equal(on_disk.view(8, *ext.pool(2).data.shape[1:])[:4], ext.pool(2).held())
 
 
 def test_grad_cam_against_a_hand_computed_map():

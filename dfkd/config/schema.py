@@ -170,7 +170,8 @@ class PoolConfig:
     storage: str = opt("fp16", "pool storage: fp32 (exact), fp16 (half), or uint8 with a per-sample range "
                                "(a quarter); fp64 for double-precision runs", choices=["fp64", "fp32", "fp16", "uint8"])
     device: str = opt("cpu", "where the pool lives: cpu (RAM), 'same' as the run's device, or 'disk': a "
-                             "memory-mapped file pool.bin in the run directory, for pools larger than RAM",
+                             "memory-mapped file pool.bin in the run directory, for pools larger than RAM "
+                             "(the extensions' pools too: SpaceshipNet's feature pools, exchange-levelL-rankR.bin)",
                       choices=["cpu", "same", "disk"])
     sampling: str = opt("uniform", "how the student reads the pool: 'uniform' draws each batch with "
                                    "replacement; 'shuffled' reads shuffled passes without replacement, a new "

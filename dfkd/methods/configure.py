@@ -11,6 +11,7 @@ from dfkd.base.errors import DfkdError
 from dfkd.config.load import deep_merge, flatten, from_dict, layer_list, provenance, to_dict
 from dfkd.config.schema import Config
 from dfkd.methods.registry import METHODS, SAME_IMAGES
+from dfkd.synthesis.schedule import check_extensions
 
 
 def build_config(config_file: str | list[str] | None = None, sets=(), method: str | None = None,
@@ -176,14 +177,7 @@ def validate(cfg: Config) -> None:
     if cfg.synth.reset_first_layer and cfg.synth.schedule != "meta":
         raise DfkdError("synth.reset_first_layer re-draws the shared generator of the meta schedule (Fast); "
                         "use it with synth.schedule=meta")
-    if cfg.synth.ema > 0 and (cfg.distill.batch != "fresh" or cfg.synth.schedule == "meta"):
-        raise DfkdError("synth.ema (MAD's EMA generator) feeds the student's fresh samples: use it with "
-                        "distill.batch=fresh and a persistent or reinit schedule (with reuse, pool or meta it "
-                        "would never be read)")
-    if cfg.synth.exchange > 0 and (cfg.distill.batch != "fresh" or cfg.synth.schedule not in ("persistent", "reinit")):
-        raise DfkdError("synth.exchange (SpaceshipNet's feature exchange) decodes the student's fresh samples from "
-                        "pooled generator features: use it with distill.batch=fresh and a persistent or reinit "
-                        "schedule")
+    check_extensions(cfg)  # each registered extension's own check (MAD's EMA, SpaceshipNet's exchange)
     if cfg.distill.order == "student_first" and cfg.distill.batch != "fresh":
         raise DfkdError("distill.order=student_first takes the student's steps before the round's synthesis, on "
                         "fresh samples; set distill.batch=fresh (or distill.order=synth_first)")

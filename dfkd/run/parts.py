@@ -24,12 +24,11 @@ from dfkd.objective.terms import TERMS, ComponentBuild, Objective, build_compone
 from dfkd.run.resolve import resolve_student
 from dfkd.synthesis.augment import crop_flip, roll_flip
 from dfkd.synthesis.context import SynthContext, TeacherProbe
-from dfkd.synthesis.exchange import FeatureExchange
 from dfkd.synthesis.pool import ReplayPool
 from dfkd.synthesis.real import RealBatches
 from dfkd.synthesis.robust import Ball
-from dfkd.synthesis.schedule import SCHEDULES
-from dfkd.synthesis.synthesizers import EmaGenerator, dcgan_init, kaiming_init
+from dfkd.synthesis.schedule import SCHEDULES, ExtensionBuild, build_extensions
+from dfkd.synthesis.synthesizers import dcgan_init, kaiming_init
 from dfkd.synthesis.views import build_view, check_teacher_view
 
 
@@ -134,12 +133,14 @@ class RunParts:
         return list(self.student_objective.components.values())
 
 
-def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, student_module=None) -> RunParts:
+def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, student_module=None,
+                run_dir=lambda: None) -> RunParts:
     """The run's moving parts around a frozen `teacher` (on `device`): probe, views, student,
     objectives, source and schedule, with the `perf` options applied. Draws from the RNG in a fixed
     order (student, then source), so a seeded run builds the same weights every time. Under torchrun
     (`world`) each rank synthesizes its share of the batch (`synth.batch_size / world.size`), the
-    student's steps go through DDP, and once the models exist each rank draws its own random stream."""
+    student's steps go through DDP, and once the models exist each rank draws its own random stream.
+    `run_dir()`, the run directory once it exists, holds the extensions' pools when pool.device=disk."""
     share = cfg.synth.batch_size // world.size  # this process's part of every synthesized batch
     probe = TeacherProbe(teacher)
     if probe.bn is not None:  # the bn term's parameters that shape the statistics themselves
@@ -171,13 +172,8 @@ def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, st
         build_components(gen_objective, component_build(cfg, probe, student, info, s_channels))
         extensions += gen_objective.components.values()
     precision, student_forward = apply_perf(cfg, device, teacher, student, generator, probe)
-    if cfg.synth.ema > 0:  # MAD: an EMA copy of the generator feeds part of each student batch
-        extensions.append(EmaGenerator(generator, cfg.synth.ema, cfg.synth.ema_fraction, device))
-    if cfg.synth.exchange > 0:  # SpaceshipNet: student batches decoded from pooled, exchanged features
-        s = cfg.synth
-        extensions.append(FeatureExchange(generator.to(device), s.exchange, s.exchange_levels,
-                                          s.exchange_capacity or cfg.distill.rounds * share, cfg.pool.storage,
-                                          device, share))
+    # the registered extensions the config switches on (MAD's EMA generator, SpaceshipNet's exchange)
+    extensions += build_extensions(cfg, ExtensionBuild(generator, device, share, cfg.pool.device, run_dir, world.rank))
     extra = {}
     if cfg.source.name == "real":  # data-driven KD: the training split, one batch per round
         extra["batches"] = RealBatches(load_split(cfg.data, "train"), cfg.synth.batch_size, cfg.seed, device,

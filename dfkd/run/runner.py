@@ -129,7 +129,8 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     set_deterministic(cfg.deterministic)
     seed_everything(cfg.seed)
     teacher = teacher.to(device)
-    parts = build_parts(cfg, teacher, info, device, world, student_module)
+    made = []  # the run directory, once made below (the extensions' disk pools go there at first use)
+    parts = build_parts(cfg, teacher, info, device, world, student_module, lambda: made[0] if made else None)
     student, s_channels = parts.student, parts.student_channels
     test_loader = make_loader(test_ds, 512, False, cfg.data, device=device) if test_ds is not None else None
     if parts.probe.bn is not None:  # no BN statistics (or their all-reduce) while scoring the teacher;
@@ -147,6 +148,7 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     if world.main:
         run_dir = make_run_dir(cfg, t.name) if resume is None else Path(resume)
     run_dir = Path(distributed.broadcast(str(run_dir) if world.main else None))
+    made.append(run_dir)
     pool = build_pool(cfg, info, device, run_dir if world.main else None)
     config = to_dict(cfg)
     if resume is None and world.main:

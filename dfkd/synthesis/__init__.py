@@ -3,9 +3,10 @@
 views, augmentation, perturbations and robust attacks, CMI's contrastive extension, AdaDFKD's
 queue of student features.
 
-Importing this package registers every schedule in `dfkd.synthesis.schedule.SCHEDULES`, and the
+Importing this package registers every schedule in `dfkd.synthesis.schedule.SCHEDULES`, every
+source extension in `EXTENSIONS` (MAD's EMA generator, SpaceshipNet's feature exchange), and the
 `cmi` term's component (its head and bank) and the `r2m` term's (its queue) in
 `dfkd.objective.terms.COMPONENTS`.
 
 May import: `dfkd.base`, `dfkd.config`, `dfkd.models`, `dfkd.generators`, `dfkd.io`, `dfkd.objective`."""
-from dfkd.synthesis import contrast, real, relation, synthesizers  # noqa: F401,E402  (registering)
+from dfkd.synthesis import contrast, exchange, real, relation, synthesizers  # noqa: F401,E402  (registering)

@@ -18,12 +18,14 @@ on its running statistics), under no_grad: old features are re-decoded by today'
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor, nn
 
 from dfkd.base.errors import DfkdError
 from dfkd.synthesis.pool import ReplayPool
-from dfkd.synthesis.schedule import Extension, Schedule
+from dfkd.synthesis.schedule import EXTENSIONS, Extension, ExtensionSpec, Schedule
 
 
 def random_halves(n: int, c: int, device=None) -> Tensor:
@@ -46,7 +48,9 @@ class FeatureExchange(Extension):
     key = "feature_exchange"
 
     def __init__(self, generator: nn.Module, p: float, levels: list[int], capacity: int, storage: str,
-                 device, batch_size: int):
+                 device, pool: Callable[..., ReplayPool] | None = None):
+        """`pool(name, capacity, shape, storage)` makes each level's pool (`ExtensionBuild.pool`:
+        pool.device's place); default in RAM."""
         names = getattr(generator, "levels", None)
         if names is None or not hasattr(generator, "decode"):
             raise DfkdError(f"synth.exchange decodes the generator's intermediate features, and the source "
@@ -55,7 +59,7 @@ class FeatureExchange(Extension):
         if bad or not levels:
             raise DfkdError(f"synth.exchange_levels={list(levels)}: give levels among 0..{len(names) - 1} "
                             f"(the generator's {', '.join(names)})")
-        self.p, self.levels, self.batch_size, self.device = p, list(levels), batch_size, device
+        self.p, self.levels, self.device = p, list(levels), device
         modules = dict(generator.named_modules())
         self._seen: dict[int, Tensor] = {}
         self._handles = [modules[names[lv]].register_forward_hook(self._recorder(lv)) for lv in self.levels]
@@ -63,10 +67,19 @@ class FeatureExchange(Extension):
             was = generator.training
             generator.eval()(torch.zeros(2, generator.nz, device=device))
             generator.train(was)
-        self.pools = {lv: ReplayPool(capacity, tuple(self._seen[lv].shape[1:]), storage, device="cpu",
-                                     out_device=device) for lv in self.levels}
+        pool = pool or (lambda name, cap, shape, st: ReplayPool(cap, shape, st, device="cpu", out_device=device))
+        shapes = {lv: tuple(self._seen[lv].shape[1:]) for lv in self.levels}
+        self._make = lambda lv: pool(f"exchange-level{lv}", capacity, shapes[lv], storage)
+        self._pools: dict[int, ReplayPool] = {}
         self._kept: dict[int, Tensor] = {}
         self._reads: dict[int, object] = {}
+
+    def pool(self, level: int) -> ReplayPool:
+        """`level`'s pool, made at its first use (a disk pool's file goes in the run directory, which
+        exists by then)."""
+        if level not in self._pools:
+            self._pools[level] = self._make(level)
+        return self._pools[level]
 
     def _recorder(self, level: int):
         def hook(module, inputs, output):
@@ -79,7 +92,7 @@ class FeatureExchange(Extension):
 
     def end_round(self) -> None:
         for lv, f in self._kept.items():
-            self.pools[lv].add(f)
+            self.pool(lv).add(f)
         self._kept = {}
         self._reads = {}  # a new shuffled pass over every pool each round
 
@@ -92,7 +105,7 @@ class FeatureExchange(Extension):
     def read(self, level: int, n: int) -> Tensor:
         """The next batch of `level`'s pool, in this round's shuffled passes."""
         if level not in self._reads:
-            self._reads[level] = self.pools[level].passes(n)
+            self._reads[level] = self.pool(level).passes(n)
         return next(self._reads[level])
 
     def draw_exchange(self) -> bool:
@@ -105,7 +118,7 @@ class FeatureExchange(Extension):
 
     @torch.no_grad()
     def sample(self, n: int, schedule: Schedule) -> Tensor:
-        if len(self.pools[self.levels[0]]) == 0:
+        if len(self.pool(self.levels[0])) == 0:
             raise DfkdError("synth.exchange samples features of kept batches, and none is pooled yet")
         lv = self.draw_level()
         f = self.read(lv, n)
@@ -120,9 +133,20 @@ class FeatureExchange(Extension):
             g.train(was)
 
     def state_dict(self) -> dict:
-        return {lv: pool.state_dict() for lv, pool in self.pools.items()}
+        return {lv: self.pool(lv).state_dict() for lv in self.levels}
 
     def load_state_dict(self, state: dict) -> None:
-        for lv, pool in self.pools.items():
-            pool.load_state_dict(state[lv])
+        for lv in self.levels:
+            self.pool(lv).load_state_dict(state[lv])
         self._reads = {}
+
+
+EXTENSIONS.register("exchange")(ExtensionSpec(
+    on=lambda cfg: cfg.synth.exchange > 0,
+    check=lambda cfg: None if cfg.distill.batch == "fresh" and cfg.synth.schedule in ("persistent", "reinit") else (
+        "synth.exchange (SpaceshipNet's feature exchange) decodes the student's fresh samples from pooled "
+        "generator features: use it with distill.batch=fresh and a persistent or reinit schedule"),
+    build=lambda cfg, b: FeatureExchange(b.generator.to(b.device), cfg.synth.exchange, cfg.synth.exchange_levels,
+                                         cfg.synth.exchange_capacity or cfg.distill.rounds * b.share, cfg.pool.storage,
+                                         b.device, b.pool),
+    order=20))

@@ -22,10 +22,16 @@ calls these hooks, each optional to override:
 
 Method-specific pieces that ride on any schedule are `Extension`s in `ctx.extensions` (CMI's
 contrastive head and bank, MAD's EMA generator, SpaceshipNet's feature exchange), switched on by the
-recipe's config: components
-whose state each rank keeps (under their `key` in a checkpoint).
+recipe's config: components whose state each rank keeps (under their `key` in a checkpoint). The
+module that defines one registers an `ExtensionSpec` in `EXTENSIONS` (when it is on, what it needs of
+the config, how it is built), so the run builds it and the config check checks it without naming it
+(a term's own component, like CMI's head, is built from the term instead: `COMPONENTS`).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -40,6 +46,7 @@ from dfkd.objective.hooks import BNStatsHook, FeatureHook, classifier_layer, has
 from dfkd.objective.optim import make_optimizer
 from dfkd.objective.signals import Signals
 from dfkd.synthesis.context import SynthBatch, SynthContext
+from dfkd.synthesis.pool import ReplayPool
 
 SCHEDULES = Registry("schedule")
 
@@ -79,6 +86,58 @@ class Extension(Component):
     def sample(self, n: int, schedule: "Schedule") -> Tensor | None:
         """A student batch in place of the schedule's own (None: no opinion)."""
         return None
+
+
+@dataclass(frozen=True)
+class ExtensionBuild:
+    """What an extension is built from besides the config: the run's source (on `device`), this
+    process's samples per synthesized batch, and where its pools go (`pool.device`). `run_dir()` is the
+    run directory once it exists (it is made after the parts are built, so a bad config leaves none):
+    an extension makes its pools at its first use, not when it is built."""
+    generator: nn.Module
+    device: torch.device
+    share: int
+    pool_device: str = "cpu"
+    run_dir: Callable[[], Path | None] = lambda: None
+    rank: int = 0
+
+    def pool(self, name: str, capacity: int, shape: tuple[int, ...], storage: str) -> ReplayPool:
+        """A replay pool of `shape` samples as `pool.device` places it: RAM ('cpu'), the run's device
+        ('same'), or a memory-mapped file NAME-rankR.bin in the run directory ('disk'; RAM without one)."""
+        run_dir = self.run_dir() if self.pool_device == "disk" else None
+        return ReplayPool(capacity, shape, storage, device=self.device if self.pool_device == "same" else "cpu",
+                          out_device=self.device, path=run_dir / f"{name}-rank{self.rank}.bin" if run_dir else None)
+
+
+@dataclass(frozen=True)
+class ExtensionSpec:
+    """A registered extension: `on(cfg)` says whether the config switches it on; `check(cfg)` returns
+    the one-line message for a config it cannot work with (None: fine), asked before anything is
+    built; `build(cfg, ExtensionBuild)` makes it. Extensions are built in `order`, then by name."""
+    on: Callable[..., bool]
+    build: Callable[..., Extension]
+    check: Callable[..., str | None] = lambda cfg: None
+    order: int = 0
+
+
+EXTENSIONS = Registry("source extension")
+
+
+def _specs() -> list[ExtensionSpec]:
+    return [s for _, s in sorted(((EXTENSIONS.get(n).order, n), EXTENSIONS.get(n)) for n in EXTENSIONS)]
+
+
+def check_extensions(cfg) -> None:
+    """Raises DfkdError with the message of the first switched-on extension the config cannot use."""
+    for spec in _specs():
+        msg = spec.on(cfg) and spec.check(cfg)
+        if msg:
+            raise DfkdError(msg)
+
+
+def build_extensions(cfg, build: ExtensionBuild) -> list[Extension]:
+    """The extensions the config switches on, built in order."""
+    return [spec.build(cfg, build) for spec in _specs() if spec.on(cfg)]
 
 
 class Schedule(Component):

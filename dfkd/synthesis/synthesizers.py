@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from dfkd.synthesis.context import SynthBatch
-from dfkd.synthesis.schedule import SCHEDULES, Extension, Schedule, generate
+from dfkd.synthesis.schedule import EXTENSIONS, SCHEDULES, Extension, ExtensionSpec, Schedule, generate
 
 
 @SCHEDULES.register("persistent")
@@ -50,6 +50,15 @@ class EmaGenerator(Extension):
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.load_state_dict(state)
+
+
+EXTENSIONS.register("ema")(ExtensionSpec(
+    on=lambda cfg: cfg.synth.ema > 0,
+    check=lambda cfg: None if cfg.distill.batch == "fresh" and cfg.synth.schedule != "meta" else (
+        "synth.ema (MAD's EMA generator) feeds the student's fresh samples: use it with distill.batch=fresh "
+        "and a persistent or reinit schedule (with reuse, pool or meta it would never be read)"),
+    build=lambda cfg, b: EmaGenerator(b.generator, cfg.synth.ema, cfg.synth.ema_fraction, b.device),
+    order=10))
 
 
 @torch.no_grad()
