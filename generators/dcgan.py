@@ -9,7 +9,8 @@ and unit variance per batch, matching inputs normalised with the dataset's mean 
 `output="sigmoid"` (the generator of zju-vipa/Fast-Datafree and CMI, datafree/models/generator.py:
 width = 2·ngf) gives pixels in [0, 1], normalised with `mean` and `std`; `output="bn"` (ZSKT's,
 polo5/ZeroShotKnowledgeTransfer models/generator.py) ends with a learned (affine) BatchNorm and no
-squashing. `taper="early"` halves the width in both blocks, width -> width/2 -> width/4 (CuDFKD's
+squashing; `output="bn_tanh"` (DFME's GeneratorA, cake-lab/datafree-model-extraction
+dfme/network/gan.py) ends with an affine-free BatchNorm, then tanh. `taper="early"` halves the width in both blocks, width -> width/2 -> width/4 (CuDFKD's
 generator, ljrprocc/DFKD datafree/models/generator.py DCGAN_Generator_CIFAR10: 256, 128, 64).
 `bn_eps`: the eps of the two inner BatchNorms (DAFL's code: 0.8). The layers are created in the
 authors' order, so one seed gives both codes the same weights (l1.0 = fc, conv_blocks.0 = bn0, ...).
@@ -32,8 +33,8 @@ class DCGANGenerator(nn.Module):
     def __init__(self, nz: int = 100, width: int = 128, size: int = 32, channels: int = 3, output: str = "tanh_bn",
                  mean=None, std=None, bn_eps: float = 1e-5, taper: str = "late"):
         super().__init__()
-        if output not in ("tanh_bn", "sigmoid", "bn"):
-            raise ValueError(f"output must be 'tanh_bn', 'sigmoid' or 'bn', not {output!r}")
+        if output not in ("tanh_bn", "sigmoid", "bn", "bn_tanh"):
+            raise ValueError(f"output must be 'tanh_bn', 'sigmoid', 'bn' or 'bn_tanh', not {output!r}")
         if taper not in ("late", "early"):
             raise ValueError(f"taper must be 'late' or 'early', not {taper!r}")
         mid, last = (width, width // 2) if taper == "late" else (width // 2, width // 4)
@@ -54,7 +55,7 @@ class DCGANGenerator(nn.Module):
             nn.LeakyReLU(0.2, inplace=True),
         )
         self.to_image = nn.Conv2d(last, channels, 3, padding=1)
-        if output in ("tanh_bn", "bn"):
+        if output in ("tanh_bn", "bn", "bn_tanh"):
             self.out_bn = nn.BatchNorm2d(channels, affine=output == "bn")
         else:
             mean = torch.tensor(mean if mean is not None else (0.0,) * channels, dtype=torch.get_default_dtype())
@@ -65,16 +66,33 @@ class DCGANGenerator(nn.Module):
     levels = ("bn0", "block1", "block2")  # the modules whose outputs `decode` takes, by level
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.decode(self.bn0(self.fc(z).view(z.shape[0], -1, self.init_size, self.init_size)), 0)
+        return self.finish(self.pre_output(z))
+
+    def pre_output(self, z: Tensor) -> Tensor:
+        """(N, nz) -> (N, C, H, W): the output before its last element-wise squashing, `finish` (the
+        point DFME's zeroth-order estimate perturbs: before tanh for 'bn_tanh', before sigmoid and
+        normalisation for 'sigmoid'; the output itself for 'tanh_bn' and 'bn', which end in a BatchNorm)."""
+        return self._raw(self.bn0(self.fc(z).view(z.shape[0], -1, self.init_size, self.init_size)), 0)
+
+    def finish(self, x: Tensor) -> Tensor:
+        """The element-wise end of the network after `pre_output` (identity for 'tanh_bn' and 'bn')."""
+        if self.output == "sigmoid":
+            return (x.sigmoid() - self.mean) / self.std
+        if self.output == "bn_tanh":
+            return x.tanh()
+        return x
 
     def decode(self, h: Tensor, level: int) -> Tensor:
         """The image from the output `h` of `levels[level]` through the layers after it."""
+        return self.finish(self._raw(h, level))
+
+    def _raw(self, h: Tensor, level: int) -> Tensor:
         for block in (self.block1, self.block2)[level:]:
             h = block(h)
         if h.shape[-1] != self.size:
             h = F.interpolate(h, size=(self.size, self.size), mode="bilinear", align_corners=False)
         if self.output == "sigmoid":
-            return (self.to_image(h).sigmoid() - self.mean) / self.std
-        if self.output == "bn":
+            return self.to_image(h)
+        if self.output in ("bn", "bn_tanh"):
             return self.out_bn(self.to_image(h))
         return self.out_bn(self.to_image(h).tanh())

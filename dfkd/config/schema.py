@@ -60,6 +60,15 @@ class TeacherConfig:
                                  "the dataset with that seed, as teacher.checkpoint=auto); [] = the one teacher")
     combine: str = opt("logits", "teacher.members: the ensemble's logits are the mean of the members' ('logits') "
                                  "or the log of their mean softmax ('probs')", choices=["logits", "probs"])
+    black_box: bool = opt(False, "query the teacher for its outputs only, as a served model (DFME's setting): every "
+                                 "forward pass under no_grad, no hooks (BN statistics, features, stages), each "
+                                 "sample counted in the summary's teacher_queries; source steps then estimate their "
+                                 "gradient from queries (synth.schedule=zeroth_order). A TorchScript teacher is "
+                                 "always a black box for hooks")
+    correction: str = opt("none", "what the loss terms read as the teacher's logits: its outputs ('none'), or "
+                                  "DFME's logit correction 'mean': log-softmax minus its mean over the classes "
+                                  "(logits recovered, up to a per-sample constant, from an API that returns "
+                                  "probabilities)", choices=["none", "mean"])
 
 
 @dataclass

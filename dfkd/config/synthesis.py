@@ -17,7 +17,8 @@ class SourceConfig:
                                  "BatchNorm (DAFL's generator: zero mean, unit variance per channel in normalised "
                                  "space); 'sigmoid' = pixels in [0, 1], then normalised with data.mean/data.std "
                                  "(the generator of Fast-Datafree, CMI, Fast and NAYER); 'bn' = a learned "
-                                 "(affine) BatchNorm, no squashing (ZSKT's)", choices=["tanh_bn", "sigmoid", "bn"])
+                                 "(affine) BatchNorm, no squashing (ZSKT's); 'bn_tanh' = an affine-free BatchNorm "
+                                 "then tanh (DFME's)", choices=["tanh_bn", "sigmoid", "bn", "bn_tanh"])
     bn_eps: float = opt(1e-5, "dcgan: eps of the generator's two inner BatchNorms (DAFL's code: 0.8)", min=0.0)
     taper: str = opt("late", "dcgan: where the generator halves its width: 'late' = width, width, width/2 "
                              "(DAFL, Fast-Datafree) or 'early' = width, width/2, width/4 (CuDFKD's)",
@@ -138,5 +139,10 @@ class SynthConfig:
     exchange_capacity: int = opt(0, "synth.exchange: samples each level's feature pool holds (stored as "
                                     "pool.storage); 0 = every round's batch (the authors' never-trimmed pools)",
                                  min=0)
+    zo_directions: int = opt(1, "synth.schedule=zeroth_order: random directions per sample of the forward-"
+                                "difference gradient estimate (DFME's m; each source step queries the teacher "
+                                "on N (m + 1) points)", min=1)
+    zo_eps: float = opt(1e-3, "synth.schedule=zeroth_order: the step of the forward differences (DFME's epsilon)",
+                        min=0.0)
     ema_fraction: float = opt(0.5, "with ema > 0: fraction of each student batch drawn from the EMA "
                                    "generator (the rest from the current one)", min=0.0, max=1.0)

@@ -139,6 +139,45 @@ per step rather than per batch, and stages are paired automatically by spatial s
        for ds in ("cifar10", "cifar100")},
 })
 
+DFME_REPO = "cake-lab/datafree-model-extraction@525b76c"
+
+DFME = recipe("dfme", "black-box extraction: a generator trained by zeroth-order gradient estimates from "
+                      "teacher queries, L1 on mean-corrected log-probabilities (Truong et al. 2021)",
+    f"""DFME — Truong, Maini, Walls, Papernot (2021), "Data-Free Model Extraction", CVPR 2021,
+arXiv:2011.14779; as the authors' code runs it ({DFME_REPO} dfme/train.py, dfme/approximate_gradients.py,
+run_cifar_dfme.sh). The teacher is a black box (teacher.black_box: outputs only, every forward pass
+under no_grad, each sample counted in the summary's teacher_queries), its outputs read as
+log-softmax minus its mean over the classes (teacher.correction=mean). A persistent generator
+(DFAD's, ending in an affine-free BatchNorm then tanh: source.output=bn_tanh; nz 256; Adam lr 1e-4)
+maximises the L1 distance between student and teacher logits through a zeroth-order estimate of its
+gradient (synth.schedule=zeroth_order: forward differences along m = 1 random unit direction per
+sample before the tanh, ε = 1e-3, scaled by 1/(K N) as their code; 2N queries per step, the student
+scored in eval mode); then the student (SGD lr 0.1, momentum 0.9, wd 5e-4) minimises that L1 on 5
+fresh batches of the generator in train mode, N queries each. Both rates x0.3 at 10, 30 and 50% of
+the run. On CIFAR-10 the budget is 20M queries at batch 256: 11,160 rounds of 1,792 queries.
+Differs: the generator's convolutions before BatchNorm carry no bias (theirs do: the same function,
+other initial weights), and the rates step at the milestones' rounds (theirs per epoch of 50 rounds:
+the first decay after 21 of 224 epochs, 9.4% of the run, in the CIFAR preset).""", {
+    "teacher": {"black_box": True, "correction": "mean"},
+    "source": {"name": "dcgan", "nz": 256, "output": "bn_tanh",
+               "optim": {"lr": 1e-4, "betas": [0.9, 0.999], "schedule": "step", "milestones": [0.1, 0.3, 0.5],
+                         "gamma": 0.3}},
+    "synth": {"schedule": "zeroth_order", "g_steps": 1, "zo_directions": 1, "zo_eps": 1e-3},
+    "objective": {"generator": {"adv_l1": 1.0}, "student": {"kd_l1": 1.0}},
+    "distill": {"kd_steps": 5, "batch": "fresh"},
+    "student": {"optim": {"lr": 0.1, "weight_decay": 5e-4, "schedule": "step", "milestones": [0.1, 0.3, 0.5],
+                          "gamma": 0.3}},
+}, presets={
+    "digits": digits_preset({"distill": {"rounds": 200, "eval_every": 20}},
+                            "200 rounds of 5 student steps (256,000 queries)"),
+    **{ds: Preset({"synth": {"batch_size": 256}, "distill": {"rounds": 11160, "eval_every": 50},
+                   "source": {"optim": {"milestones": [0.0941, 0.2957, 0.4973]}},
+                   "student": {"optim": {"milestones": [0.0941, 0.2957, 0.4973]}}},
+                  f"the authors' CIFAR script ({DFME_REPO} run_cifar_dfme.sh): 20M queries at batch 256, "
+                  "11,160 rounds; both rates x0.3 after epochs 21, 66 and 111 of 224 (of 50 rounds)")
+       for ds in ("cifar10", "cifar100")},
+})
+
 CUDFKD_REPO = "ljrprocc/DFKD@cd281c4"
 
 

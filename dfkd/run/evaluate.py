@@ -51,7 +51,7 @@ def agreement(synth, probe, student: nn.Module, student_forward, view_t, view_s,
                     break
         match, kl, total = 0.0, 0.0, 0
         for x in xs:
-            with precision.autocast():
+            with precision.autocast(), probe.uncounted():  # not the method's queries
                 t = probe(view_t(x)).t_logits.float()
                 s_logits = student_forward(view_s(x)).float()
             match += (t.argmax(1) == s_logits.argmax(1)).sum().item()

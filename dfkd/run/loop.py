@@ -223,10 +223,13 @@ class Distiller:
             "agreement_kl": st.get("agreement_kl")}
         return {**scores, "best_round": st["best_round"], "skipped_steps": self.guard.skipped,
                 "rollbacks": self.guard.rollbacks, "wall_time_s": round(time.time() - start, 2),
-                "synth_time_s": round(st["synth_time_s"], 2)}
+                "synth_time_s": round(st["synth_time_s"], 2),
+                # the samples the teacher was asked about (every rank queries an equal share)
+                "teacher_queries": self.probe.queries * self.world_size}
 
     def _evaluate(self, metrics: dict) -> float:
         """Test accuracy, or without labelled data the teacher-student agreement (dfkd.run.evaluate)."""
+        metrics["teacher_queries"] = self.probe.queries * self.world_size
         if self.test_loader is not None:
             metrics["student_acc"] = accuracy(self.student, self.test_loader, self.device, transform=self.view_eval)
             return metrics["student_acc"]

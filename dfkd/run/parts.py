@@ -88,8 +88,13 @@ def check_teacher_terms(cfg: Config, probe: TeacherProbe, gen: Objective | None,
     from dfkd.methods.configure import no_batchnorm_message
 
     box = probe.black_box
+    if probe.no_grad and gen is not None and cfg.synth.g_steps > 0 and cfg.synth.schedule != "zeroth_order":
+        raise DfkdError(f"teacher.black_box: no gradient passes through the teacher, so synth.schedule="
+                        f"{cfg.synth.schedule} cannot train its source on objective.generator; use "
+                        f"synth.schedule=zeroth_order (DFME's estimate from queries) or teacher.black_box=false")
     if gen is not None and gen.needs & {"bn", "contrast"} and probe.bn is None:
-        why = "is a TorchScript black box (logits only; set teacher.arch to its class to load it into one)" \
+        why = ("is a black box (teacher.black_box: outputs only)" if probe.no_grad else
+               "is a TorchScript black box (logits only; set teacher.arch to its class to load it into one)") \
             if box else f"({cfg.teacher.arch}) has no BatchNorm layers"
         raise DfkdError(no_batchnorm_message(cfg, why))
     for owner, obj in (("generator", gen), ("student", stu)):
@@ -97,12 +102,12 @@ def check_teacher_terms(cfg: Config, probe: TeacherProbe, gen: Objective | None,
             continue
         feats = [t for t in obj.weights if TERMS.get(t).needs & {"features"}]
         if feats and probe.features is None:
-            why = "is a TorchScript black box" if box else "has no nn.Linear layer"
+            why = "is a black box" if box else "has no nn.Linear layer"
             raise DfkdError(f"objective.{owner}.{feats[0]} reads the teacher's penultimate features (the input "
                             f"of its last nn.Linear), and the teacher {why}; set objective.{owner}.{feats[0]}=0")
         if box and "blocks" in obj.needs:
             blocks = [t for t in obj.weights if "blocks" in TERMS.get(t).needs]
-            raise DfkdError(f"objective.{owner}.{blocks[0]} compares teacher and student stages, and a TorchScript "
+            raise DfkdError(f"objective.{owner}.{blocks[0]} compares teacher and student stages, and a black-box "
                             f"teacher exposes none; set objective.{owner}.{blocks[0]}=0 or teacher.arch to its class")
 
 
@@ -142,7 +147,7 @@ def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, st
     student's steps go through DDP, and once the models exist each rank draws its own random stream.
     `run_dir()`, the run directory once it exists, holds the extensions' pools when pool.device=disk."""
     share = cfg.synth.batch_size // world.size  # this process's part of every synthesized batch
-    probe = TeacherProbe(teacher)
+    probe = TeacherProbe(teacher, cfg.teacher.black_box, cfg.teacher.correction)
     if probe.bn is not None:  # the bn term's parameters that shape the statistics themselves
         bn = term_params(cfg.objective.params, "bn")
         probe.bn.momentum, probe.bn.all_reduce = bn["momentum"], bn["all_reduce"] and world.active

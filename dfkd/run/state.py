@@ -67,6 +67,7 @@ class RunState:
             lp.guard.streak = lp.cfg.guard.patience
             self.roll_back(lp.state["round"])
             return
+        lp.state["teacher_queries"] = lp.probe.queries  # this process's, restored on resume
         save_run_checkpoint({
             "format": CHECKPOINT_FORMAT, "round": lp.state["round"], "best_student_acc": lp.state["best"],
             "best_round": lp.state["best_round"], "loop": lp.state, **models, "rng": rng_state(),
@@ -78,6 +79,7 @@ class RunState:
         """Continue from a checkpoint written by `save` (the run's models are already built)."""
         self.load_models(ckpt)
         self.loop.state = ckpt["loop"]
+        self.loop.probe.queries = ckpt["loop"].get("teacher_queries", 0)
         self.loop.guard.load_state_dict(ckpt["guard"])
         set_rng_state(ckpt["rng"])  # last: building the run above drew from the generators
 

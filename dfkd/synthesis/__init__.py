@@ -9,4 +9,4 @@ source extension in `EXTENSIONS` (MAD's EMA generator, SpaceshipNet's feature ex
 `dfkd.objective.terms.COMPONENTS`.
 
 May import: `dfkd.base`, `dfkd.config`, `dfkd.models`, `dfkd.generators`, `dfkd.io`, `dfkd.objective`."""
-from dfkd.synthesis import contrast, exchange, real, relation, synthesizers  # noqa: F401,E402  (registering)
+from dfkd.synthesis import contrast, exchange, real, relation, synthesizers, zeroth_order  # noqa: F401,E402  (registering)

@@ -3,6 +3,7 @@
 teacher and the hooks a term may need), and `SynthBatch`, a round's batch."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import torch
@@ -28,18 +29,47 @@ class SynthBatch:
 
 
 class TeacherProbe:
-    """The frozen teacher (eval mode, no parameter gradients) plus the hooks a term may need."""
+    """The frozen teacher (eval mode, no parameter gradients) plus the hooks a term may need.
 
-    def __init__(self, teacher: nn.Module):
+    `black_box=True` (teacher.black_box; a TorchScript teacher is one for hooks anyway): no hooks, and
+    every forward pass runs under no_grad, so nothing ever differentiates through the teacher.
+    `correction="mean"` (DFME): the logits handed out are log_softmax(t) - mean_k log_softmax(t)_k.
+    `queries` counts the samples the teacher has been asked about (the attack's query budget);
+    evaluations run inside `uncounted()`."""
+
+    def __init__(self, teacher: nn.Module, black_box: bool = False, correction: str = "none"):
         self.teacher = teacher.eval()
         for p in teacher.parameters():  # (a ScriptModule has no requires_grad_)
             p.requires_grad_(False)
         self.teacher_forward = self.teacher  # torch.compile(teacher) with perf.compile
-        self.bn = BNStatsHook(teacher) if has_batchnorm(teacher) else None
-        self.black_box = isinstance(teacher, torch.jit.ScriptModule)  # TorchScript: logits only, no hooks
-        linear = any(isinstance(m, nn.Linear) for m in teacher.modules())
+        self.no_grad = black_box
+        self.black_box = black_box or isinstance(teacher, torch.jit.ScriptModule)  # logits only, no hooks
+        self.bn = BNStatsHook(teacher) if has_batchnorm(teacher) and not black_box else None
+        linear = any(isinstance(m, nn.Linear) for m in teacher.modules()) and not black_box
         self.features = FeatureHook(classifier_layer(teacher), mode="input") if linear else None
         self.blocks: BlockHooks | None = None
+        self.correction = correction
+        self.queries, self._counting = 0, True
+
+    @contextlib.contextmanager
+    def uncounted(self):
+        """Teacher passes that are not the method's queries (evaluation)."""
+        was, self._counting = self._counting, False
+        try:
+            yield
+        finally:
+            self._counting = was
+
+    def logits(self, x: Tensor) -> Tensor:
+        """The teacher's logits on x (corrected), a counted query; under no_grad for a black box."""
+        if self._counting:
+            self.queries += x.shape[0]
+        with torch.no_grad() if self.no_grad else contextlib.nullcontext():
+            t = self.teacher_forward(x)
+        if self.correction == "mean":
+            t = t.log_softmax(1)
+            t = t - t.mean(1, keepdim=True)
+        return t
 
     def watch_blocks(self, names: list[str]) -> None:
         """Record these stage outputs whenever a term needs "blocks"."""
@@ -57,12 +87,13 @@ class TeacherProbe:
             self.blocks.enabled = want_blocks
         cams = []
         if want_blocks and "gradcam" in needs:  # SpaceshipNet: a backward to the stages, none to the weights
+            self.queries += x.shape[0] if self._counting else 0
             with torch.enable_grad():
                 logits = self.teacher_forward(x.detach().requires_grad_(True))
                 cams = [c.detach() for c in grad_cam(logits, self.blocks.values, logits.argmax(1))]
             logits = logits.detach()
         else:
-            logits = self.teacher_forward(x)
+            logits = self.logits(x)
         return Signals(x=x, t_logits=logits,
                        bn_stats=list(self.bn.stats) if want_bn else [],
                        t_features=self.features.value if want_feat and self.features is not None else None,

@@ -16,6 +16,7 @@ calls these hooks, each optional to override:
 
     begin_round()       before the round's steps (re-initialise the source, clone it, ...)
     forward(student, targets) -> Signals  one step's batch and everything the objective reads
+    step_loss(signals) -> (loss, terms)  what the step minimises (default: the source objective)
     after_step()        after every step, taken or skipped (a per-step learning-rate schedule)
     end_round()         after the round's steps (a meta update)
     sample(n), state_dict(), load_state_dict()
@@ -273,6 +274,11 @@ class Schedule(Component):
             self._sfeat = (model, FeatureHook(classifier_layer(model), mode="input"))
         return self._sfeat[1]
 
+    def step_loss(self, sig: Signals) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss a source step minimises, and its logged terms: the source objective on the step's
+        signals (a schedule that estimates its gradient otherwise returns a surrogate: zeroth_order)."""
+        return self.objective(sig)
+
     def after_step(self) -> None:
         pass
 
@@ -325,7 +331,7 @@ class Schedule(Component):
                 self.on_step(step, self.cfg.g_steps)
             with self.precision.autocast():
                 sig = self.forward(student, targets)
-                loss, step_parts = self.objective(sig)
+                loss, step_parts = self.step_loss(sig)
             if self.cfg.keep == "last" or float(loss.detach()) < best:  # 'best': one host sync per step
                 best = float(loss.detach()) if self.cfg.keep == "best" else best
                 x, kept = (sig.x.detach().clone() if self.cfg.keep == "best" else sig.x), sig
