@@ -39,6 +39,9 @@ class DataConfig:
                         "images (CLASS/*.png|jpg, classes in sorted order, or named by their index); 'none' = no "
                         "labelled set: teacher-student agreement on held-out synthesized inputs instead; "
                         "'in-memory' = a Dataset given to dfkd.distill(eval_set=...)")
+    train_per_class: int = opt(0, "source.name=real: the student learns from at most this many training samples "
+                                  "per class (drawn once with the run's seed; the teacher is unaffected): the "
+                                  "few-sample regime of learning using privileged information; 0 = all", min=0)
 
 
 @dataclass

@@ -96,6 +96,20 @@ def load_split(cfg: DataConfig, split: str) -> Dataset:
     return entry.load(cfg, split, info)
 
 
+def per_class_subset(ds: Dataset, per_class: int, seed: int) -> Dataset:
+    """At most `per_class` samples of each class of `ds`, drawn without replacement by a generator
+    seeded with `seed` (labels from `ds.targets` when it has them, else by reading every sample)."""
+    from torch.utils.data import Subset
+
+    targets = getattr(ds, "targets", None)
+    if targets is None and isinstance(ds, TensorDataset):
+        targets = ds.tensors[1]
+    labels = torch.as_tensor(targets if targets is not None else [int(ds[i][1]) for i in range(len(ds))])
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    keep = torch.cat([order[labels[order] == c][:per_class] for c in labels.unique()])
+    return Subset(ds, keep.sort().values.tolist())
+
+
 def available(cfg: DataConfig) -> bool:
     """Whether the dataset's test split can be read here (without downloading)."""
     from dataclasses import replace

@@ -168,8 +168,11 @@ the first decay after 21 of 224 epochs, 9.4% of the run, in the CIFAR preset).""
     "student": {"optim": {"lr": 0.1, "weight_decay": 5e-4, "schedule": "step", "milestones": [0.1, 0.3, 0.5],
                           "gamma": 0.3}},
 }, presets={
-    "digits": digits_preset({"distill": {"rounds": 200, "eval_every": 20}},
-                            "200 rounds of 5 student steps (256,000 queries)"),
+    "digits": digits_preset({"student": {"optim": {"lr": 0.3}}},
+                            "200 rounds of 5 student steps (179,200 queries), student lr 0.3 as DFAD's digits "
+                            "preset (seed 0: 55.8% against 34.4 at the paper's 0.1; generator lr 1e-3 instead "
+                            "56.1, both 52.8, both with m = 5 directions 55.6, both with cosine schedules as "
+                            "DFAD's digits preset 66.4)"),
     **{ds: Preset({"synth": {"batch_size": 256}, "distill": {"rounds": 11160, "eval_every": 50},
                    "source": {"optim": {"milestones": [0.0941, 0.2957, 0.4973]}},
                    "student": {"optim": {"milestones": [0.0941, 0.2957, 0.4973]}}},

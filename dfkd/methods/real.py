@@ -48,6 +48,24 @@ CRD/RepDistiller benchmark.""", {"kd_kl": 0.9, "label_ce": 0.1}, presets={
                     "(its units die in the first steps), 0.01 reaches 97.7% after one epoch; no crop on MNIST"),
 })
 
+GD = data_recipe("gd", "generalized distillation: the teacher sees the privileged input, the student a restricted "
+                        "view; (1 - λ) CE + λ CE against the teacher at T (Lopez-Paz et al. 2016)",
+    """Generalized distillation — Lopez-Paz, Bottou, Schölkopf, Vapnik (2016), "Unifying distillation
+and privileged information", ICLR 2016, arXiv:1511.03643: learning using privileged information
+(Vapnik & Vashist 2009) as distillation. The teacher learned on, and sees, the privileged
+representation x* of each training sample (`view.teacher`: the full input); the student only ever
+gets the regular representation x (`view.student`, here `lowres`: the image down- and up-sampled by
+view.lowres_factor = 4, the paper's MNIST 28 x 28 -> 7 x 7) and minimises
+
+    (1 - λ) CE(y, softmax(f_s(x))) + λ CE(softmax(f_t(x*) / T), softmax(f_s(x)))
+
+where only the teacher is softened (`kd_gd`): λ is the weight of kd_gd (label_ce takes 1 - λ) and T
+the objective's temperature. The paper picks λ in {0, 0.25, 0.5, 0.75, 1} and T in {1, 2, 5, 10, 20,
+50} by validation and publishes no single pair: the defaults here, λ = 0.5 and T = 2, are a choice,
+not theirs. The student is trained and scored on the restricted view (view.eval follows
+view.student); its floor is `labels` on the same view (--set view.student=lowres).""",
+    {"label_ce": 0.5, "kd_gd": 0.5}, extra={"objective": {"temperature": 2.0}, "view": {"student": "lowres"}})
+
 FITNET = data_recipe("fitnet", "FitNets hints on real data: CE + 100 x MSE(adapter(student stage), teacher stage)",
     """FitNets — Romero, Ballas, Kahou, Chassang, Gatta, Bengio (2015), "FitNets: Hints for Thin Deep
 Nets", ICLR 2015, arXiv:1412.6550: the student's middle stage, through a learned 1x1-conv adapter,

@@ -46,6 +46,13 @@ def soft_cross_entropy(student_logits: Tensor, teacher_logits: Tensor, temperatu
     return -(p_t * F.log_softmax(student_logits / temperature, dim=1)).sum(1).mean()
 
 
+def teacher_tempered_ce(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
+    """-sum_c softmax(t / T)_c log softmax(s)_c, averaged over the batch: generalized distillation's
+    imitation loss (Lopez-Paz et al. 2016), which softens the teacher only; (N, K) each."""
+    p_t = F.softmax(teacher_logits / temperature, dim=1).detach()
+    return -(p_t * F.log_softmax(student_logits, dim=1)).sum(1).mean()
+
+
 def agree_mask(student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
     """(N,) float: 1 where student and teacher arg-max agree, else 0 (no gradient)."""
     return (student_logits.argmax(1) == teacher_logits.argmax(1)).to(student_logits.dtype).detach()

@@ -260,6 +260,9 @@ def _soft_ce(s_logits: Tensor, t_logits: Tensor, t: float) -> Tensor:
 term("kd_soft_ce", "soft-target cross-entropy -sum p_T log p_S at the objective's temperature, no T^2 "
                    "(BSS's KD form; its gradient is the KL's / T^2); 0 on an empty batch", "student")(
     lambda s, o, p: _soft_ce(s.s_logits, s.t_logits, o.temperature))
+term("kd_gd", "generalized distillation's imitation: CE of the student's softmax against the teacher's at the "
+              "objective's temperature, the student not tempered (Lopez-Paz et al. 2016)", "student")(
+    lambda s, o, p: losses.teacher_tempered_ce(s.s_logits, s.t_logits, o.temperature))
 term("kd_soft_ce_clean", "the same with the student on the clean batch (BSS's KD on the real samples)",
      "student", "clean")(
     lambda s, o, p: _soft_ce(s.s_logits_clean, s.t_logits if s.t_logits_clean is None else s.t_logits_clean,

@@ -17,7 +17,7 @@ from dfkd.base.errors import DfkdError
 from dfkd.base.runtime import seed_everything
 from dfkd.config.schema import Config
 from dfkd.generators import SOURCES
-from dfkd.io.data import load_split
+from dfkd.io.data import load_split, per_class_subset
 from dfkd.objective.guard import NonFiniteGuard
 from dfkd.objective.hooks import FeatureHook, match_stages
 from dfkd.objective.terms import TERMS, ComponentBuild, Objective, build_components, term_params
@@ -181,7 +181,10 @@ def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, st
     extensions += build_extensions(cfg, ExtensionBuild(generator, device, share, cfg.pool.device, run_dir, world.rank))
     extra = {}
     if cfg.source.name == "real":  # data-driven KD: the training split, one batch per round
-        extra["batches"] = RealBatches(load_split(cfg.data, "train"), cfg.synth.batch_size, cfg.seed, device,
+        train = load_split(cfg.data, "train")
+        if cfg.data.train_per_class:  # the few-sample regime (learning using privileged information)
+            train = per_class_subset(train, cfg.data.train_per_class, cfg.seed)
+        extra["batches"] = RealBatches(train, cfg.synth.batch_size, cfg.seed, device,
                                        cfg.data.num_workers, rank=world.rank, world=world.size)
         extra["source_cfg"] = cfg.source
         extra["ball"] = Ball(cfg.source.eps, info.mean, info.std, device) if cfg.source.eps > 0 else None
