@@ -55,6 +55,13 @@ def real(cfg, size: int, channels: int, batch_size: int, num_classes: int, **nor
     return RealBatch()
 
 
+@SOURCES.register("unlabelled")
+def unlabelled(cfg, size: int, channels: int, batch_size: int, num_classes: int, **norm) -> RealBatch:
+    """Unlabelled images from another dataset (source.data), one shuffled batch per round, optionally the
+    teacher's most confident ones (source.select: DFND); use with synth.schedule=per_batch."""
+    return RealBatch()
+
+
 def _read_embedding(path: str, num_classes: int):
     import torch
 

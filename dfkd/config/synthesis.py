@@ -32,6 +32,12 @@ class SourceConfig:
     embed_dim: int = opt(64, "nayer: size of the random or learned class embedding", min=1)
     nayer_z: bool = opt(False, "nayer: add z ~ N(0, I) to the noisy layers' output (the authors' generator has no "
                                "latent code)")
+    data: str = opt("", "unlabelled: the dataset (`dfkd list datasets`) whose training images, their labels "
+                        "never read, the student learns from: out-of-domain images in the teacher's input shape, "
+                        "normalised as the teacher's data (e.g. digits_mosaic for a digits teacher)")
+    select: int = opt(0, "unlabelled: DFND's data collection: keep the N images the teacher is most confident on "
+                         "(lowest cross-entropy against its own arg-max; one pass over the dataset before the "
+                         "run, its queries counted); 0 = all", min=0)
     eps: float = opt(0.0, "real: L-inf radius of the perturbation delta in pixel units ([0, 1] images, e.g. "
                           "0.031 = 8/255), optimised for synth.g_steps PGD steps per batch; 0 = clean data",
                      min=0.0, max=1.0)

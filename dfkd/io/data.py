@@ -186,6 +186,27 @@ def _digits(cfg: DataConfig, split: str, info: DatasetInfo) -> Dataset:
     return TensorDataset(x, torch.tensor(d.target[idx], dtype=torch.long))
 
 
+@_register("digits_mosaic", DatasetInfo(10, 1, 16, (0.3054,), (0.3190,), flip=False),
+           "out-of-domain images made from the bundled digits, for source.name=unlabelled: each 8×8 image "
+           "assembled from four 4×4 quarters of four random digits of the split (seeded; each quarter "
+           "keeps its place), 1,437 train / 360 test; no labels (-1); normalised as digits")
+def _digits_mosaic(cfg: DataConfig, split: str, info: DatasetInfo) -> Dataset:
+    from dataclasses import replace
+
+    x = _digits(replace(cfg, name="digits"), split, replace(info, image_size=8)).tensors[0]  # (N, 1, 8, 8)
+    n = len(x)
+    g = torch.Generator().manual_seed(7 if split == "train" else 8)
+    out = torch.empty_like(x)
+    for qi, (r, c) in enumerate(((0, 0), (0, 4), (4, 0), (4, 4))):  # each quarter from its own shuffle
+        src = torch.randperm(n, generator=g)
+        out[:, :, r:r + 4, c:c + 4] = x[src, :, r:r + 4, c:c + 4]
+    if info.image_size != 8:
+        out = F.interpolate(out * info.std[0] + info.mean[0], size=(info.image_size, info.image_size),
+                            mode="bilinear", align_corners=False)
+        out = (out - info.mean[0]) / info.std[0]
+    return TensorDataset(out, torch.full((n,), -1, dtype=torch.long))
+
+
 # ----------------------------------------------------------------------------- torchvision
 
 

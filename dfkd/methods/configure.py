@@ -10,6 +10,7 @@ import torch
 from dfkd.base.errors import DfkdError
 from dfkd.config.load import deep_merge, flatten, from_dict, layer_list, provenance, to_dict
 from dfkd.config.schema import Config
+from dfkd.io.data import DATASETS
 from dfkd.methods.registry import METHODS, SAME_IMAGES
 from dfkd.synthesis.schedule import check_extensions
 
@@ -63,12 +64,28 @@ def without_batchnorm() -> list[str]:
     out = []
     for name in METHODS:
         r = METHODS.get(name).recipe
-        if r.get("source", {}).get("name") == "real":
+        if r.get("source", {}).get("name") in ("real", "unlabelled"):
             continue
         terms = [t for t, w in r.get("objective", {}).get("generator", {}).items() if w]
         if not any(TERMS.get(t).needs & {"bn", "contrast"} for t in terms):
             out.append(name)
     return out
+
+
+def check_unlabelled(cfg: Config) -> None:
+    """source.name=unlabelled: a dataset to read, and no term that reads its (absent) labels."""
+    from dfkd.objective.terms import TERMS
+
+    if not cfg.source.data:
+        raise DfkdError("source.name=unlabelled reads the images of another dataset; set source.data (e.g. "
+                        "source.data=digits_mosaic, see `dfkd list datasets`)")
+    if cfg.source.data not in DATASETS:
+        DATASETS.get(cfg.source.data)  # raises with a suggestion
+    for owner in ("generator", "student"):
+        for term, w in getattr(cfg.objective, owner).items():
+            if w and "targets" in TERMS.get(term).needs:
+                raise DfkdError(f"objective.{owner}.{term} reads true labels, and source.name=unlabelled has none; "
+                                f"set objective.{owner}.{term}=0")
 
 
 def no_batchnorm_message(cfg: Config, why: str) -> str:
@@ -122,10 +139,12 @@ def validate(cfg: Config) -> None:
                 TERMS.get(term)  # raises with a suggestion
     if not any(w != 0 for w in cfg.objective.student.values()):
         raise DfkdError("objective.student has no term with a non-zero weight; e.g. --set objective.student.kd_kl=1")
-    real, per_batch = cfg.source.name == "real", cfg.synth.schedule == "per_batch"
+    real, per_batch = cfg.source.name in ("real", "unlabelled"), cfg.synth.schedule == "per_batch"
     if real != per_batch:
-        raise DfkdError("source.name=real and synth.schedule=per_batch go together (real data is drawn one "
-                        "batch per round); set both, or neither")
+        raise DfkdError(f"source.name={'real' if per_batch else cfg.source.name} and synth.schedule=per_batch go "
+                        f"together (real data is drawn one batch per round); set both, or neither")
+    if cfg.source.name == "unlabelled":
+        check_unlabelled(cfg)
     if real and cfg.synth.perturb_eps > 0:
         raise DfkdError("synth.perturb_eps perturbs synthesized samples; on real data use source.eps (PGD on the "
                         "real batch) instead")

@@ -66,6 +66,31 @@ not theirs. The student is trained and scored on the restricted view (view.eval 
 view.student); its floor is `labels` on the same view (--set view.student=lowres).""",
     {"label_ce": 0.5, "kd_gd": 0.5}, extra={"objective": {"temperature": 2.0}, "view": {"student": "lowres"}})
 
+DFND = recipe("dfnd", "KD on unlabelled out-of-domain images, the teacher's most confident ones (Chen et al. 2021)",
+    """DFND — Chen, Guo, Xu, Shu, Xu, Tian (2021), "Learning Student Networks in the Wild", CVPR 2021;
+as the authors' code runs it (huawei-noah/Efficient-Computing@225ddd2 Data-Efficient-Model-Compression/
+DFND/DFND-train.py). Instead of synthesising inputs, the student learns from unlabelled images of
+another domain (`source.name=unlabelled`, `source.data`): one pass of the teacher over all of them
+keeps the `source.select` it is most confident on (lowest cross-entropy against its own arg-max:
+their `identify_outlier` and `topk(largest=False)`), then the student minimises KL at T = 4 (x T^2,
+batch mean) on shuffled batches of them, with random crop (and flip on natural images); SGD lr 0.1,
+momentum 0.9, wd 5e-4, x0.1 at 40% and 80% of the run, batch 256. Differs: without the paper's
+noise adaptation (an NLL through a learned class-transition matrix whose diagonal is the teacher's
+accuracy; in their script it sits next to the KD term). Their CIFAR runs select 600,000 ImageNet
+images resized to 32 x 32: give such a set as an image folder (source.data=imagefolder with
+data.root) or a registered dataset; the digits preset uses `digits_mosaic` (digits cut into quarters
+and re-assembled), no download.""", {
+    "source": {"name": "unlabelled"},
+    "synth": {"schedule": "per_batch", "g_steps": 0, "batch_size": 256, "augment": "crop"},
+    "distill": {"kd_steps": 1, "batch": "reuse"},
+    "objective": {"student": {"kd_kl": 1.0}, "temperature": 4.0},
+    "student": {"optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "step",
+                          "milestones": [0.4, 0.8], "gamma": 0.1}},
+}, presets={"digits": Preset({"source": {"data": "digits_mosaic", "select": 720}, "synth": {"batch_size": 128},
+                              "distill": {"rounds": 1000, "eval_every": 100}},
+                             "digits_mosaic's half the teacher is most confident on (720 of 1,437), 1,000 "
+                             "student steps at batch 128: the data-free digits table's student steps")})
+
 FITNET = data_recipe("fitnet", "FitNets hints on real data: CE + 100 x MSE(adapter(student stage), teacher stage)",
     """FitNets — Romero, Ballas, Kahou, Chassang, Gatta, Bengio (2015), "FitNets: Hints for Thin Deep
 Nets", ICLR 2015, arXiv:1412.6550: the student's middle stage, through a learned 1x1-conv adapter,

@@ -25,7 +25,7 @@ from dfkd.run.resolve import resolve_student
 from dfkd.synthesis.augment import crop_flip, roll_flip
 from dfkd.synthesis.context import SynthContext, TeacherProbe
 from dfkd.synthesis.pool import ReplayPool
-from dfkd.synthesis.real import RealBatches
+from dfkd.synthesis.real import RealBatches, most_confident, unlabelled_split
 from dfkd.synthesis.robust import Ball
 from dfkd.synthesis.schedule import SCHEDULES, ExtensionBuild, build_extensions
 from dfkd.synthesis.synthesizers import dcgan_init, kaiming_init
@@ -180,8 +180,13 @@ def build_parts(cfg: Config, teacher, info, device, world=distributed.SINGLE, st
     # the registered extensions the config switches on (MAD's EMA generator, SpaceshipNet's exchange)
     extensions += build_extensions(cfg, ExtensionBuild(generator, device, share, cfg.pool.device, run_dir, world.rank))
     extra = {}
-    if cfg.source.name == "real":  # data-driven KD: the training split, one batch per round
-        train = load_split(cfg.data, "train")
+    if cfg.source.name in ("real", "unlabelled"):  # real images, one batch per round
+        if cfg.source.name == "real":  # data-driven KD: the training split
+            train = load_split(cfg.data, "train")
+        else:  # another dataset's images, unlabelled; DFND keeps the teacher's most confident
+            train = unlabelled_split(cfg.data, cfg.source.data, info)
+            if cfg.source.select:
+                train = most_confident(train, cfg.source.select, lambda x: probe.logits(view_t(x.to(device))))
         if cfg.data.train_per_class:  # the few-sample regime (learning using privileged information)
             train = per_class_subset(train, cfg.data.train_per_class, cfg.seed)
         extra["batches"] = RealBatches(train, cfg.synth.batch_size, cfg.seed, device,

@@ -13,6 +13,11 @@ adversarial terms turn into an attack: `adv_kl` on the student against the clean
 `adv_ce` on the true labels (ARD). The student then sees x + δ* and, through the `*_clean` terms,
 the clean batch.
 
+With `source.name=unlabelled` the batches come from another dataset's training images
+(`source.data`, normalised as the teacher's data) whose labels are never read: the teacher labels
+them through the student objective; `source.select` keeps the teacher's most confident images
+first (DFND's data collection, `most_confident`).
+
 The order is a seeded permutation per epoch, kept as (epoch, position) in checkpoints, so a
 resumed run sees exactly the batches the uninterrupted one would have; the last partial batch of
 an epoch is dropped (every batch has `synth.batch_size` samples).
@@ -31,6 +36,38 @@ from dfkd.objective.signals import Signals
 from dfkd.synthesis.context import SynthBatch, SynthContext
 from dfkd.synthesis.robust import boundary_attack, pgd
 from dfkd.synthesis.schedule import SCHEDULES
+
+
+def unlabelled_split(data_cfg, source_data: str, info) -> Dataset:
+    """The training images of dataset `source_data` (source.name=unlabelled), normalised as the teacher's
+    data (`info`: its mean, std and image size); their labels are never read."""
+    from dataclasses import replace
+
+    from dfkd.io.data import load_split
+
+    other = replace(data_cfg, name=source_data, mean=list(info.mean), std=list(info.std), image_size=info.image_size)
+    ds = load_split(other, "train")
+    channels = ds[0][0].shape[0]
+    if channels != info.in_channels:
+        raise DfkdError(f"source.data={source_data} has {channels}-channel images and the teacher takes "
+                        f"{info.in_channels}; pick a dataset of the teacher's input shape")
+    return ds
+
+
+@torch.no_grad()
+def most_confident(ds: Dataset, n: int, teacher_logits, batch_size: int = 512) -> Dataset:
+    """DFND's data collection (Chen et al., "Learning Student Networks in the Wild", CVPR 2021;
+    huawei-noah/Efficient-Computing@225ddd2 DFND-train.py `identify_outlier`): the n samples of `ds`
+    whose teacher cross-entropy against the teacher's own arg-max is lowest. `teacher_logits(x)`
+    (B, C, H, W) -> (B, K) is the teacher's answer on a batch (a counted query)."""
+    losses = []
+    for x, _ in DataLoader(ds, batch_size=batch_size):
+        t = teacher_logits(x)
+        losses.append(torch.nn.functional.cross_entropy(t, t.argmax(1), reduction="none").float().cpu())
+    keep = torch.cat(losses).topk(min(n, len(ds)), largest=False).indices.sort().values
+    if isinstance(ds, TensorDataset):
+        return TensorDataset(*(t[keep] for t in ds.tensors))
+    return torch.utils.data.Subset(ds, keep.tolist())
 
 
 class RealBatches:
