@@ -89,7 +89,9 @@ def _kill_after_checkpoint(cmd, run_dir, min_round, timeout=240, env=None, hang_
 
 
 @pytest.mark.parametrize("method, extra", [("dfq", []), ("fast2", ["synth.warmup=3", "pool.capacity=128"]),
-                                           ("spaceshipnet", ["synth.g_steps=2", "distill.kd_steps=3"])])
+                                           ("spaceshipnet", ["synth.g_steps=2", "distill.kd_steps=3"]),
+                                           ("dfme", ["synth.batch_size=32"]),
+                                           ("mosaickd", ["objective.params.patch_gan.ndf=8", "synth.batch_size=32"])])
 def test_killed_and_resumed_run_ends_bitwise_like_an_uninterrupted_one(digits_teacher, tmp_path, method, extra):
     sets = [f"teacher.checkpoint={digits_teacher}", f"out={tmp_path}", *SETS, *extra]
     full_dir, full = distill(build_config(sets=sets + ["run_name=full"], method=method), quiet=True)
@@ -102,7 +104,7 @@ def test_killed_and_resumed_run_ends_bitwise_like_an_uninterrupted_one(digits_te
 
     cut_dir, resumed = distill(resume=tmp_path / "cut", quiet=True)
     assert killed_at < 12 and resumed["rounds"] == 12
-    for key in ("student_acc", "best_student_acc", "best_round", "curve"):
+    for key in ("student_acc", "best_student_acc", "best_round", "curve", "teacher_queries"):
         assert resumed[key] == full[key], key
     a, b = read_model(full_dir / "student.pt"), read_model(cut_dir / "student.pt")
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])

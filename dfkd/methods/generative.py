@@ -181,6 +181,38 @@ the first decay after 21 of 224 epochs, 9.4% of the run, in the CIFAR preset).""
        for ds in ("cifar10", "cifar100")},
 })
 
+MOSAIC_REPO = "zju-vipa/MosaicKD@a8d8e2c"
+
+MOSAICKD = recipe("mosaickd", "a generator whose patches mimic out-of-domain images (patch GAN) while it confuses "
+                              "the student; the student on its samples and the images (Fang et al. 2021)",
+    f"""MosaicKD — Fang, Bao, Song, Wang, Xie, Shen, Song (2021), "Mosaicking to Distill: Knowledge
+Distillation from Out-of-Domain Data", NeurIPS 2021, arXiv:2110.15094; as the authors' code runs it
+({MOSAIC_REPO} kd_mosaic.py, engine/models/generator.py, README's CIFAR-100 + CIFAR-10 command). A
+persistent generator (sigmoid, nz 100, widths 256-128-64; Adam 1e-3 (0.5, 0.999), cosine) takes one
+step per round on -KL(T||S) at T = 1 (adversarial) + the teacher's per-sample entropy (`t_entropy`:
+their alignment) + a patch discriminator's verdict (`patch_gan`: every patch must look like the
+out-of-domain images of objective.params.patch_gan.data, the discriminator taking its own step
+first) + 10 x class balance in log2 (`ie` x 10 / ln 2); the student is in train mode throughout, as
+theirs. Then 5 student steps, KL at T = 1, each on n fresh generator samples followed by n
+out-of-domain images (SGD 0.1, momentum 0.9, wd 1e-4, cosine over the run). Differs: see
+dfkd/synthesis/mosaic.py (the discriminator's rate is constant); the out-of-domain images are not
+augmented; no OOD subset selection (their --ood_subset for ImageNet / Places365: use dfnd's).""", {
+    "source": {"name": "dcgan", "nz": 100, "width": 256, "taper": "early", "output": "sigmoid",
+               "optim": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]}},
+    "synth": {"schedule": "persistent", "g_steps": 1, "student_mode": "train"},
+    "objective": {"generator": {"adv_kl": 1.0, "t_entropy": 1.0, "patch_gan": 1.0, "ie": 14.426950408889634},
+                  "student": {"kd_kl": 1.0}, "temperature": 1.0},
+    "distill": {"kd_steps": 5, "batch": "fresh"},
+    "student": {"optim": {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}},
+}, presets={
+    "digits": digits_preset({"objective": {"params": {"patch_gan": {"data": "digits_mosaic"}}}},
+                            "the out-of-domain images: digits_mosaic, 200 rounds of 5 student steps"),
+    "cifar100": Preset({"synth": {"batch_size": 256}, "distill": {"rounds": 39200, "eval_every": 196},
+                        "objective": {"params": {"patch_gan": {"data": "cifar10"}}}},
+                       f"the authors' CIFAR-100 command ({MOSAIC_REPO} README): CIFAR-10 as the out-of-domain set, "
+                       "200 epochs of its 196 batches of 256"),
+})
+
 CUDFKD_REPO = "ljrprocc/DFKD@cd281c4"
 
 

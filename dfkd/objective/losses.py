@@ -46,6 +46,11 @@ def soft_cross_entropy(student_logits: Tensor, teacher_logits: Tensor, temperatu
     return -(p_t * F.log_softmax(student_logits / temperature, dim=1)).sum(1).mean()
 
 
+def prediction_entropy(logits: Tensor) -> Tensor:
+    """-sum_c p_c log p_c of softmax(logits) per sample, averaged over the batch; logits (N, K)."""
+    return -(F.softmax(logits, dim=1) * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
 def teacher_tempered_ce(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
     """-sum_c softmax(t / T)_c log softmax(s)_c, averaged over the batch: generalized distillation's
     imitation loss (Lopez-Paz et al. 2016), which softens the teacher only; (N, K) each."""

@@ -73,6 +73,9 @@ class ComponentBuild:
     source_lr: float = 0.0  # source.optim.lr
     run_rounds: int = 1  # distill.rounds
     epoch_rounds: int = 1  # an epoch of the run's schedules, in rounds (objective.ramp_every or 1)
+    data: object = None  # the run's DataConfig (a component that reads another dataset: MosaicKD's)
+    seed: int = 0  # the run's seed
+    batch_size: int = 0  # synth.batch_size
 
 
 def term(name: str, doc: str, *needs: str, component: Callable | None = None, **params: Param):
@@ -165,6 +168,17 @@ term("oh", "one-hot CE of the teacher on its arg-max (DAFL)")(
     lambda s, o, p: losses.one_hot_ce(s.t_logits))
 term("ce", "CE of the teacher on the source's sampled target classes (DeepInversion)", "targets")(
     lambda s, o, p: losses.target_ce(s.t_logits, s.targets))
+term("t_entropy", "mean entropy of the teacher's prediction per sample: low for samples it is sure of "
+                   "(MosaicKD's alignment term)")(
+    lambda s, o, p: losses.prediction_entropy(s.t_logits))
+term("patch_gan", "MosaicKD's local term: a patch discriminator must call every patch of the sample real, "
+                  "BCE summed over patches, mean over samples (Fang et al. 2021)",
+     data=Param("", "the out-of-domain dataset whose patches the generator imitates (`dfkd list datasets`; "
+                    "its training images, labels never read)"),
+     lr=Param(1e-3, "Adam learning rate of the discriminator (betas 0.5, 0.999; its own step before each "
+                    "source step)", min=0.0),
+     ndf=Param(128, "width of the discriminator's first layer", min=1))(
+    lambda s, o, p: o.components["mosaic"].fool(s.x_seen if s.x_seen is not None else s.x))
 term("ie", "class balance: negative entropy of the mean teacher prediction (DAFL)",
      T=Param(1.0, "softmax temperature of the teacher's predictions (CuDFKD: the KD temperature, 20)", min=1e-6))(
     lambda s, o, p: losses.class_balance(s.t_logits, p["T"]))

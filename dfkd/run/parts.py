@@ -78,7 +78,8 @@ def component_build(cfg: Config, probe: TeacherProbe, student, info, s_channels:
     shape = (2, info.in_channels, info.image_size, info.image_size)
     return ComponentBuild(probe.teacher, student, info.num_classes, next(student.parameters()).device, shape,
                           (2, s_channels) + shape[2:], info=info, source_lr=cfg.source.optim.lr,
-                          run_rounds=cfg.distill.rounds, epoch_rounds=cfg.objective.ramp_every or 1)
+                          run_rounds=cfg.distill.rounds, epoch_rounds=cfg.objective.ramp_every or 1,
+                          data=cfg.data, seed=cfg.seed, batch_size=cfg.synth.batch_size)
 
 
 def check_teacher_terms(cfg: Config, probe: TeacherProbe, gen: Objective | None, stu: Objective) -> None:
