@@ -68,6 +68,12 @@ class Injector:
                 return out
 
             synth.round_optimizer = round_optimizer
+        if "directions" in draws:  # DFME: the forward differences' directions, normalised Gaussians
+            def directions(n, m, d):
+                u = S.draw("normal", "directions", self.r, self.next("directions"), shape=(n, m, d))
+                return u / u.norm(dim=2, keepdim=True)
+
+            synth.draw_directions = directions
         if "targets" in draws:
             synth._targets = lambda: S.draw("targets", self.r)
         if "tiled_targets" in draws:  # SpaceshipNet's 0..K-1 tiled and then 0..N mod K - 1 (dfkd draws the rest)

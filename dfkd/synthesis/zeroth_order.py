@@ -52,9 +52,12 @@ def check_separable(objective: Objective) -> None:
 
 def per_sample_losses(objective: Objective, x: Tensor, t_logits: Tensor, s_logits: Tensor) -> Tensor:
     """(P,): the weighted objective of each sample alone, x (P, C, H, W), logits (P, K); each term
-    evaluated on a batch of one (torch.func.vmap)."""
+    evaluated on a batch of one (torch.func.vmap), weighted as `Objective.__call__` weighs it."""
     def one(xi, ti, si):
-        return objective(Signals(x=xi[None], x_seen=xi[None], t_logits=ti[None], s_logits=si[None]))[0]
+        sig = Signals(x=xi[None], x_seen=xi[None], t_logits=ti[None], s_logits=si[None])
+        return sum(w * objective.factors.get(name, 1.0) * objective.terms[name].fn(sig, objective,
+                                                                                   objective.params.get(name, {}))
+                   for name, w in objective.weights.items())
 
     return torch.func.vmap(one)(x, t_logits, s_logits)
 
@@ -89,6 +92,10 @@ class ZerothOrderSynthesizer(PersistentSynthesizer):
             raise DfkdError(f"synth.schedule=zeroth_order takes no source extension ({names}); switch it off")
         self._surrogate: Tensor | None = None
 
+    def draw_directions(self, n: int, m: int, d: int) -> Tensor:
+        """(n, m, d) unit directions (a method: a reference trace injects the authors' draws)."""
+        return unit_directions(n, m, d, self.device)
+
     def _split(self, z: Tensor, targets: Tensor | None):
         g = self.generator
         if hasattr(g, "pre_output") and hasattr(g, "finish") and not getattr(g, "conditional", False):
@@ -101,7 +108,7 @@ class ZerothOrderSynthesizer(PersistentSynthesizer):
         pre, finish = self._split(z, targets)
         n, shape, m = pre.shape[0], pre.shape[1:], cfg.zo_directions
         with torch.no_grad():
-            u = unit_directions(n, m, pre[0].numel(), pre.device)
+            u = self.draw_directions(n, m, pre[0].numel())
             points = pre.detach()[:, None] + cfg.zo_eps * torch.cat([u, u.new_zeros(n, 1, u.shape[2])], 1).view(
                 n, m + 1, *shape)
             xs = finish(points.view(n * (m + 1), *shape))
