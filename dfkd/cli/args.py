@@ -129,6 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--jobs", type=int, default=1, metavar="N",
                     help="run N (cell, seed) runs at once, each in its own process (default 1); small networks "
                          "leave a GPU mostly idle, so several runs share one well")
+    ex.add_argument("--launcher", default="local", metavar="NAME",
+                    help="where the runs execute: local (default), slurm (one job array through submitit; "
+                         'pip install "dfkd[slurm]"), submitit_local, or experiments/launchers/NAME.yaml')
+    ex.add_argument("--launcher-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a launcher setting, repeatable (partition, account, time_min, gpus_per_task, "
+                         "cpus_per_task, mem_gb, array_parallelism, signal_delay_s, sbatch)")
+    ex.add_argument("--wait", action="store_true", help="with a submitting launcher: block until every run "
+                                                        "ends, then write the table")
+    ex.add_argument("--status", action="store_true", help="list each run as pending / queued / running / done / "
+                                                          "failed (with its job id), run nothing")
     _common(ex, config=False)
 
     sy = sub.add_parser("sync", help="upload the offline W&B runs of run directories (needs network)",

@@ -35,9 +35,20 @@ def experiment_command(args) -> int:
         raise DfkdError(f"--seeds must be >= 1, got {args.seeds}")
     sets = shorthands(argparse.Namespace(**{**vars(args), "out": None}))
     table = _with_variant(args.table, args.variant)
+    from dfkd.tables.launch import read_launcher
+
+    launcher = read_launcher(args.launcher, args.launcher_set)
+    remote = launcher.kind != "local"
+    if remote and args.jobs != 1:
+        raise DfkdError(f"--jobs runs processes on this machine; with --launcher {args.launcher} each run is a "
+                        f"task of the job array (set launcher.array_parallelism instead)")
     root, cells = run_table(table, args.seeds, args.scale, args.out or "runs", args.only, sets,
-                            dry_run=args.dry_run, quiet=args.quiet, jobs=args.jobs)
-    if not args.dry_run:
+                            dry_run=args.dry_run, quiet=args.quiet, jobs=args.jobs, launcher=launcher,
+                            wait=args.wait or not remote, status=args.status)
+    if remote and not args.wait and not args.status and not args.dry_run:
+        print(f"follow them with `dfkd experiment {args.table} --status`; `--wait` blocks and writes the table")
+        return 0
+    if not args.dry_run and not args.status:
         from dfkd.io.checkpoint import atomic_write_text
         from dfkd.io.plots import plot_all
 

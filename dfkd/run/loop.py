@@ -186,7 +186,7 @@ class Distiller:
             else None
         if st["round"] == 0:
             self.files.keep_start()  # the rollback target until a checkpoint
-        hang_at = int(os.environ.get(HANG_ENV, "0") or 0)
+        hang_at = int(os.environ.get(HANG_ENV, "0") or 0) if st["round"] == 0 else 0  # fresh runs only
         for rnd in bar:
             if rnd == hang_at:
                 _hang()
@@ -241,7 +241,8 @@ class Distiller:
 
 
 # For kill-and-resume tests: a run started with DFKD_TEST_HANG_AT_ROUND=N stops at the start of round
-# N and waits there to be killed, so a test kills it at a known point instead of racing the run.
+# N and waits there to be killed, so a test kills it at a known point instead of racing the run; a
+# resumed run never stops (a requeued task inherits the variable).
 HANG_ENV = "DFKD_TEST_HANG_AT_ROUND"
 
 

@@ -34,12 +34,15 @@ from dfkd.tables.spec import Scale, cell_config, config_sets, read_table, table_
 
 
 def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: str = "runs",
-              only=(), sets=(), dry_run: bool = False, quiet: bool = False, jobs: int = 1) -> tuple[Path, list[str]]:
+              only=(), sets=(), dry_run: bool = False, quiet: bool = False, jobs: int = 1, launcher=None,
+              wait: bool = True, status: bool = False) -> tuple[Path, list[str]]:
     """Run every missing (cell, seed) of `table` at `scale`; returns (the table's run folder, cell names).
 
     `jobs` > 1 runs that many (cell, seed) runs at once, each in its own process (spawned; missing
     teachers are trained first, in this process): on a GPU whose small networks leave it mostly idle,
-    or a many-core CPU (each process then gets cores // jobs threads)."""
+    or a many-core CPU (each process then gets cores // jobs threads). `launcher` (a
+    dfkd.tables.launch.LauncherConfig of kind slurm or submitit_local) submits them as one job array
+    instead, and with `wait` blocks until they end; `status` prints each run's state and runs nothing."""
     from dfkd.methods.configure import build_config
     from dfkd.run.teacher import auto_seed, auto_teacher_config, build_teacher_config, ensure_teacher, teacher_path
 
@@ -80,6 +83,15 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
             teachers[auto_key(cfg, member)] = tcfg
     if jobs < 1:
         raise DfkdError(f"--jobs must be >= 1, got {jobs}")
+    if launcher is not None and launcher.kind != "local" and not (dry_run or status):
+        from dfkd.tables.launch import check
+
+        check(launcher)  # submitit and sbatch, before a teacher is trained or a run set aside
+        from dfkd.tables.launch import run_status
+
+        for run, st, job, detail in run_status(root, [root / f"{c.name or c.method}-s{s}" for c, s, _ in plans]):
+            print(f"{st:<8} {job:<12} {run}" + (f"  {detail}" if detail else ""))
+        return root, [c.name or c.method for c in spec.cells]
     done = skipped = 0
     work = []  # (label, config or None, run directory to resume or None)
     for cell, seed, cfg in plans:
@@ -128,7 +140,22 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
         for tcfg in needed:
             ensure_teacher(tcfg, quiet=quiet)  # trained once, before the first run that needs it
         work.append((label, planned, None))
-    for label, summary in _run_all(work, jobs, quiet):
+    remote = launcher is not None and launcher.kind != "local"
+    if remote:
+        from dfkd.tables import launch
+
+        submitted = launch.submit(work, launcher, root)
+        print(f"{name} ({scale}): {len(submitted)} runs submitted ({launcher.kind}), {skipped} already finished; "
+              f"job ids in {root / launch.STATE}", file=sys.stderr)
+        if not wait:
+            return root, [c.name or c.method for c in spec.cells]
+        finished, failed = launch.wait(submitted)
+        for line in failed:
+            print(f"dfkd: failed: {line}", file=sys.stderr)
+        if failed:
+            raise DfkdError(f"{len(failed)} of {len(submitted)} runs failed (above); run the table again to "
+                            f"resume or repeat them")
+    for label, summary in (finished if remote else _run_all(work, jobs, quiet)):
         done += 1
         score = summary["student_acc"] if summary["student_acc"] is not None else summary.get("agreement", 0.0)
         print(f"{label}: student {score:.2f}% ({summary['wall_time_s']:.0f} s)")
