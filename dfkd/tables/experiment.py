@@ -87,6 +87,7 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
         from dfkd.tables.launch import check
 
         check(launcher)  # submitit and sbatch, before a teacher is trained or a run set aside
+    if status:
         from dfkd.tables.launch import run_status
 
         for run, st, job, detail in run_status(root, [root / f"{c.name or c.method}-s{s}" for c, s, _ in plans]):

@@ -201,11 +201,24 @@ def run_status(root: Path, run_dirs: list[Path]) -> list[tuple[str, str, str, st
 
 
 def job_status(entry: dict, folder: Path) -> tuple[str, str, str]:
+    """(status, job id, detail) of a submitted task: from its result file once it has one (done, or
+    failed with its error's last line), else from the scheduler (squeue, then sacct, on Slurm)."""
+    import subprocess
+
     import submitit
+    from submitit.core.utils import pickle_load
 
     cls = submitit.SlurmJob if entry["kind"] == "slurm" else submitit.LocalJob
     job = cls(folder=folder, job_id=entry["job_id"])
-    st = job.state.upper()
+    if job.paths.result_pickle.exists():
+        outcome, value = pickle_load(job.paths.result_pickle)
+        return ("done", entry["job_id"], "") if outcome == "success" else \
+            ("failed", entry["job_id"], last_line(str(value)))
+    st = ""
+    if entry["kind"] == "slurm" and shutil.which("squeue"):
+        out = subprocess.run(["squeue", "-h", "-j", str(entry["job_id"]), "-o", "%T"], capture_output=True, text=True)
+        st = out.stdout.strip().splitlines()[0].upper() if out.returncode == 0 and out.stdout.strip() else ""
+    st = st or job.state.upper()
     if st in ("PENDING", "REQUEUED", "CONFIGURING"):
         return "queued", entry["job_id"], ""
     if st in ("RUNNING", "COMPLETING"):
