@@ -46,7 +46,7 @@ def experiment_command(args) -> int:
                             dry_run=args.dry_run, quiet=args.quiet, jobs=args.jobs, launcher=launcher,
                             wait=args.wait or not remote, status=args.status)
     if remote and not args.wait and not args.status and not args.dry_run:
-        print(f"follow them with `dfkd experiment {args.table} --status`; `--wait` blocks and writes the table")
+        print("follow them by running this command again with --status; with --wait it blocks and writes the table")
         return 0
     if not args.dry_run and not args.status:
         from dfkd.io.checkpoint import atomic_write_text
