@@ -159,6 +159,19 @@ def test_robust_accuracy_gets_its_own_column_when_runs_report_it(tmp_path):
     assert next(csv.DictReader(io.StringIO(render(rows, "csv"))))["robust_acc_mean"] == ""
 
 
+def test_a_black_box_teachers_queries_get_their_own_column(tmp_path):
+    _run(tmp_path, "d0", "dfad", 0, 60.0, teacher_queries=900, teacher_black_box=False)  # counted, not a black box
+    _run(tmp_path, "m0", "dfme", 0, 50.0, teacher_queries=179200, teacher_black_box=True)
+    _run(tmp_path, "m1", "dfme", 1, 52.0, teacher_queries=179202, teacher_black_box=True)
+    rows = collect([tmp_path])
+    assert [r["teacher_queries"] for r in rows] == [None, 179201]
+    lines = markdown(rows).splitlines()
+    assert lines[0].endswith("| teacher queries |") and lines[2].endswith("| — |")
+    assert lines[3].endswith("| 179,201 |")
+    assert "teacher queries" not in markdown(rows[:1])
+    assert [r["teacher_queries"] for r in csv.DictReader(io.StringIO(render(rows, "csv")))] == ["", "179201"]
+
+
 def test_a_teacher_at_zero_accuracy_leaves_ds_undefined_instead_of_failing(tmp_path):
     _run(tmp_path, "z0", "kd", 0, 1.0, teacher_acc=0.0)
     assert collect([tmp_path])[0]["ds"] is None

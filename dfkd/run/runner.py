@@ -192,6 +192,7 @@ def distill(cfg: Config | None = None, quiet: bool = False, resume: str | Path |
     summary = {
         "method": cfg.method, "label": cfg.label or cfg.method, "dataset": cfg.data.name, "teacher": t.name,
         "student": cfg.student.arch, "seed": cfg.seed, "teacher_acc": teacher_acc, **result,
+        "teacher_black_box": cfg.teacher.black_box,
         "scored_on": describe_eval(cfg), "teacher_params": count_params(teacher),
         "student_params": count_params(student), "rounds": cfg.distill.rounds, "teacher_checkpoint": t.source,
         "teacher_source": t.kind, "teacher_sha256": t.sha256, "curve": loop.state["history"], "wandb_run_id": tracker.run_id,

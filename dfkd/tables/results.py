@@ -175,6 +175,9 @@ def collect(paths, published: dict[tuple, dict] | None = None, alpha: float = 0.
         row["synth_time_s"] = mean_sd(synth) if len(synth) == len(runs) else None
         robust = [r["robust_acc"] for r in runs if "robust_acc" in r]
         row["robust_acc"] = mean_sd(robust) if robust and len(robust) == len(runs) else None
+        # a black-box teacher's runs: the samples it answered (DFME's query budget)
+        queries = [r["teacher_queries"] for r in runs if r.get("teacher_black_box") and "teacher_queries" in r]
+        row["teacher_queries"] = round(sum(queries) / len(queries)) if queries and len(queries) == len(runs) else None
         row["ds"] = None
         if all(k in runs[0] for k in ("student_params", "teacher_params")) and not agreement \
                 and row["teacher_acc"] and row["teacher_acc"][0] > 0 and runs[0]["teacher_params"] > 0:  # DS is undefined for a teacher at 0% (e.g. a smoke run)
@@ -195,14 +198,17 @@ COLUMNS = ["method", "dataset", "teacher → student", "teacher acc", "student a
 
 
 def _columns(rows: list[dict]) -> list[str]:
-    """COLUMNS, plus PGD robust accuracy when some row has it (robust distillation)."""
-    return COLUMNS + (["robust acc"] if any(r.get("robust_acc") for r in rows) else [])
+    """COLUMNS, plus PGD robust accuracy when some row has it (robust distillation), plus the teacher's
+    queries when some row's teacher is a black box (teacher.black_box)."""
+    return COLUMNS + (["robust acc"] if any(r.get("robust_acc") for r in rows) else []) \
+        + (["teacher queries"] if any(r.get("teacher_queries") for r in rows) else [])
 
 
-def _cells(r: dict, pm: str, dash: str, robust: bool = False) -> list[str]:
+def _cells(r: dict, pm: str, dash: str, cols: list[str]) -> list[str]:
     ms = lambda v: f"{v[0]:.2f} {pm} {v[1]:.2f}"  # noqa: E731
     opt = lambda v, f: dash if v is None else f.format(v)  # noqa: E731
-    extra = [dash if not r.get("robust_acc") else ms(r["robust_acc"])] if robust else []
+    extra = [dash if not r.get("robust_acc") else ms(r["robust_acc"])] if "robust acc" in cols else []
+    extra += [opt(r.get("teacher_queries"), "{:,}")] if "teacher queries" in cols else []
     teacher = dash if r["teacher_acc"] is None else f"{r['teacher_acc'][0]:.2f}"
     student = ms(r["student_acc"]) + (" (agreement)" if r.get("scored_on") == "agreement" else "")
     return [r["label"], r["dataset"], f"{r['teacher']} → {r['student']}", teacher,
@@ -214,9 +220,8 @@ def _cells(r: dict, pm: str, dash: str, robust: bool = False) -> list[str]:
 
 def markdown(rows: list[dict]) -> str:
     cols = _columns(rows)
-    robust = len(cols) > len(COLUMNS)
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(_cells(r, "±", "—", robust)) + " |" for r in rows]
+    out += ["| " + " | ".join(_cells(r, "±", "—", cols)) + " |" for r in rows]
     return "\n".join(out)
 
 
@@ -233,10 +238,9 @@ def latex_escape(text: str) -> str:
 def latex(rows: list[dict]) -> str:
     esc = latex_escape
     cols = _columns(rows)
-    robust = len(cols) > len(COLUMNS)
     out = [r"\begin{tabular}{" + "l" * 3 + "r" * (len(cols) - 3) + "}", r"\toprule",
            " & ".join(esc(c) for c in cols) + r" \\", r"\midrule"]
-    out += [" & ".join(esc(c) for c in _cells(r, "±", "—", robust)) + r" \\" for r in rows]
+    out += [" & ".join(esc(c) for c in _cells(r, "±", "—", cols)) + r" \\" for r in rows]
     out += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(out)
 
@@ -245,7 +249,7 @@ def to_csv(rows: list[dict]) -> str:
     """One row per cell, plain numbers (no ± strings) for spreadsheets and plotting."""
     fields = ["label", *KEY, "seeds", "teacher_acc", "student_acc_mean", "student_acc_sd", "ci95", "best_mean",
               "best_sd", "published", "diff", "ds", "synth_time_s", "wall_time_s", "robust_acc_mean", "robust_acc_sd",
-              "published_source"]
+              "published_source", "teacher_queries"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
@@ -258,7 +262,8 @@ def to_csv(rows: list[dict]) -> str:
                     "synth_time_s": r["synth_time_s"][0] if r["synth_time_s"] else None,
                     "wall_time_s": r["wall_time_s"][0], "published_source": r["published_source"],
                     "robust_acc_mean": r["robust_acc"][0] if r.get("robust_acc") else None,
-                    "robust_acc_sd": r["robust_acc"][1] if r.get("robust_acc") else None})
+                    "robust_acc_sd": r["robust_acc"][1] if r.get("robust_acc") else None,
+                    "teacher_queries": r.get("teacher_queries")})
     return buf.getvalue()
 
 
