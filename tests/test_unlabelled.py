@@ -52,3 +52,26 @@ def test_the_unlabelled_source_needs_a_dataset_and_no_label_term():
         build_config(method="dfnd", sets=["data.name=digits", "source.data=digit_mosaic"])
     cfg = build_config(method="dfnd", sets=["data.name=digits"])
     assert (cfg.source.name, cfg.source.data, cfg.source.select) == ("unlabelled", "digits_mosaic", 720)
+
+
+def test_a_folder_of_images_is_an_unlabelled_source(tmp_path):
+    from PIL import Image
+
+    from dfkd.io.data import dataset_info
+    from dfkd.synthesis.real import unlabelled_split
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    Image.new("RGB", (8, 8), (255, 255, 255)).save(tmp_path / "a" / "white.png")
+    Image.new("L", (20, 10), 0).save(tmp_path / "a" / "b" / "black.jpg")
+    (tmp_path / "notes.txt").write_text("not an image")
+    cfg = build_config(method="dfnd", sets=["data.name=digits", f"source.data={tmp_path}"])
+    info = dataset_info(cfg.data)
+    ds = unlabelled_split(cfg.data, cfg.source.data, info)
+    assert len(ds) == 2
+    (black, y0), (white, y1) = ds[0], ds[1]  # sorted paths: a/b/black.jpg, a/white.png
+    assert black.shape == white.shape == (1, 16, 16) and y0 == y1 == -1
+    assert torch.allclose(white, torch.full_like(white, (1 - info.mean[0]) / info.std[0]), atol=1e-5)
+    assert torch.allclose(black, torch.full_like(black, (0 - info.mean[0]) / info.std[0]), atol=1e-5)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DfkdError, match="no image files"):
+        unlabelled_split(cfg.data, str(tmp_path / "empty"), info)

@@ -32,9 +32,10 @@ class SourceConfig:
     embed_dim: int = opt(64, "nayer: size of the random or learned class embedding", min=1)
     nayer_z: bool = opt(False, "nayer: add z ~ N(0, I) to the noisy layers' output (the authors' generator has no "
                                "latent code)")
-    data: str = opt("", "unlabelled: the dataset (`dfkd list datasets`) whose training images, their labels "
-                        "never read, the student learns from: out-of-domain images in the teacher's input shape, "
-                        "normalised as the teacher's data (e.g. digits_mosaic for a digits teacher)")
+    data: str = opt("", "unlabelled: a folder of image files (read recursively) or a dataset (`dfkd list "
+                        "datasets`: its training images, labels never read) the student learns from: "
+                        "out-of-domain images, resized to the teacher's input and normalised as its data (e.g. "
+                        "digits_mosaic for a digits teacher)")
     select: int = opt(0, "unlabelled: DFND's data collection: keep the N images the teacher is most confident on "
                          "(lowest cross-entropy against its own arg-max; one pass over the dataset before the "
                          "run, its queries counted); 0 = all", min=0)

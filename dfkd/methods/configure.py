@@ -4,6 +4,7 @@ a field-by-field check cannot make (`validate`)."""
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import torch
 
@@ -79,8 +80,8 @@ def check_unlabelled(cfg: Config) -> None:
     if not cfg.source.data:
         raise DfkdError("source.name=unlabelled reads the images of another dataset; set source.data (e.g. "
                         "source.data=digits_mosaic, see `dfkd list datasets`)")
-    if cfg.source.data not in DATASETS:
-        DATASETS.get(cfg.source.data)  # raises with a suggestion
+    if cfg.source.data not in DATASETS and not Path(cfg.source.data).is_dir():
+        DATASETS.get(cfg.source.data)  # raises with a suggestion (or name a folder of images)
     for owner in ("generator", "student"):
         for term, w in getattr(cfg.objective, owner).items():
             if w and "targets" in TERMS.get(term).needs:

@@ -173,8 +173,8 @@ term("t_entropy", "mean entropy of the teacher's prediction per sample: low for 
     lambda s, o, p: losses.prediction_entropy(s.t_logits))
 term("patch_gan", "MosaicKD's local term: a patch discriminator must call every patch of the sample real, "
                   "BCE summed over patches, mean over samples (Fang et al. 2021)",
-     data=Param("", "the out-of-domain dataset whose patches the generator imitates (`dfkd list datasets`; "
-                    "its training images, labels never read)"),
+     data=Param("", "the out-of-domain images whose patches the generator imitates: a folder of image files "
+                    "or a dataset (`dfkd list datasets`: its training images, labels never read)"),
      lr=Param(1e-3, "Adam learning rate of the discriminator (betas 0.5, 0.999; its own step before each "
                     "source step)", min=0.0),
      ndf=Param(128, "width of the discriminator's first layer", min=1))(

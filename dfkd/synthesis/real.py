@@ -38,13 +38,46 @@ from dfkd.synthesis.robust import boundary_attack, pgd
 from dfkd.synthesis.schedule import SCHEDULES
 
 
+class UnlabelledFolder(Dataset):
+    """Every image file under a folder (recursively: .png, .jpg, .jpeg, .bmp, .webp), in sorted order,
+    as (C, size, size) tensors in the teacher's channels (grey or RGB) and normalisation; label -1."""
+
+    SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+
+    def __init__(self, root: str, info):
+        from pathlib import Path
+
+        self.files = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in self.SUFFIXES)
+        if not self.files:
+            raise DfkdError(f"source.data: no image files (.png, .jpg, .jpeg, .bmp, .webp) under '{root}'")
+        self.info = info
+        self.mean = torch.tensor(info.mean).view(-1, 1, 1)
+        self.std = torch.tensor(info.std).view(-1, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+        from torchvision.transforms.functional import pil_to_tensor
+
+        img = Image.open(self.files[i]).convert("L" if self.info.in_channels == 1 else "RGB")
+        img = img.resize((self.info.image_size, self.info.image_size), Image.BILINEAR)
+        x = pil_to_tensor(img).float() / 255.0
+        return ((x - self.mean) / self.std).to(torch.get_default_dtype()), -1
+
+
 def unlabelled_split(data_cfg, source_data: str, info) -> Dataset:
-    """The training images of dataset `source_data` (source.name=unlabelled), normalised as the teacher's
-    data (`info`: its mean, std and image size); their labels are never read."""
+    """The images of `source_data` (source.name=unlabelled): a folder of image files, or a dataset's
+    training split, normalised as the teacher's data (`info`: its mean, std and image size); labels
+    are never read."""
     from dataclasses import replace
+    from pathlib import Path
 
     from dfkd.io.data import load_split
 
+    if Path(source_data).is_dir():
+        return UnlabelledFolder(source_data, info)
     other = replace(data_cfg, name=source_data, mean=list(info.mean), std=list(info.std), image_size=info.image_size)
     ds = load_split(other, "train")
     channels = ds[0][0].shape[0]
