@@ -10,7 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_launch import BASE, TABLE, _students  # noqa: E402
+from test_launch import _students, table  # noqa: E402,F401  (the tiny table fixture)
 
 from dfkd.tables import launch  # noqa: E402
 from dfkd.tables.experiment import run_table  # noqa: E402
@@ -27,14 +27,6 @@ def _slurm_up() -> bool:
 
 
 pytestmark = pytest.mark.skipif(not _slurm_up(), reason="no running Slurm here (tests/cluster/slurm-up.sh)")
-
-
-@pytest.fixture()
-def table(tmp_path):
-    (tmp_path / "tiny").mkdir()
-    (tmp_path / "tiny" / "table.yaml").write_text(TABLE)
-    (tmp_path / "tiny" / "base.yaml").write_text(BASE)
-    return str(tmp_path / "tiny" / "table.yaml")
 
 
 def test_a_slurm_job_array_gives_the_local_table_and_a_timed_out_run_resumes_bitwise(table, tmp_path, monkeypatch,
