@@ -32,8 +32,8 @@ def _one_line_error(p, *needles):
 
 
 def test_unknown_method(tmp_path):
-    p = run("distill", "--method", "dfda", "--out", str(tmp_path / "o"))
-    _one_line_error(p, "unknown method 'dfda'", "did you mean 'dfad'")
+    p = run("distill", "--method", "dfadd", "--out", str(tmp_path / "o"))
+    _one_line_error(p, "unknown method 'dfadd'", "did you mean 'dfad'")
     assert not (tmp_path / "o").exists()
 
 

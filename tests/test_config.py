@@ -52,8 +52,8 @@ def test_bad_values_name_the_key(item, message):
 
 
 def test_unknown_method_suggests():
-    with pytest.raises(DfkdError, match="unknown method 'dfda'.*did you mean 'dfad'"):
-        build_config(method="dfda")
+    with pytest.raises(DfkdError, match="unknown method 'dfadd'.*did you mean 'dfad'"):
+        build_config(method="dfadd")
 
 
 def test_bad_yaml_files(tmp_path):

@@ -57,7 +57,7 @@ def test_mnist_presets_are_the_authors_optimizers_shown_by_dfkd_options():
     assert rows["data.name"] == ["mnist", "--dataset mnist"] and rows["method"] == ["dafl", "--method"]
     assert rows["distill.kd_steps"] == ["1", "recipe dafl"] and rows["seed"] == ["0", "default"]
     assert "lr 0.2" in r.stdout.splitlines()[-1] and r.stdout.splitlines()[-1].startswith("preset dafl/mnist:")
-    bad = subprocess.run([sys.executable, "-m", "dfkd", "options", "--method", "dfda"], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "dfkd", "options", "--method", "dfadd"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "did you mean 'dfad'" in bad.stderr
 
 
