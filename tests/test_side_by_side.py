@@ -95,6 +95,8 @@ def test_the_shipped_side_by_side_cells_run_the_authors_budget_and_weights(tmp_p
     run_table("cifar10_jpeg/side_by_side", out=str(tmp_path), dry_run=True)  # every config builds
     assert len(capsys.readouterr().out.splitlines()) == len(spec.cells) * spec.seeds
     for cell in spec.cells:
+        if cell.authors.repo not in ("zju-vipa/Fast-Datafree", "tmtuan1307/NAYER"):
+            continue  # their own command lines: the next two tests
         name = cell.name or cell.method
         cfg = cell_config(path, spec, cell, spec.scales["paper"], 0, scale_name="paper")
         o = _their_options(cell.authors.args)
@@ -127,3 +129,54 @@ def test_the_shipped_side_by_side_cells_run_the_authors_budget_and_weights(tmp_p
             assert cfg.objective.temperature == pytest.approx(float(o["T"])), name
         else:
             assert cfg.objective.temperature == pytest.approx(1.0), name
+
+
+def _cell(name: str):
+    path, spec = read_table("cifar10_jpeg/side_by_side")
+    cell = next(c for c in spec.cells if (c.name or c.method) == name)
+    return cell, cell_config(path, spec, cell, spec.scales["paper"], 0, scale_name="paper")
+
+
+@pytest.mark.parametrize("name", ["cudfkd", "adadfkd"])
+def test_the_curriculum_cells_follow_ljrprocc_command_lines(name):
+    """ljrprocc/DFKD's datafree_kd.py: rounds of kd_steps per epoch, its CosineAnnealingLR(T_max =
+    epochs), -lmda_ent the class balance, the adversarial weight ramped per epoch (CuDFKD: from adv
+    by grad_adv per epoch between the fractions), L1 or KL at T for the student."""
+    cell, cfg = _cell(name)
+    o = _their_options(cell.authors.args)
+    epochs, per_epoch = int(o["epochs"]), int(o["ep_steps"]) // int(o["kd_steps"])
+    assert cell.authors.repo == "ljrprocc/DFKD"
+    assert cfg.distill.rounds == epochs * per_epoch and cfg.distill.kd_steps == int(o["kd_steps"])
+    assert cfg.distill.eval_every == per_epoch == cfg.objective.ramp_every
+    assert cfg.synth.g_steps == int(o["g_steps"]) and cfg.synth.batch_size == int(o["batch_size"])
+    assert cfg.source.optim.lr == pytest.approx(float(o["lr_g"])) and cfg.student.optim.lr == float(o["lr"])
+    assert cfg.student.optim.horizon == 1.0  # their cosine spans the run
+    w = cfg.objective.generator
+    assert w["bn"] == float(o["bn"]) and w["oh"] == float(o["oh"]) and w["ie"] == -float(o["lmda_ent"])
+    assert cfg.objective.self_paced[0] == float(o["lambda_0"]) and cfg.objective.temperature == float(o["T"])
+    student = "kd_l1" if o["loss"] == "l1" else "kd_kl"
+    assert cfg.objective.student[student] == 1.0
+    # the adversarial weight at the end of each epoch e: adv + grad_adv * clamp(e - B, 0, E - B), their
+    # get_alpha_adv, read during epoch e + 1; B, E = int(epochs * begin / end fraction)
+    b, e = int(epochs * float(o["begin_fraction"])), int(epochs * float(o["end_fraction"]))
+    start, end, at, *frm = cfg.objective.ramp["adv_kl"]
+    f = frm[0] if frm else 0.0
+    for epoch in range(epochs):
+        theirs = float(o["adv"]) + float(o["grad_adv"]) * min(max(epoch - 1 - b, 0), e - b)
+        p = (epoch + 1) / epochs
+        ours = w["adv_kl"] * (start + (end - start) * min(1.0, max(0.0, p - f) / (at - f)))
+        assert ours == pytest.approx(theirs, abs=1e-6), (name, epoch)
+
+
+def test_the_spaceshipnet_cell_follows_its_authors_config():
+    """skgyu/SpaceshipNet's YAML with the cell's overrides (authors_spaceshipnet.py reads the same)."""
+    import yaml
+
+    cell, cfg = _cell("spaceshipnet")
+    words = cell.authors.args.split()
+    assert words[0] == "--config" and cell.authors.repo == "skgyu/SpaceshipNet"
+    over = {k: yaml.safe_load(v) for k, v in (w.split("=", 1) for w in words[2:])}
+    assert cfg.distill.rounds == over["max_epoch"] + 1 and cfg.distill.eval_every == 1
+    assert cfg.synth.g_steps == over["g_steps"] and cfg.distill.kd_steps == over["kd_steps"]
+    assert cfg.synth.batch_size == over["batch_size"] and cfg.student.optim.horizon == 1.0
+    assert cfg.objective.temperature == 30.0 and cfg.source.optim.lr == 1e-3 and cfg.student.optim.lr == 0.1
