@@ -12,6 +12,7 @@ authors' harness records theirs:
 method consumes (see Injector)."""
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -74,6 +75,19 @@ class Injector:
                 return u / u.norm(dim=2, keepdim=True)
 
             synth.draw_directions = directions
+        if "ood" in draws:  # MosaicKD: the discriminator's real batches, the student's out-of-domain images
+            from types import SimpleNamespace
+
+            from dfkd.synthesis.mosaic import MosaicPatches
+
+            mosaic = synth.extension(MosaicPatches)
+            mosaic.d_batches = SimpleNamespace(next=lambda: (norm(S.draw("images", "ood-d", self.r)), None))
+            mosaic.student_batches = SimpleNamespace(
+                next=lambda: (norm(S.draw("images", "ood-s", self.r, self.next("ood-s"))), None))
+            torch.manual_seed(S._seed("disc"))  # its initial weights: a seeded reset, as the harness does
+            for m in mosaic.d.modules():
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
         if "targets" in draws:
             synth._targets = lambda: S.draw("targets", self.r)
         if "tiled_targets" in draws:  # SpaceshipNet's 0..K-1 tiled and then 0..N mod K - 1 (dfkd draws the rest)
@@ -207,6 +221,21 @@ class _Recorded:
         return total, parts
 
 
+@contextlib.contextmanager
+def _placeholder_ood():
+    """MosaicKD's out-of-domain set while the run is built: a placeholder (the Injector then puts the
+    setting's batches in its streams), so a trace needs no dataset."""
+    import dfkd.synthesis.mosaic as mosaic
+
+    real = mosaic.unlabelled_split
+    mosaic.unlabelled_split = lambda data, name, info: torch.utils.data.TensorDataset(
+        torch.zeros(4 * S.N, S.CHANNELS, S.SIZE, S.SIZE), torch.zeros(4 * S.N))
+    try:
+        yield
+    finally:
+        mosaic.unlabelled_split = real
+
+
 def run(method: str, sets: list[str], rounds: int, draws: set[str], generator: dict | None = None,
         batch: int | None = None) -> dict:
     """The trace of `method` with these config overrides, over `rounds` rounds; `generator`: the
@@ -228,7 +257,8 @@ def _run(method: str, sets: list[str], rounds: int, draws: set[str], generator: 
     try:
         teacher, student, gen = S.models(**(generator or {}))
         info = dataset_info(cfg.data)
-        parts = build_parts(cfg, teacher, info, torch.device("cpu"), student_module=student)
+        with _placeholder_ood() if "ood" in draws else contextlib.nullcontext():
+            parts = build_parts(cfg, teacher, info, torch.device("cpu"), student_module=student)
         parts.student.load_state_dict(student.state_dict())  # undo the shape check's BN updates
         synth = parts.synth
         source = getattr(synth, "shared", getattr(synth, "generator", None))

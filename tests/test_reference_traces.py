@@ -65,6 +65,7 @@ def test_dfkd_reproduces_the_authors_code_round_by_round(name):
     ("cudfkd", "objective.self_paced=[]"),  # the student's batch loss unweighted (v = 1)
     ("adadfkd", "objective.params.r2m.length=1.0"),  # every negative of the queue: no sliding window
     ("dfme", "teacher.correction=none"),  # the teacher's raw logits instead of its centred log-probabilities
+    ("mosaickd", "synth.student_mode=eval"),  # their generator step sees the student in train mode
 ])
 def test_a_deviation_from_the_authors_code_fails_its_trace(name, change):
     """The comparison is sharp: each of these switches back to what dfkd did before it matched the
