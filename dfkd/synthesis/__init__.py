@@ -10,4 +10,5 @@ term's (its discriminator) in
 `dfkd.objective.terms.COMPONENTS`.
 
 May import: `dfkd.base`, `dfkd.config`, `dfkd.models`, `dfkd.generators`, `dfkd.io`, `dfkd.objective`."""
-from dfkd.synthesis import contrast, exchange, mosaic, real, relation, synthesizers, zeroth_order  # noqa: F401,E402  (registering)
+# registering
+from dfkd.synthesis import contrast, exchange, mosaic, real, relation, synthesizers, zeroth_order  # noqa: F401,E402

@@ -16,6 +16,7 @@ from dfkd.tables import launch  # noqa: E402
 from dfkd.tables.experiment import run_table  # noqa: E402
 from dfkd.tables.launch import read_launcher  # noqa: E402
 
+
 def _slurm_up() -> bool:
     if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
         return False
