@@ -137,7 +137,7 @@ def _cell(name: str):
     return cell, cell_config(path, spec, cell, spec.scales["paper"], 0, scale_name="paper")
 
 
-@pytest.mark.parametrize("name", ["cudfkd", "adadfkd"])
+@pytest.mark.parametrize("name", ["cudfkd", "cudfkd_step", "adadfkd"])
 def test_the_curriculum_cells_follow_ljrprocc_command_lines(name):
     """ljrprocc/DFKD's datafree_kd.py: rounds of kd_steps per epoch, its CosineAnnealingLR(T_max =
     epochs), -lmda_ent the class balance, the adversarial weight ramped per epoch (CuDFKD: from adv
