@@ -328,13 +328,16 @@ class Objective:
             raise DfkdError(f"the {owner} objective has no term with a non-zero weight; "
                             f"set e.g. objective.{owner}.kd_kl=1 (see `dfkd list terms`)")
 
+    def weighted_terms(self, sig: Signals):
+        """(name, weight now, value) of each term on `sig`: its weight times its decay/ramp factor."""
+        for name, w in self.weights.items():
+            yield name, w * self.factors.get(name, 1.0), self.terms[name].fn(sig, self, self.params.get(name, {}))
+
     def __call__(self, sig: Signals) -> tuple[Tensor, dict[str, Tensor]]:
         total = None
         parts = {}
-        for name, w in self.weights.items():
-            value = self.terms[name].fn(sig, self, self.params.get(name, {}))
+        for name, w, value in self.weighted_terms(sig):
             parts[name] = value.detach()
-            w = w * self.factors.get(name, 1.0)
             total = w * value if total is None else total + w * value
         return total, parts
 

@@ -234,9 +234,8 @@ def pixel_range(info, device) -> tuple[torch.Tensor, torch.Tensor]:
 def build_pool(cfg: Config, info, device, run_dir: Path | None) -> ReplayPool | None:
     if cfg.pool.capacity == 0:
         return None
-    return ReplayPool(cfg.pool.capacity, (info.in_channels, info.image_size, info.image_size), cfg.pool.storage,
-                      device=device if cfg.pool.device == "same" else "cpu", out_device=device,
-                      path=run_dir / "pool.bin" if cfg.pool.device == "disk" and run_dir else None)
+    return ReplayPool.placed(cfg.pool.capacity, (info.in_channels, info.image_size, info.image_size),
+                             cfg.pool.storage, cfg.pool.device, device, run_dir / "pool.bin" if run_dir else None)
 
 
 def apply_perf(cfg: Config, device, teacher, student, generator, probe):

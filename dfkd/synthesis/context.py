@@ -60,10 +60,14 @@ class TeacherProbe:
         finally:
             self._counting = was
 
-    def logits(self, x: Tensor) -> Tensor:
-        """The teacher's logits on x (corrected), a counted query; under no_grad for a black box."""
+    def _asked(self, x: Tensor) -> None:
+        """x's samples are queries unless inside `uncounted()`."""
         if self._counting:
             self.queries += x.shape[0]
+
+    def logits(self, x: Tensor) -> Tensor:
+        """The teacher's logits on x (corrected), a counted query; under no_grad for a black box."""
+        self._asked(x)
         with torch.no_grad() if self.no_grad else contextlib.nullcontext():
             t = self.teacher_forward(x)
         if self.correction == "mean":
@@ -87,7 +91,7 @@ class TeacherProbe:
             self.blocks.enabled = want_blocks
         cams = []
         if want_blocks and "gradcam" in needs:  # SpaceshipNet: a backward to the stages, none to the weights
-            self.queries += x.shape[0] if self._counting else 0
+            self._asked(x)
             with torch.enable_grad():
                 logits = self.teacher_forward(x.detach().requires_grad_(True))
                 cams = [c.detach() for c in grad_cam(logits, self.blocks.values, logits.argmax(1))]

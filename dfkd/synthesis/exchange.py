@@ -67,7 +67,7 @@ class FeatureExchange(Extension):
             was = generator.training
             generator.eval()(torch.zeros(2, generator.nz, device=device))
             generator.train(was)
-        pool = pool or (lambda name, cap, shape, st: ReplayPool(cap, shape, st, device="cpu", out_device=device))
+        pool = pool or (lambda name, cap, shape, st: ReplayPool.placed(cap, shape, st, "cpu", device))
         shapes = {lv: tuple(self._seen[lv].shape[1:]) for lv in self.levels}
         self._make = lambda lv: pool(f"exchange-level{lv}", capacity, shapes[lv], storage)
         self._pools: dict[int, ReplayPool] = {}

@@ -22,6 +22,14 @@ from torch import Tensor
 
 
 class ReplayPool:
+    @classmethod
+    def placed(cls, capacity: int, shape: tuple[int, ...], storage: str, where: str, device,
+               file: Path | None = None) -> "ReplayPool":
+        """A pool placed as `pool.device` says (`where`): in RAM ('cpu'), on the run's `device` ('same'),
+        or in the memory-mapped `file` ('disk'; in RAM when there is no file yet); read out on `device`."""
+        return cls(capacity, shape, storage, device=device if where == "same" else "cpu", out_device=device,
+                   path=file if where == "disk" else None)
+
     def __init__(self, capacity: int, shape: tuple[int, ...], storage: str = "fp16", device="cpu",
                  out_device=None, path: str | Path | None = None):
         if capacity < 1:

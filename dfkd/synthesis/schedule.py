@@ -106,8 +106,8 @@ class ExtensionBuild:
         """A replay pool of `shape` samples as `pool.device` places it: RAM ('cpu'), the run's device
         ('same'), or a memory-mapped file NAME-rankR.bin in the run directory ('disk'; RAM without one)."""
         run_dir = self.run_dir() if self.pool_device == "disk" else None
-        return ReplayPool(capacity, shape, storage, device=self.device if self.pool_device == "same" else "cpu",
-                          out_device=self.device, path=run_dir / f"{name}-rank{self.rank}.bin" if run_dir else None)
+        return ReplayPool.placed(capacity, shape, storage, self.pool_device, self.device,
+                                 run_dir / f"{name}-rank{self.rank}.bin" if run_dir else None)
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,8 @@ EXTENSIONS = Registry("source extension")
 
 
 def _specs() -> list[ExtensionSpec]:
-    return [s for _, s in sorted(((EXTENSIONS.get(n).order, n), EXTENSIONS.get(n)) for n in EXTENSIONS)]
+    specs = {n: EXTENSIONS.get(n) for n in EXTENSIONS}  # by name
+    return [specs[n] for n in sorted(specs, key=lambda n: (specs[n].order, n))]
 
 
 def check_extensions(cfg) -> None:

@@ -55,9 +55,7 @@ def per_sample_losses(objective: Objective, x: Tensor, t_logits: Tensor, s_logit
     evaluated on a batch of one (torch.func.vmap), weighted as `Objective.__call__` weighs it."""
     def one(xi, ti, si):
         sig = Signals(x=xi[None], x_seen=xi[None], t_logits=ti[None], s_logits=si[None])
-        return sum(w * objective.factors.get(name, 1.0) * objective.terms[name].fn(sig, objective,
-                                                                                   objective.params.get(name, {}))
-                   for name, w in objective.weights.items())
+        return sum(w * value for _, w, value in objective.weighted_terms(sig))
 
     return torch.func.vmap(one)(x, t_logits, s_logits)
 

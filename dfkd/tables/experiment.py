@@ -83,7 +83,8 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
             teachers[auto_key(cfg, member)] = tcfg
     if jobs < 1:
         raise DfkdError(f"--jobs must be >= 1, got {jobs}")
-    if launcher is not None and launcher.kind != "local" and not (dry_run or status):
+    remote = launcher is not None and launcher.kind != "local"  # runs submitted as a job array
+    if remote and not (dry_run or status):
         from dfkd.tables.launch import check
 
         check(launcher)  # submitit and sbatch, before a teacher is trained or a run set aside
@@ -141,7 +142,6 @@ def run_table(table: str, seeds: int | None = None, scale: str = "paper", out: s
         for tcfg in needed:
             ensure_teacher(tcfg, quiet=quiet)  # trained once, before the first run that needs it
         work.append((label, planned, None))
-    remote = launcher is not None and launcher.kind != "local"
     if remote:
         from dfkd.tables import launch
 

@@ -59,11 +59,11 @@ def read_launcher(name: str, sets: list[str] = ()) -> LauncherConfig:
     """The launcher `name` (a kind, experiments/launchers/NAME.yaml or a YAML path) with `key=value` sets."""
     data: dict = {}
     path = Path(name)
+    if path.suffix not in (".yaml", ".yml"):  # a name: a file of experiments/launchers, if there is one
+        path = next((d / f"{name}.yaml" for d in _launcher_dirs() if (d / f"{name}.yaml").is_file()), None)
     if name in ("local", "slurm", "submitit_local"):
         data = {"kind": name}
-    elif path.suffix in (".yaml", ".yml") or any((d / f"{name}.yaml").is_file() for d in _launcher_dirs()):
-        if path.suffix not in (".yaml", ".yml"):
-            path = next(d / f"{name}.yaml" for d in _launcher_dirs() if (d / f"{name}.yaml").is_file())
+    elif path is not None:
         if not path.is_file():
             raise DfkdError(f"launcher file '{path}' not found")
         data = yaml.safe_load(path.read_text()) or {}
@@ -102,22 +102,21 @@ def executor(cfg: LauncherConfig, folder: Path):
         ex.update_parameters(**params, signal_delay_s=cfg.signal_delay_s)
         return ex
     ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
-    if cfg.kind == "slurm":
-        params.update(slurm_array_parallelism=cfg.array_parallelism, slurm_signal_delay_s=cfg.signal_delay_s,
-                      slurm_additional_parameters=dict(cfg.sbatch))
-        if cfg.partition:
-            params["slurm_partition"] = cfg.partition
-        if cfg.account:
-            params["slurm_account"] = cfg.account
+    params.update(slurm_array_parallelism=cfg.array_parallelism, slurm_signal_delay_s=cfg.signal_delay_s,
+                  slurm_additional_parameters=dict(cfg.sbatch))
+    if cfg.partition:
+        params["slurm_partition"] = cfg.partition
+    if cfg.account:
+        params["slurm_account"] = cfg.account
     ex.update_parameters(**params)
     return ex
 
 
 class RunTask:
     """One (cell, seed) run as a submitit task: runs the config into its run directory, or resumes
-    that directory from its last checkpoint when an earlier attempt left one (a requeue after the
-    pre-timeout signal or a preemption); returns the run's summary. Checkpointable: submitit
-    requeues it with the same arguments."""
+    that directory from its last checkpoint when there is one (an interrupted run the runner chose to
+    resume, whose config is None; a requeue after the pre-timeout signal or a preemption); returns
+    the run's summary. Checkpointable: submitit requeues it with the same arguments."""
 
     def __call__(self, cfg, run_dir: str) -> dict:
         from dfkd.run.runner import distill
@@ -142,13 +141,8 @@ def submit(work, cfg: LauncherConfig, root: Path) -> list:
     job array; records the job ids in ROOT/launcher.json; returns [(label, run_dir, job)]."""
     ex = executor(cfg, root / "slurm")
     dirs, cfgs, labels = [], [], []
-    for label, run_cfg, resume in work:
-        if resume is not None:
-            from dfkd.run.runner import resume_state
-
-            run_cfg, run_dir = resume_state(resume)[0], Path(resume)
-        else:
-            run_dir = Path(run_cfg.out) / run_cfg.run_name
+    for label, run_cfg, resume in work:  # a run to resume needs no config: its checkpoint has one
+        run_dir = Path(resume) if resume is not None else Path(run_cfg.out) / run_cfg.run_name
         dirs.append(str(run_dir))
         cfgs.append(run_cfg)
         labels.append(label)
