@@ -98,7 +98,7 @@ def test_fresh_batches_drawn_in_eval_mode_use_the_running_statistics():
 
 
 def test_kd_nce_against_hand_computed_values_and_its_gradient_sign():
-    from dfkd.objective.kd_losses import feature_infonce
+    from dfkd.objective.relation import feature_infonce
 
     t = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     s = torch.tensor([[2.0, 0.0], [0.0, 3.0]], requires_grad=True)  # the same directions, other norms
@@ -113,7 +113,7 @@ def test_kd_nce_against_hand_computed_values_and_its_gradient_sign():
     nce = Objective({"kd_nce": 1.0}, params={"kd_nce": {"tau": 0.5}})(sig)[0].item()
     assert nce == pytest.approx(math.log(1 + math.exp(-2)), rel=1e-5)
     assert Objective({"kd_nce": 1.0}).params["kd_nce"] == {"tau": 0.07, "project": "none"}  # defaults
-    from dfkd.objective.kd_losses import to_width
+    from dfkd.objective.relation import to_width
 
     with pytest.raises(DfkdError, match="set objective.params.kd_nce.project=random"):
         to_width(torch.zeros(2, 3), 2, "none", "kd_nce")
@@ -124,7 +124,7 @@ def test_kd_nce_against_hand_computed_values_and_its_gradient_sign():
 
 
 def test_relation_infonce_keeps_its_window_of_negatives():
-    from dfkd.objective.losses import relation_infonce
+    from dfkd.objective.relation import relation_infonce
 
     a, k = torch.tensor([[1.0, 0.0]]), torch.tensor([[2.0, 0.0]])  # positive cosine 1
     queue = torch.tensor([[0.0, -1.0], [1.0, 0.0]])  # columns: cosines 0 and -1 to the anchor
@@ -158,7 +158,7 @@ def test_the_relation_queue_slides_its_window_enqueues_and_round_trips():
 def test_adadfkds_feature_terms_keep_double_precision():
     """float64 features stay float64 in kd_nce and in the relation queue (the reference trace
     compares them with the authors' code to 1e-11; in float32 they drifted to 1e-3 by round 4)."""
-    from dfkd.objective.kd_losses import feature_infonce
+    from dfkd.objective.relation import feature_infonce
     from dfkd.synthesis.relation import RelationQueue
 
     g = torch.Generator().manual_seed(0)

@@ -16,6 +16,7 @@ from dfkd.base.component import Component
 from dfkd.base.errors import DfkdError
 from dfkd.base.runtime import full
 from dfkd.objective.hooks import classifier_layer, stage_channels
+from dfkd.objective.terms import term
 
 
 def grad_cam(logits: Tensor, blocks: list[Tensor], classes: Tensor) -> list[Tensor]:
@@ -64,3 +65,14 @@ class Classifiers(Component):
                                 f"objective.student.sarc_cam=0")
             fcs.append(fc)
         return cls(*fcs)
+
+
+term("sarc_cam", "SpaceshipNet's CAM consistency: MSE between student and teacher class-activation maps of the "
+                 "last matched stage, every class (Yu et al. 2023)", "student", "blocks",
+     component=Classifiers.build)(
+    lambda s, o, p: cam_mse(s.s_blocks[-1], s.t_blocks[-1], o.components["sarc_cam"].student.weight,
+                                o.components["sarc_cam"].teacher.weight))
+term("sarc_gradcam", "SpaceshipNet's multi-scale Grad-CAM consistency: MSE between student and teacher "
+                     "Grad-CAMs of every matched stage for the teacher's class, summed (Yu et al. 2023)",
+     "student", "blocks", "gradcam")(
+    lambda s, o, p: gradcam_mse(s.s_logits, s.s_blocks, s.t_gradcams, s.t_logits.argmax(1)))

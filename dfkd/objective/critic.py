@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dfkd.base.component import Component
+from dfkd.objective.terms import Param, term
 
 
 class Critic(nn.Module):
@@ -82,3 +83,11 @@ class CriticTrainer(Component):
     def load_state_dict(self, state: dict) -> None:
         self.critic.load_state_dict(state["critic"])
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+term("adv_critic", "fool a learned critic that tells teacher from student output distributions: "
+      "BCE(D(p_S), 1) (Belagiannis et al. 2018; KDGAN)", "student",
+      component=CriticTrainer.build,
+      lr=Param(2e-4, "Adam learning rate of the critic (one step per student step)", min=0.0))(
+    lambda s, o, p: fool_loss(o.components["critic"].critic,
+                                     F.softmax(s.s_logits.float() / o.temperature, dim=1)))

@@ -11,6 +11,8 @@ from torch import Tensor, nn
 
 from dfkd.base.component import Component
 from dfkd.objective.hooks import stage_channels
+from dfkd.objective.kd_losses import hint_mse
+from dfkd.objective.terms import term
 
 
 class HintAdapter(Component):
@@ -38,3 +40,9 @@ class HintAdapter(Component):
 
     def load_state_dict(self, state: dict) -> None:
         self.conv.load_state_dict(state)
+
+
+term("hint", "FitNets hint: MSE between the teacher's middle matched stage and the student's through a "
+      "learned 1x1-conv adapter (Romero et al. 2015)", "student", "blocks", component=HintAdapter.build)(
+    lambda s, o, p: hint_mse(o.components["hint"](s.s_blocks[len(s.s_blocks) // 2]),
+                                     s.t_blocks[len(s.t_blocks) // 2]))

@@ -7,6 +7,8 @@ on tensors, mean over the batch. Shapes: logits (N, K), labels (N,), embeddings 
   the normalised pairwise distances / the triplet angles of student and teacher embeddings;
 - `dkd`: decoupled KD (Zhao, Cui, Song, Qiu, Liang, CVPR 2022) — α·TCKD + β·NCKD at temperature T;
 - `label_ce`: cross-entropy of the student on the true labels (Hinton KD mixes it with the KL term).
+Their terms (and ARD's and BSS's attack terms) are declared here, registered in
+`dfkd.objective.terms.TERMS` when `dfkd.objective` is imported.
 Hinton KD itself is `dfkd.objective.losses.kl_div`; attention transfer is `dfkd.objective.losses.attention_transfer`.
 """
 from __future__ import annotations
@@ -15,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dfkd.base.errors import DfkdError
-from dfkd.base.runtime import full
+from dfkd.objective.losses import margin
+from dfkd.objective.terms import Param, term
 
 
 def label_ce(student_logits: Tensor, labels: Tensor) -> Tensor:
@@ -76,32 +78,26 @@ def dkd(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, alpha: f
     return alpha * tckd + beta * nckd
 
 
-def check_width(d_student: int, d_teacher: int, project: str, term: str) -> None:
-    """Refuse, in one line, student features of another width than the teacher's unless `project` maps them."""
-    if d_student != d_teacher and project != "random":
-        raise DfkdError(f"the {term} term compares penultimate features, and the teacher's are {d_teacher}-d, the "
-                        f"student's {d_student}-d; set objective.params.{term}.project=random (the authors' fresh "
-                        f"random map per step), pick a student of the teacher's width, or drop {term}")
-
-
-def to_width(student_feat: Tensor, width: int, project: str, term: str) -> Tensor:
-    """Student features (N, D_s) at the teacher's width: as they are when D_s equals it; with
-    project='random', through a fresh nn.Linear(D_s, width) in PyTorch's default initialisation,
-    drawn from the global random stream at every call (AdaDFKD's code, ljrprocc/DFKD adadfkd.py,
-    _utils.py difficulty_mining); otherwise refused in one line."""
-    if student_feat.shape[1] == width:
-        return student_feat
-    check_width(student_feat.shape[1], width, project, term)
-    layer = torch.nn.Linear(student_feat.shape[1], width).to(student_feat.device, student_feat.dtype)
-    return layer(student_feat)
-
-
-def feature_infonce(teacher_feat: Tensor, student_feat: Tensor, tau: float = 0.07) -> Tensor:
-    """AdaDFKD's in-batch InfoNCE on penultimate features (Li et al. 2024, "AdaDFKD: Exploring adaptive
-    inter-sample relationship in data-free knowledge distillation", Neural Networks; ljrprocc/DFKD
-    datafree/utils/_utils.py difficulty_mining): row i of the cosine matrix normalise(f_T) @
-    normalise(f_S)^T (N, N), at temperature tau, must pick the student's feature of its own sample
-    among the batch's: CE over the students, mean over the rows. Features (N, D), the same D
-    (`to_width` first)."""
-    d = F.normalize(full(teacher_feat), dim=1) @ F.normalize(full(student_feat), dim=1).t()
-    return F.cross_entropy(d / tau, torch.arange(d.shape[0], device=d.device))
+term("label_ce", "CE of the student on the batch's true labels (data-driven KD; real data only)",
+      "student", "targets")(
+    lambda s, o, p: label_ce(s.s_logits, s.targets))
+term("label_ce_clean", "CE of the student on the clean batch's true labels (robust distillation: ARD)",
+      "student", "clean", "targets")(
+    lambda s, o, p: label_ce(s.s_logits_clean, s.targets))
+term("adv_ce", "-CE of the student on the true labels: the perturbation maximises it (ARD's attack)",
+      "student", "targets")(
+    lambda s, o, p: -label_ce(s.s_logits, s.targets))
+term("dkd", "decoupled KD, alpha x TCKD + beta x NCKD at the objective's temperature "
+      "(Zhao et al. 2022; real data only)", "student", "targets",
+      alpha=Param(1.0, "weight of target-class KD (TCKD)", min=0.0),
+      beta=Param(8.0, "weight of non-target-class KD (NCKD)", min=0.0))(
+    lambda s, o, p: dkd(s.s_logits, s.t_logits, s.targets, p["alpha"], p["beta"], o.temperature))
+term("rkd_d", "RKD distance: Huber between normalised pairwise distances of penultimate features "
+      "(Park et al. 2019)", "student", "features", "s_features")(
+    lambda s, o, p: rkd_distance(s.s_features, s.t_features))
+term("rkd_a", "RKD angle: Huber between triplet-angle cosines of penultimate features (Park et al. 2019)",
+      "student", "features", "s_features")(
+    lambda s, o, p: rkd_angle(s.s_features, s.t_features))
+term("bss", "-(z_T[attack target] - z_T[label]): moves real samples toward the teacher's decision boundary "
+      "(boundary-supporting samples, Heo et al. 2019)", "targets", "attack")(
+    lambda s, o, p: -margin(s.t_logits, s.attack_targets, s.targets))

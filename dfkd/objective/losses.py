@@ -213,21 +213,3 @@ def margin(logits: Tensor, to: Tensor, frm: Tensor) -> Tensor:
     """Mean over the batch of logits[i, to_i] − logits[i, from_i] (N, K logits; (N,) classes): the
     quantity a targeted attack toward class `to` raises (BSS, Heo et al. 2019)."""
     return (logits.gather(1, to[:, None]) - logits.gather(1, frm[:, None])).mean()
-
-
-def relation_infonce(anchors: Tensor, keys: Tensor, queue: Tensor, hard: float, length: float,
-                     tau: float = 0.07) -> Tensor:
-    """AdaDFKD's relationship refinement (R2M; Li et al. 2024, Neural Networks; ljrprocc/DFKD
-    datafree/utils/_utils.py MoCo.forward): anchors (N, D) — the teacher's penultimate features, with
-    gradient — must pick keys (N, D) — the student's of the same samples, detached — against the
-    negatives of a queue (D, K) of earlier keys, of which each row keeps only the window
-    [floor(hard·K), floor((hard + length)·K)) of its negatives sorted by similarity, easiest first.
-    Vectors are L2-normalised; CE with the positive first, at temperature tau, mean over the rows."""
-    q = F.normalize(anchors, dim=1)
-    k = F.normalize(keys, dim=1).detach()
-    l_pos = (q * k).sum(1, keepdim=True)
-    l_neg = q @ queue.to(q.dtype)
-    k_all = queue.shape[1]
-    window = l_neg.argsort(dim=1)[:, int(hard * k_all):int((hard + length) * k_all)]
-    logits = torch.cat([l_pos, l_neg.gather(1, window)], dim=1) / tau
-    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))

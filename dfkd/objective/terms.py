@@ -3,9 +3,12 @@
     obj = Objective({"adv_l1": 1.0, "bn": 0.1}, temperature=1.0, params={"bn": {"first": 10.0}})
     total, parts = obj(signals)        # parts: {"adv_l1": tensor, "bn": tensor} (detached)
 
-Terms live in the `TERMS` registry. Each declares the signals it needs, from the checked vocabulary
-`NEEDS` (`dfkd.objective.signals`; so the loop runs the student forward and the hooks only when some
-weighted term asks for them), and its own hyperparameters with their defaults (`Param`): CMI's
+Terms live in the `TERMS` registry; this module is the mechanism and declares none of them. Each
+is declared, with `term(...)`, by the module of its role beside its loss function or its trainable
+part (`dfkd.objective.disagreement`, `priors`, `kd_losses`, `hint`, `critic`, `cam`, `relation`),
+and those register when `dfkd.objective` is imported. Each declares the signals it needs, from the
+checked vocabulary `NEEDS` (`dfkd.objective.signals`; so the loop runs the student forward and the
+hooks only when some weighted term asks for them), and its own hyperparameters with their defaults (`Param`): CMI's
 temperature is `objective.params.cmi.tau`, DKD's are `objective.params.dkd.alpha/beta`. The
 objective hands each term its resolved parameters untouched: `fn(signals, objective, params) ->
 scalar`. A term with trainable state (FitNets' adapter, the adversarial critic, CMI's head and bank)
@@ -20,14 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dfkd.base.errors import DfkdError
 from dfkd.base.registry import Registry, suggest
 from dfkd.config.load import check_range, coerce_value
-from dfkd.objective import cam, critic, kd_losses, losses
-from dfkd.objective.hint import HintAdapter
 from dfkd.objective.signals import NEEDS, Signals
 
 
@@ -133,175 +133,6 @@ def resolve_params(given: dict[str, dict[str, Any]], used: Iterable[str] = ()) -
             check_range(value, {"min": p.min, "max": p.max, "choices": p.choices}, path)
             out[name][key] = value
     return out
-
-
-_REDUCTION = Param("batchmean", "KL averaged over the batch ('batchmean': summed over classes, as Hinton KD) or "
-                                "over batch and classes ('mean': batchmean / K, PyTorch's element-wise mean, as "
-                                "ZSKT, ARD, RSLAD)", choices=("batchmean", "mean"))
-term("kd_kl", "KL(T||S) at the objective's temperature, x T^2", "student", reduction=_REDUCTION)(
-    lambda s, o, p: losses.kl_div(s.s_logits, s.t_logits, o.temperature, p["reduction"]))
-term("kd_l1", "L1 between student and teacher logits (DFAD)", "student")(
-    lambda s, o, p: losses.l1_logits(s.s_logits, s.t_logits))
-term("adv_l1", "-L1(S, T) logits: maximises disagreement (DFAD)", "student")(
-    lambda s, o, p: -losses.l1_logits(s.s_logits, s.t_logits))
-
-
-def _adv_kl(s: Signals, o, p) -> Tensor:
-    mask = losses.agree_mask(s.s_logits, s.t_logits) if p["mask"] == "agree" else None
-    return -losses.kl_div(s.s_logits, s.t_logits, p["T"], p["reduction"], mask)
-
-
-term("adv_kl", "-KL(T||S) at its own temperature: maximises disagreement (ZSKT, DFQ; with mask=agree only "
-               "on samples where student and teacher agree: CMI, Fast, NAYER)", "student",
-     T=Param(1.0, "softmax temperature (x T^2); the authors' generators all use 1", min=1e-6),
-     mask=Param("none", "'agree': keep only samples whose student and teacher arg-max agree, averaged over "
-                        "the whole batch (CMI, Fast, NAYER: 'decision adversarial distillation')",
-                choices=("none", "agree")),
-     reduction=_REDUCTION)(_adv_kl)
-term("adv_js", "-JS(S, T) at its own temperature: ADI's competition term (1 - JS up to a constant)", "student",
-     T=Param(3.0, "softmax temperature (ADI: 3)", min=1e-6),
-     form=Param("exact", "'exact' JS; 'clamped': the authors' code, KL(m||p) on probabilities clamped to "
-                         "[0.01, 0.99] (Fast-Datafree); 'capped': that, clamped to [0, 1] (NVlabs)",
-                choices=("exact", "clamped", "capped")))(
-    lambda s, o, p: -losses.js_div(s.s_logits, s.t_logits, p["T"], p["form"]))
-term("oh", "one-hot CE of the teacher on its arg-max (DAFL)")(
-    lambda s, o, p: losses.one_hot_ce(s.t_logits))
-term("ce", "CE of the teacher on the source's sampled target classes (DeepInversion)", "targets")(
-    lambda s, o, p: losses.target_ce(s.t_logits, s.targets))
-term("t_entropy", "mean entropy of the teacher's prediction per sample: low for samples it is sure of "
-                   "(MosaicKD's alignment term)")(
-    lambda s, o, p: losses.prediction_entropy(s.t_logits))
-term("patch_gan", "MosaicKD's local term: a patch discriminator must call every patch of the sample real, "
-                  "BCE summed over patches, mean over samples (Fang et al. 2021)",
-     data=Param("", "the out-of-domain images whose patches the generator imitates: a folder of image files "
-                    "or a dataset (`dfkd list datasets`: its training images, labels never read)"),
-     lr=Param(1e-3, "Adam learning rate of the discriminator (betas 0.5, 0.999; its own step before each "
-                    "source step)", min=0.0),
-     ndf=Param(128, "width of the discriminator's first layer", min=1))(
-    lambda s, o, p: o.components["mosaic"].fool(s.x_seen if s.x_seen is not None else s.x))
-term("ie", "class balance: negative entropy of the mean teacher prediction (DAFL)",
-     T=Param(1.0, "softmax temperature of the teacher's predictions (CuDFKD: the KD temperature, 20)", min=1e-6))(
-    lambda s, o, p: losses.class_balance(s.t_logits, p["T"]))
-term("act", "-mean|penultimate teacher features| (DAFL)", "features",
-     layer=Param("", "the teacher module whose input is the feature ('' = its last nn.Linear; DAFL's LeNet-5: "
-                     "fc1, the 120-d conv3 output)"))(
-    lambda s, o, p: losses.activation_norm(s.t_features))
-term("at", "attention transfer on matched stage outputs (Zagoruyko & Komodakis 2017; ZSKT)",
-      "student", "blocks")(
-    lambda s, o, p: losses.attention_transfer(s.s_blocks, s.t_blocks))
-term("sarc_cam", "SpaceshipNet's CAM consistency: MSE between student and teacher class-activation maps of the "
-                 "last matched stage, every class (Yu et al. 2023)", "student", "blocks",
-     component=cam.Classifiers.build)(
-    lambda s, o, p: cam.cam_mse(s.s_blocks[-1], s.t_blocks[-1], o.components["sarc_cam"].student.weight,
-                                o.components["sarc_cam"].teacher.weight))
-term("sarc_gradcam", "SpaceshipNet's multi-scale Grad-CAM consistency: MSE between student and teacher "
-                     "Grad-CAMs of every matched stage for the teacher's class, summed (Yu et al. 2023)",
-     "student", "blocks", "gradcam")(
-    lambda s, o, p: cam.gradcam_mse(s.s_logits, s.s_blocks, s.t_gradcams, s.t_logits.argmax(1)))
-term("cmi", "CMI's contrastive term: each sample's local-view embedding must pick its own global-view one "
-            "(detached) among the batch's and the memory bank's, InfoNCE (Fang et al. 2021)", "contrast",
-     tau=Param(0.1, "InfoNCE temperature (the authors' default 0.1; their CIFAR-10 script 0.2)", min=1e-6),
-     bank=Param(40960, "raw embeddings kept in the memory bank, one round's kept batch at a time", min=0),
-     negatives=Param(4096, "bank rows read (without replacement) at every step", min=1),
-     dim=Param(256, "output size of the projection head", min=1),
-     hidden=Param(0, "hidden width of the projection head; 0 = the embedding's width (the authors')", min=0),
-     lr=Param(0.0, "Adam learning rate of the head (its own optimizer, default betas, kept across rounds); "
-                   "0 = source.optim.lr", min=0.0),
-     layers=Param("bn", "what embeds a sample: 'bn' = the inputs of every teacher BatchNorm layer, or "
-                        "comma-separated teacher module names whose inputs do (the authors' ResNet-34: "
-                        "layer1,layer2,layer3,layer4)"))(
-    lambda s, o, p: losses.cmi_contrast(s.embed_local, s.embed, s.x.shape[0], p["tau"]))
-_PROJECT = Param("none", "student features of another width than the teacher's: 'none' refuses them, 'random' "
-                         "maps them through a fresh random nn.Linear at every step (AdaDFKD's code)",
-                 choices=("none", "random"))
-term("r2m", "AdaDFKD's relationship refinement: each sample's teacher feature must pick the student's against "
-            "a window of earlier student features, sliding from easy to hard negatives (Li et al. 2024)",
-     "student", "features", "s_features",
-     tau=Param(0.07, "InfoNCE temperature", min=1e-6),
-     bank=Param(6144, "student features kept in the queue (the authors': a multiple of the batch)", min=1),
-     length=Param(0.9, "the window of negatives kept, as a fraction of the queue", min=0.0, max=1.0),
-     begin=Param(0.25, "fraction of the run's epochs after which the window starts sliding", min=0.0, max=1.0),
-     end=Param(0.75, "fraction at which it reaches the hardest negatives", min=0.0, max=1.0), project=_PROJECT)(
-    lambda s, o, p: losses.relation_infonce(s.t_features, o.components["r2m"].keys(s), o.components["r2m"].queue,
-                                            o.components["r2m"].hard, p["length"], p["tau"]))
-term("bn", "distance of batch statistics to the teacher's BN running statistics (first layer x first)",
-      "bn",
-      first=Param(1.0, "multiplier of the first BN layer (DeepInversion: 10)", min=0.0),
-      momentum=Param(0.0, "blend the statistics with earlier batches' (Fast: 0.9); 0 = off", min=0.0, max=0.999),
-      all_reduce=Param(False, "under torchrun: match the statistics of the global batch (all ranks, a "
-                              "differentiable all-reduce) instead of each rank's own"))(
-    lambda s, o, p: losses.bn_stat_distance(s.bn_stats, p["first"]))
-term("adv_sbn", "-distance of the batch statistics to the student's BN running statistics: inputs the "
-                "student's BN layers have not seen (Fast-Datafree's DeepInversion: weight bn x 0.001)",
-     "student", "s_bn")(
-    lambda s, o, p: -losses.bn_stat_distance(s.s_bn_stats))
-term("tv_norm", "sum of the whole-batch L2 norms of the four neighbouring-pixel differences of what the teacher "
-                "saw (NVlabs DeepInversion's CIFAR-10 TV prior)")(
-    lambda s, o, p: losses.total_variation_norm(s.x if s.x_seen is None else s.x_seen))
-term("label_ce", "CE of the student on the batch's true labels (data-driven KD; real data only)",
-      "student", "targets")(
-    lambda s, o, p: kd_losses.label_ce(s.s_logits, s.targets))
-term("dkd", "decoupled KD, alpha x TCKD + beta x NCKD at the objective's temperature "
-      "(Zhao et al. 2022; real data only)", "student", "targets",
-      alpha=Param(1.0, "weight of target-class KD (TCKD)", min=0.0),
-      beta=Param(8.0, "weight of non-target-class KD (NCKD)", min=0.0))(
-    lambda s, o, p: kd_losses.dkd(s.s_logits, s.t_logits, s.targets, p["alpha"], p["beta"], o.temperature))
-term("hint", "FitNets hint: MSE between the teacher's middle matched stage and the student's through a "
-      "learned 1x1-conv adapter (Romero et al. 2015)", "student", "blocks", component=HintAdapter.build)(
-    lambda s, o, p: kd_losses.hint_mse(o.components["hint"](s.s_blocks[len(s.s_blocks) // 2]),
-                                     s.t_blocks[len(s.t_blocks) // 2]))
-term("rkd_d", "RKD distance: Huber between normalised pairwise distances of penultimate features "
-      "(Park et al. 2019)", "student", "features", "s_features")(
-    lambda s, o, p: kd_losses.rkd_distance(s.s_features, s.t_features))
-term("rkd_a", "RKD angle: Huber between triplet-angle cosines of penultimate features (Park et al. 2019)",
-      "student", "features", "s_features")(
-    lambda s, o, p: kd_losses.rkd_angle(s.s_features, s.t_features))
-term("kd_nce", "in-batch InfoNCE: each teacher penultimate feature picks the student's of its own sample "
-               "among the batch's (AdaDFKD, Li et al. 2024)", "student", "features", "s_features",
-     tau=Param(0.07, "InfoNCE temperature (the authors' 0.07)", min=1e-6), project=_PROJECT)(
-    lambda s, o, p: kd_losses.feature_infonce(
-        s.t_features, kd_losses.to_width(s.s_features, s.t_features.shape[1], p["project"], "kd_nce"), p["tau"]))
-term("kd_kl_clean", "KL(T||S) with the student on the clean batch (robust distillation: RSLAD)",
-      "student", "clean", reduction=_REDUCTION)(
-    lambda s, o, p: losses.kl_div(s.s_logits_clean, s.t_logits if s.t_logits_clean is None else s.t_logits_clean,
-                                  o.temperature, p["reduction"]))
-def _soft_ce(s_logits: Tensor, t_logits: Tensor, t: float) -> Tensor:
-    if s_logits.shape[0] == 0:  # no sample (BSS: none attacked this batch)
-        return s_logits.sum() * 0.0
-    return losses.soft_cross_entropy(s_logits, t_logits, t)
-
-
-term("kd_soft_ce", "soft-target cross-entropy -sum p_T log p_S at the objective's temperature, no T^2 "
-                   "(BSS's KD form; its gradient is the KL's / T^2); 0 on an empty batch", "student")(
-    lambda s, o, p: _soft_ce(s.s_logits, s.t_logits, o.temperature))
-term("kd_gd", "generalized distillation's imitation: CE of the student's softmax against the teacher's at the "
-              "objective's temperature, the student not tempered (Lopez-Paz et al. 2016)", "student")(
-    lambda s, o, p: losses.teacher_tempered_ce(s.s_logits, s.t_logits, o.temperature))
-term("kd_soft_ce_clean", "the same with the student on the clean batch (BSS's KD on the real samples)",
-     "student", "clean")(
-    lambda s, o, p: _soft_ce(s.s_logits_clean, s.t_logits if s.t_logits_clean is None else s.t_logits_clean,
-                             o.temperature))
-term("label_ce_clean", "CE of the student on the clean batch's true labels (robust distillation: ARD)",
-      "student", "clean", "targets")(
-    lambda s, o, p: kd_losses.label_ce(s.s_logits_clean, s.targets))
-term("adv_ce", "-CE of the student on the true labels: the perturbation maximises it (ARD's attack)",
-      "student", "targets")(
-    lambda s, o, p: -kd_losses.label_ce(s.s_logits, s.targets))
-term("adv_critic", "fool a learned critic that tells teacher from student output distributions: "
-      "BCE(D(p_S), 1) (Belagiannis et al. 2018; KDGAN)", "student",
-      component=critic.CriticTrainer.build,
-      lr=Param(2e-4, "Adam learning rate of the critic (one step per student step)", min=0.0))(
-    lambda s, o, p: critic.fool_loss(o.components["critic"].critic,
-                                     F.softmax(s.s_logits.float() / o.temperature, dim=1)))
-term("bss", "-(z_T[attack target] - z_T[label]): moves real samples toward the teacher's decision boundary "
-      "(boundary-supporting samples, Heo et al. 2019)", "targets", "attack")(
-    lambda s, o, p: -losses.margin(s.t_logits, s.attack_targets, s.targets))
-term("tv_l1", "L1 total variation of the synthesized input (DeepInversion)")(
-    lambda s, o, p: losses.total_variation(s.x, 1))
-term("tv_l2", "squared total variation of the synthesized input (DeepInversion)")(
-    lambda s, o, p: losses.total_variation(s.x, 2))
-term("l2", "mean squared value of the synthesized input (DeepInversion)")(
-    lambda s, o, p: losses.l2_prior(s.x))
 
 
 class Objective:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from dfkd.base.runtime import full
 from dfkd.objective.hooks import classifier_layer
-from dfkd.objective.kd_losses import check_width, to_width
+from dfkd.objective.relation import check_width, to_width
 from dfkd.objective.terms import COMPONENTS
 from dfkd.synthesis.schedule import Extension
 
