@@ -71,7 +71,7 @@ term("sarc_cam", "SpaceshipNet's CAM consistency: MSE between student and teache
                  "last matched stage, every class (Yu et al. 2023)", "student", "blocks",
      component=Classifiers.build)(
     lambda s, o, p: cam_mse(s.s_blocks[-1], s.t_blocks[-1], o.components["sarc_cam"].student.weight,
-                                o.components["sarc_cam"].teacher.weight))
+                            o.components["sarc_cam"].teacher.weight))
 term("sarc_gradcam", "SpaceshipNet's multi-scale Grad-CAM consistency: MSE between student and teacher "
                      "Grad-CAMs of every matched stage for the teacher's class, summed (Yu et al. 2023)",
      "student", "blocks", "gradcam")(

@@ -90,4 +90,4 @@ term("adv_critic", "fool a learned critic that tells teacher from student output
       component=CriticTrainer.build,
       lr=Param(2e-4, "Adam learning rate of the critic (one step per student step)", min=0.0))(
     lambda s, o, p: fool_loss(o.components["critic"].critic,
-                                     F.softmax(s.s_logits.float() / o.temperature, dim=1)))
+                              F.softmax(s.s_logits.float() / o.temperature, dim=1)))

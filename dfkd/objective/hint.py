@@ -45,4 +45,4 @@ class HintAdapter(Component):
 term("hint", "FitNets hint: MSE between the teacher's middle matched stage and the student's through a "
       "learned 1x1-conv adapter (Romero et al. 2015)", "student", "blocks", component=HintAdapter.build)(
     lambda s, o, p: hint_mse(o.components["hint"](s.s_blocks[len(s.s_blocks) // 2]),
-                                     s.t_blocks[len(s.t_blocks) // 2]))
+                             s.t_blocks[len(s.t_blocks) // 2]))

@@ -77,7 +77,7 @@ term("r2m", "AdaDFKD's relationship refinement: each sample's teacher feature mu
      begin=Param(0.25, "fraction of the run's epochs after which the window starts sliding", min=0.0, max=1.0),
      end=Param(0.75, "fraction at which it reaches the hardest negatives", min=0.0, max=1.0), project=_PROJECT)(
     lambda s, o, p: relation_infonce(s.t_features, o.components["r2m"].keys(s), o.components["r2m"].queue,
-                                            o.components["r2m"].hard, p["length"], p["tau"]))
+                                     o.components["r2m"].hard, p["length"], p["tau"]))
 term("kd_nce", "in-batch InfoNCE: each teacher penultimate feature picks the student's of its own sample "
                "among the batch's (AdaDFKD, Li et al. 2024)", "student", "features", "s_features",
      tau=Param(0.07, "InfoNCE temperature (the authors' 0.07)", min=1e-6), project=_PROJECT)(
