@@ -180,3 +180,63 @@ def test_the_spaceshipnet_cell_follows_its_authors_config():
     assert cfg.synth.g_steps == over["g_steps"] and cfg.distill.kd_steps == over["kd_steps"]
     assert cfg.synth.batch_size == over["batch_size"] and cfg.student.optim.horizon == 1.0
     assert cfg.objective.temperature == 30.0 and cfg.source.optim.lr == 1e-3 and cfg.student.optim.lr == 0.1
+
+
+def _pool_replay():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).parents[1] / "experiments" / "cifar10_jpeg" / "pool_replay.py"
+    spec = importlib.util.spec_from_file_location("pool_replay", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pool_replay_reads_both_pools_as_pixels_in_the_order_they_were_added(tmp_path):
+    """The authors' PNG pool (ROUND-INDEX.png, 8 bits) in (round, index) order, not the names' text
+    order; dfkd's checkpoint pool mapped back from the run's normalisation."""
+    import dataclasses
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from dfkd.config.schema import DataConfig
+    from dfkd.io.checkpoint import save_run_checkpoint
+    replay = _pool_replay()
+    folder = tmp_path / "synthesis"
+    folder.mkdir()
+    for r in range(2):
+        for i in range(11):  # index 10 sorts before 2 as text
+            Image.fromarray(np.full((32, 32, 3), 10 * r + i, np.uint8)).save(folder / f"{r}-{i}.png")
+    rounds, kind = replay.load_pool(folder, rounds=2, per_round=11)
+    assert "22 images" in kind
+    assert [round(float(x[0, 0, 0, 0]) * 255) for x in rounds] == [0, 10]
+    assert [round(float(v) * 255) for v in rounds[1][:, 0, 0, 0]] == list(range(10, 21))
+
+    pixels = torch.rand(6, 3, 32, 32)
+    data = dataclasses.asdict(DataConfig(name="cifar10_jpeg", std=[0.5, 0.25, 0.2]))
+    mean, std = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1), torch.tensor([0.5, 0.25, 0.2]).view(1, 3, 1, 1)
+    save_run_checkpoint({"config": {"data": data}, "pool": {"data": ((pixels - mean) / std).half()}}, tmp_path / "c.pt")
+    rounds, kind = replay.load_pool(tmp_path / "c.pt", rounds=3, per_round=2)
+    assert len(rounds) == 3 and rounds[2].shape == (2, 3, 32, 32)
+    assert torch.allclose(torch.cat(rounds), pixels, atol=2e-3)  # fp16 storage
+    with pytest.raises(SystemExit, match="fewer than 4 rounds"):
+        replay.load_pool(tmp_path / "c.pt", rounds=4, per_round=2)
+
+
+def test_pool_replay_crops_from_black_padding_and_flips_about_half():
+    import torch
+    replay = _pool_replay()
+    x = torch.rand(64, 3, 32, 32) + 1.0  # no pixel is black
+    out = replay.crop_flip(x, torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    flipped = 0
+    for n in range(len(x)):
+        windows = [padded[n, :, i:i + 32, j:j + 32] for i in range(9) for j in range(9)]
+        plain = any(torch.equal(w, out[n]) for w in windows)
+        mirrored = any(torch.equal(w.flip(2), out[n]) for w in windows)
+        assert plain or mirrored, f"image {n} is no window of its padded image"
+        flipped += mirrored and not plain
+    assert 16 <= flipped <= 48
+    assert (out == 0).any()  # some windows reach into the black padding
