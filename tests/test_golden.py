@@ -9,7 +9,11 @@ When a change of numbers is intended, regenerate the file and commit it with the
 The runs are seeded and deterministic (`deterministic=true`, one thread), from a seeded random
 `cnn` teacher (`teacher.checkpoint=none`): no training, so the values do not drift with the
 teacher's optimisation. Tolerances (rtol 1e-3) absorb the last bits of float arithmetic across CPUs;
-a changed term weight moves a value by far more (see the last test).
+a changed term weight moves a value by far more (see the last test). In four recipes the two rounds
+amplify those last bits (the file of 2026-12-06, checked on an AMD EPYC: DFAD's adversarial L1 in
+round 2 moved by 1.1%, CuDFKD's, AdaDFKD's and SpaceshipNet's student KL by 0.1-0.2%; the other 26
+recipes stayed within 1e-3), so they are held to 3% (CPU_SENSITIVE). A change of the pool's read
+order moves the pool recipes by 0.4-2.8%, which 1e-3 catches.
 """
 import json
 import math
@@ -29,6 +33,7 @@ TINY = ["distill.rounds=2", "distill.kd_steps=2", "distill.eval_every=2", "track
         "synth.batch_size=16", "source.width=16", "pool.capacity=64",
         "teacher.checkpoint=none", "teacher.arch=cnn", "student.arch=cnn_small", "data.name=digits",
         "objective.params.cmi.bank=32", "tracking.mode=disabled", "device=cpu", "deterministic=true", "seed=0"]
+CPU_SENSITIVE = {"dfad": 3e-2, "cudfkd": 3e-2, "adadfkd": 3e-2, "spaceshipnet": 3e-2}  # rtol; module doc
 NOT_NUMBERS = {"step", "elapsed_s", "student_acc", "agreement", "agreement_kl", "teacher_queries"}  # (counted: test_dfme)
 
 
@@ -79,7 +84,8 @@ def test_every_recipe_logs_its_golden_terms(method, tmp_path, collected):
     for rnd, (w, g) in enumerate(zip(want, got), 1):
         assert set(g) == set(w), f"{method} round {rnd}: logged terms {sorted(g)} != golden {sorted(w)}"
         for k in w:
-            assert g[k] == pytest.approx(w[k], rel=1e-3, abs=1e-6), f"{method} round {rnd}: {k}"
+            assert g[k] == pytest.approx(w[k], rel=CPU_SENSITIVE.get(method, 1e-3), abs=1e-6), \
+                f"{method} round {rnd}: {k}"
 
 
 def test_golden_file_names_only_registered_methods():
