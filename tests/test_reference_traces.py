@@ -18,22 +18,28 @@ import reference_trace as RT
 
 REFERENCE = json.loads((Path(__file__).parent / "golden" / "reference.json").read_text())
 TOL = dict(rel=1e-6, abs=1e-10)
+# DFME's student steps amplify the last bits of float arithmetic about 100-fold each: on an AMD EPYC
+# its trace drifts from the recorded one by 1e-13 in round 1, 4e-9 in round 2 and 3e-5 to 6e-4 in
+# round 3's later steps. From that round on it is held to 1e-2 (a changed term moves it by far more).
+CHAOTIC_FROM = {"dfme": (3, dict(rel=1e-2, abs=1e-10))}
 
 
-def _differences(ours: dict, theirs: dict) -> list[str]:
+def _differences(ours: dict, theirs: dict, name: str = "") -> list[str]:
     out = []
     for r, (a, b) in enumerate(zip(ours["rounds"], theirs["rounds"], strict=True), 1):
+        start, loose = CHAOTIC_FROM.get(name, (None, TOL))
+        tol = loose if start is not None and r >= start else TOL
         for kind in ("gen", "student"):
             if len(a[kind]) != len(b[kind]):
                 out.append(f"round {r}: {len(a[kind])} {kind} steps, the authors' code took {len(b[kind])}")
                 continue
             for i, (x, y) in enumerate(zip(a[kind], b[kind]), 1):
                 for k, v in y.items():
-                    if k not in x or x[k] != pytest.approx(v, **TOL):
+                    if k not in x or x[k] != pytest.approx(v, **tol):
                         out.append(f"round {r} {kind} step {i} {k}: dfkd {x.get(k)} authors {v}")
         for model in ("student_weights", "generator"):
             for k, v in b.get(model, {}).items():
-                if a[model][k] != pytest.approx(v, **TOL):
+                if a[model][k] != pytest.approx(v, **tol):
                     out.append(f"round {r} {model} {k}: dfkd {a[model][k]} authors {v}")
     return out
 
@@ -47,7 +53,7 @@ def _trace(entry: dict, *extra: str) -> dict:
 def test_dfkd_reproduces_the_authors_code_round_by_round(name):
     entry = REFERENCE[name]
     assert entry["repo"] and entry["harness"], f"{name}: the reference names no commit or command"
-    diffs = _differences(_trace(entry), entry)
+    diffs = _differences(_trace(entry), entry, name)
     assert not diffs, f"{name} ({entry['repo']}): " + "; ".join(diffs[:5])
 
 
@@ -70,4 +76,4 @@ def test_dfkd_reproduces_the_authors_code_round_by_round(name):
 def test_a_deviation_from_the_authors_code_fails_its_trace(name, change):
     """The comparison is sharp: each of these switches back to what dfkd did before it matched the
     authors (or a plausible mistake), and the trace no longer reproduces."""
-    assert _differences(_trace(REFERENCE[name], change), REFERENCE[name])
+    assert _differences(_trace(REFERENCE[name], change), REFERENCE[name], name)
