@@ -24,11 +24,13 @@ from dfkd.methods.configure import build_config
 from dfkd.run.loop import Distiller
 from dfkd.run.parts import build_parts, build_pool
 
+# pool.sampling=uniform: the Injector puts the setting's pool indices in `pool.sample`, whatever order the
+# recipe reads its pool in (the shuffled passes are held to their loader by test_distill)
 SETTING = ["data.name=none", "data.flip=true", f"data.channels={S.CHANNELS}", f"data.image_size={S.SIZE}",
            f"data.num_classes={S.CLASSES}", f"data.mean={list(S.MEAN)}", f"data.std={list(S.STD)}",
            f"synth.batch_size={S.N}", f"source.nz={S.NZ}", f"source.width={S.WIDTH}",
            "student.optim.schedule=constant", "source.optim.schedule=constant", "pool.storage=fp64",
-           "pool.capacity=512", "device=cpu", "tracking.mode=disabled", "seed=0"]
+           "pool.capacity=512", "pool.sampling=uniform", "device=cpu", "tracking.mode=disabled", "seed=0"]
 
 
 class Injector:

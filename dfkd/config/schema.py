@@ -188,7 +188,8 @@ class PoolConfig:
     sampling: str = opt("uniform", "how the student reads the pool: 'uniform' draws each batch with "
                                    "replacement; 'shuffled' reads shuffled passes without replacement, a new "
                                    "pass each round, its last batch short (the authors' DataLoader(shuffle=True) "
-                                   "rebuilt after every synthesis: CMI, Fast, NAYER, Fast-Datafree's DeepInversion)",
+                                   "rebuilt after every synthesis; the default of the deepinv, adi, cmi, fast and "
+                                   "nayer recipes, whose authors read so)",
                         choices=["uniform", "shuffled"])
 
 

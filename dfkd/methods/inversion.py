@@ -9,9 +9,11 @@ from dfkd.methods.presets import CMI_REPO, FD, NV, cifar_presets, digits_preset
 from dfkd.methods.registry import Preset, recipe
 
 # the student side of the pool-based recipes, as the authors' code trains it: every synthesized batch
-# goes to a replay pool, the student reads it through the training transform (crop + flip), the
-# student is in eval mode while the source is optimised
-_POOL_STUDENT = {"distill": {"batch": "pool", "augment": "crop"}, "synth": {"student_mode": "eval"}}
+# goes to a replay pool, the student reads it in shuffled passes (their DataLoader(shuffle=True),
+# rebuilt after each synthesis) through the training transform (crop + flip), and the student is in
+# eval mode while the source is optimised
+_POOL_STUDENT = {"distill": {"batch": "pool", "augment": "crop"}, "synth": {"student_mode": "eval"},
+                 "pool": {"sampling": "shuffled"}}
 
 _DEEPINV = deep_merge(_POOL_STUDENT, {
     "source": {"name": "pixels", "optim": {"name": "adam", "lr": 0.05, "betas": [0.9, 0.999],
@@ -32,7 +34,7 @@ under DeepInversion's jitter: one circular shift of the whole batch by up to 2 p
 round's batch is the last iterate (the authors' `best_inputs` aliases the pixels, which every Adam
 step overwrites in place). This is the authors' CIFAR-10 script ({NV} cifar10/deepinversion_cifar10.py,
 README "paper_parameters"). Their repository trains no student: it goes to a replay pool and the
-student distils from it with KL, reading it through the CIFAR training transform and in eval mode
+student distils from it with KL, reading it in shuffled passes through the CIFAR training transform and in eval mode
 during synthesis, as {FD} does. Differs: synthesis is interleaved with student training instead of
 done once up front (as in every pool-based table).""", _DEEPINV, presets={
     "digits": digits_preset({"distill": {"rounds": 100, "eval_every": 10, "kd_steps": 10}, "synth": {"g_steps": 25}},
@@ -79,7 +81,7 @@ target classes + the adversarial KL at T = 1 on the samples where student and te
 contrastive term (`cmi`): each sample's local-view embedding (per-sample means of the teacher's BN
 inputs, through a projection head with its own Adam) must pick its own global-view embedding among
 the batch's and 4,096 read from a 40,960-row memory bank of earlier rounds' kept batches. The round
-keeps its lowest-loss batch; it goes to a replay pool the student reads through crop + flip, and the
+keeps its lowest-loss batch; it goes to a replay pool the student reads in shuffled passes through crop + flip, and the
 student is in eval mode during synthesis. Weights bn 1, ce 1, adv 0.5, cmi 0.8 at tau 0.2 (the
 CIFAR-10 script). Differs: the bank is read with torch's generator instead of Python's `random`.""",
     deep_merge(_POOL_STUDENT, {
@@ -121,7 +123,7 @@ with a momentum 0.9 running statistic that moves once per round) + CE towards un
 + the adversarial KL at T = 1 on the samples where student and teacher agree (weights adv 1.1, ce 0.4:
 the authors' WRN pairs; ResNet-34 1.33 / 0.5, VGG-11 1.0 / 0.5); first-order MAML: the clone's
 gradients, summed over the round, step the shared generator's own Adam at lr x g_steps. The round
-keeps its lowest-loss batch for a replay pool the student reads through crop + flip; the student is
+keeps its lowest-loss batch for a replay pool the student reads in shuffled passes through crop + flip; the student is
 in eval mode during synthesis; the first 20 rounds are warm-up (no adversarial term, no student
 steps) and at round 140 (120 after it) the generator's first Linear and BatchNorm are re-drawn
 (reset_l0). `synth.meta=reptile` is the authors' other meta update. Differs: the adversarial term
@@ -163,7 +165,7 @@ synthesizes `synth.loops` batches (10 in the 20 warm-up rounds, 2 after), each b
 (4e-3, betas 0.5) for g_steps on 10 x BN statistics (momentum 0.9, moved once per batch) + 0.5 x CE
 towards the tiled classes + 1.33 x the adversarial KL at T = 1 on the samples where student and
 teacher agree, under crop + flip; each batch's lowest-loss iterate goes to the replay pool, which the
-student (in eval mode during synthesis) reads through crop + flip. Differs: the class embedding is
+student (in eval mode during synthesis) reads in shuffled passes through crop + flip. Differs: the class embedding is
 random (or learned, or a file: `source.embed`, e.g. the authors' CLIP text features converted with
 torch.save) instead of CLIP's; the authors' student is in train mode in every batch of a round after
 the first (a `student.train()` inside their loop), here in eval mode in all
